@@ -1,0 +1,1 @@
+"""The strangler-fig migration kit: check, route, extract, sync, shift."""

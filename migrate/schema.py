@@ -1,0 +1,21 @@
+"""Schemas through Alembic: the monolith's, and each extracted service's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MONOLITH_MIGRATIONS = Path(__file__).resolve().parent.parent / "monolith" / "migrations"
+
+
+def alembic_config(database_url: str, script_location: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, script_location: Path = MONOLITH_MIGRATIONS) -> None:
+    command.upgrade(alembic_config(database_url, script_location), "head")

@@ -1,0 +1,1 @@
+"""Northwind, a modular monolith: one package per bounded context."""

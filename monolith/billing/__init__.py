@@ -1,0 +1,1 @@
+"""Billing: invoices issued from placed orders, and the payments against them."""

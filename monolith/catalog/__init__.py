@@ -1,0 +1,1 @@
+"""Catalog: categories, suppliers and the products Northwind sells."""

@@ -1,0 +1,1 @@
+"""Customers: the companies Northwind sells to."""

@@ -1,0 +1,171 @@
+"""The monolith host: every context in one process and one database.
+
+It wires each context's ports in-process: units of work on the shared
+database, other contexts' APIs called directly, and events dispatched to the
+contexts that consume them right after the producer's transaction commits.
+The outbox rows are written anyway, in the same transaction, because they are
+what relays publish and what `catch_up` reads to finish a dispatch that a
+crash interrupted. A consumer claims each event id in its inbox, so a
+dispatch that runs twice handles the event once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from migrate.kernel.events import Envelope
+from migrate.kernel.sql import create_engine
+from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
+from migrate.manifest import Manifest
+from migrate.manifest import load as load_manifest
+from monolith.catalog import api as catalog_api
+from monolith.customers import api as customers_api
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "monolith"
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscriber:
+    context: str
+    event_type: type
+    handler: Callable[[Any, Any], None]
+
+    @property
+    def consumer(self) -> str:
+        return f"{self.context}.{self.handler.__name__}"
+
+
+@dataclasses.dataclass
+class ContextPorts:
+    command: Callable[[], Any]
+    query: Callable[[], Any]
+    replica: Callable[[], Any]
+    catalog: Any = None
+    customers: Any = None
+
+
+class InProcessCatalog:
+    """Ordering's view of the catalog, answered by a direct call."""
+
+    def __init__(self, query: Callable[[], Any]):
+        self._query = query
+
+    def prices(self, product_ids: list[int]) -> dict[int, Decimal]:
+        return catalog_api.prices(self._query(), product_ids)
+
+
+class InProcessCustomers:
+    def __init__(self, query: Callable[[], Any]):
+        self._query = query
+
+    def exists(self, customer_id: str) -> bool:
+        return customers_api.exists(self._query(), customer_id)
+
+
+class Monolith:
+    def __init__(self, database_url: str, manifest: Manifest | None = None):
+        self.database_url = database_url
+        self.engine = create_engine(database_url)
+        self.manifest = manifest or load_manifest()
+        self._units = {
+            name: context.load(context.unit_of_work)
+            for name, context in self.manifest.contexts.items()
+        }
+        self.subscribers = [
+            Subscriber(name, event_type, handler)
+            for name, context in self.manifest.contexts.items()
+            for event_type, handler in context.event_handlers.items()
+        ]
+
+    def unit_of_work(
+        self, context: str, *, command: bool = True, claim: tuple[str, str] | None = None
+    ) -> UnitOfWork:
+        unit: UnitOfWork = self._units[context](
+            self.engine, ORIGIN, command=command, claim=claim, after_commit=self.dispatch
+        )
+        return unit
+
+    def ports(self, context: str) -> ContextPorts:
+        def query(name: str = context) -> UnitOfWork:
+            return self.unit_of_work(name, command=False)
+
+        ports = ContextPorts(
+            command=lambda: self.unit_of_work(context),
+            query=query,
+            replica=lambda: self.unit_of_work(context, command=False),
+        )
+        if context == "ordering":
+            ports.catalog = InProcessCatalog(lambda: query("catalog"))
+            ports.customers = InProcessCustomers(lambda: query("customers"))
+        return ports
+
+    def dispatch(self, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            for subscriber in self._subscribers_of(envelope.context, envelope.event_type):
+                self._deliver(subscriber, envelope.event_id, envelope.data)
+
+    def catch_up(self) -> int:
+        """Deliver every stored event a writing consumer has not handled yet."""
+        delivered = 0
+        for subscriber in self.subscribers:
+            outbox, _ = queue_tables(subscriber.event_type.context)
+            _, inbox = queue_tables(subscriber.context)
+            handled = sa.select(inbox.c.event_id).where(
+                inbox.c.consumer == subscriber.consumer
+            )
+            query = (
+                sa.select(outbox.c.event_id, outbox.c.payload)
+                .where(
+                    outbox.c.event_type == subscriber.event_type.type_name(),
+                    outbox.c.event_id.not_in(handled),
+                )
+                .order_by(outbox.c.position)
+            )
+            with self.engine.connect().execution_options(readonly=True) as db:
+                pending = db.execute(query).all()
+            for row in pending:
+                data = Envelope.from_json(row.payload).data
+                if not self._deliver(subscriber, row.event_id, data):
+                    break
+                delivered += 1
+        return delivered
+
+    def _subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
+        return [
+            s
+            for s in self.subscribers
+            if s.event_type.context == context and s.event_type.type_name() == event_type
+        ]
+
+    def _deliver(self, subscriber: Subscriber, event_id: str, data: dict[str, Any]) -> bool:
+        """Hand one event to one consumer; False when this host may not run it."""
+        event = subscriber.event_type.from_data(data)
+        uow = self.unit_of_work(
+            subscriber.context, claim=(subscriber.consumer, event_id)
+        )
+        try:
+            subscriber.handler(event, uow)
+        except AlreadyHandled:
+            pass
+        except HostNotWriter:
+            # Another host writes this context now; it consumes the event
+            # from its own queue.
+            log.debug("%s is not written here; %s left to its writer",
+                      subscriber.context, event_id)
+            return False
+        except Exception:
+            # The producer's change is committed and its event stored: a
+            # consumer's failure must not fail the producer's request.
+            # `catch_up` delivers the event again later.
+            log.exception("%s failed on event %s; it will be retried",
+                          subscriber.consumer, event_id)
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""Ordering: orders and their lines, priced from the catalog when placed."""

@@ -1,0 +1,1 @@
+"""Shipping: shippers, and the shipment that follows every placed order."""

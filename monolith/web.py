@@ -1,0 +1,82 @@
+"""The monolith's HTTP face: Flask serving every context's routes.
+
+Routes come from the contexts themselves (see `migrate.kernel.http`); this
+module only adapts Flask's request and response to them. `/_migrate/...`
+is the kit's control surface on this host: health, and the role this host
+plays for a context (the fence of a write flip).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, Response, request
+
+from migrate.kernel.http import Reply, serve
+from migrate.kernel.sql import FENCED, REPLICA, WRITER
+from migrate.kernel.uow import role_of, set_role
+from monolith.host import Monolith
+
+ROLES = (WRITER, FENCED, REPLICA)
+
+
+def create_app(host: Monolith) -> Flask:
+    app = Flask("monolith")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    for name, context in host.manifest.contexts.items():
+        ports = host.ports(name)
+        errors = context.route_errors
+        for route in context.route_list:
+            app.add_url_rule(
+                route.rule,
+                endpoint=f"{name}.{route.endpoint}",
+                view_func=_view(route, ports, errors),
+                methods=[route.method],
+            )
+
+    @app.get("/_migrate/health")
+    def health() -> Response:
+        return _json(Reply(200, {"host": "monolith", "status": "ok"}))
+
+    @app.get("/_migrate/contexts/<context>/role")
+    def get_role(context: str) -> Response:
+        with host.engine.connect() as db:
+            return _json(Reply(200, {"context": context, "role": role_of(db, context)}))
+
+    @app.put("/_migrate/contexts/<context>/role")
+    def put_role(context: str) -> Response:
+        role = (request.get_json(silent=True) or {}).get("role")
+        if context not in host.manifest.contexts:
+            return _json(Reply(404, {"error": "unknown_context",
+                                     "message": f"there is no context {context!r}"}))
+        if role not in ROLES:
+            return _json(Reply(422, {"error": "invalid_role",
+                                     "message": f"role {role!r}: roles are "
+                                                f"{', '.join(ROLES)}"}))
+        # The role row is read with a shared lock by every command, so this
+        # update waits for commands already running and fences later ones.
+        with host.engine.begin() as db:
+            set_role(db, context, role)
+        return _json(Reply(200, {"context": context, "role": role}))
+
+    return app
+
+
+def _view(route: Any, ports: Any, errors: Any) -> Any:
+    def view(**params: Any) -> Response:
+        reply = serve(route, ports, params, request.get_data(), request.headers, errors)
+        return _json(reply)
+
+    view.__name__ = route.endpoint
+    return view
+
+
+def _json(reply: Reply) -> Response:
+    return Response(
+        json.dumps(reply.body),
+        status=reply.status,
+        headers=dict(reply.headers),
+        mimetype="application/json",
+    )
