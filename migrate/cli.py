@@ -1,0 +1,328 @@
+"""The `migrate` command: thin commands over the kit's library calls.
+
+Exit codes: 0 success; 1 the operation failed or found a problem (the one
+line on stderr says which); 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from migrate.errors import MigrateError, ShiftRefused
+from migrate.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _system():  # type: ignore[no-untyped-def]
+    from migrate.system import System
+
+    return System(Settings.from_env())
+
+
+def _emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        human()
+
+
+class _Steps:
+    """Progress for people: a bar per step, silent under --json."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self._bar = Progress(TextColumn("{task.description:<14}"), BarColumn(),
+                             MofNCompleteColumn(), console=err, transient=True)
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Steps:
+        if not self.quiet:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self._bar.stop()
+
+    def count(self, step: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if step not in self._tasks:
+            self._tasks[step] = self._bar.add_task(step, total=total)
+        self._bar.update(self._tasks[step], completed=done, total=total)
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            err.print(f"[dim]{line}[/dim]")
+
+
+@click.group()
+def main() -> None:
+    """Move a monolith to services one bounded context at a time."""
+
+
+@main.command()
+@click.option("--northwind", "dump", type=click.Path(path_type=Path),
+              help="a Northwind PostgreSQL dump to load")
+@click.option("--orders", type=int, help="generate a synthetic data set of N orders")
+@click.option("--reset", is_flag=True, help="empty the monolith's database first")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> None:
+    """Load the monolith's database, through its contexts' own handlers."""
+    from migrate.seed import synthetic
+    from migrate.seed.errors import SeedError
+    from migrate.seed.load import seed as load
+    from migrate.seed.northwind import read_dump
+
+    if (dump is None) == (orders is None):
+        raise click.UsageError("pass exactly one of --northwind PATH and --orders N")
+
+    settings = Settings.from_env()
+    if orders is not None and orders < 1:
+        raise SeedError(f"--orders {orders}: the number of orders must be at least 1")
+
+    data = read_dump(dump) if dump is not None else synthetic.generate(orders)
+    report = _seed_database(settings, data, reset, as_json, load)
+    payload = dataclasses.asdict(report)
+
+    def human() -> None:
+        loaded = ", ".join(f"{n} {what}" for what, n in report.loaded.items())
+        out.print(f"Seeded {settings.monolith_url}: {loaded}.")
+        out.print(f"Issued {report.invoices} invoices; "
+                  f"{report.events_marked_published} events recorded as already "
+                  "published (no e-mail goes out for history).")
+        if report.skipped:
+            skipped = ", ".join(f"{t} ({n} rows)" for t, n in report.skipped.items())
+            out.print(f"Skipped what no context owns: {skipped}.")
+
+    _emit(as_json, payload, human)
+
+
+def _seed_database(settings: Settings, data: Any, reset: bool, quiet: bool,
+                   load: Callable) -> Any:
+    from migrate.schema import upgrade
+    from monolith.host import Monolith
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if reset:
+        _drop_everything(settings.monolith_url)
+    upgrade(settings.monolith_url)
+    with _Steps(quiet) as steps:
+        return load(Monolith(settings.monolith_url), data, steps.count)
+
+
+def _drop_everything(url: str) -> None:
+    import sqlalchemy as sa
+
+    from migrate.kernel.sql import create_engine
+
+    engine = create_engine(url)
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def up(as_json: bool) -> None:
+    """Start everything side by side: emulator, monolith, router, services."""
+    system = _system()
+    with _Steps(as_json) as steps:
+        started = system.up(steps.say)
+    running = system.supervisor.running()
+    payload = {"started": started, "running": running,
+               "router": system.settings.router_url}
+    _emit(as_json, payload, lambda: out.print(
+        f"Up: {len(running)} processes; the router listens on "
+        f"{system.settings.router_url}."))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def down(as_json: bool) -> None:
+    """Stop every process `migrate up` started."""
+    stopped = _system().down()
+    _emit(as_json, {"stopped": stopped},
+          lambda: out.print(f"Stopped {len(stopped)} processes."
+                            if stopped else "Nothing was running."))
+
+
+@main.command()
+@click.argument("context")
+@click.option("--force", is_flag=True, help="overwrite an existing extraction")
+@click.option("--json", "as_json", is_flag=True)
+def extract(context: str, force: bool, as_json: bool) -> None:
+    """Generate CONTEXT's service with its own database, backfill and check it."""
+    from migrate.extract.run import extract as run
+
+    system = _system()
+    with _Steps(as_json) as steps:
+        report = run(system, context, force=force, progress=steps.count)
+    if system.is_up():
+        system.up()
+    payload = {
+        "context": context,
+        "folder": str(report.extraction.folder),
+        "routes": report.extraction.routes,
+        "copied": report.backfill.copied,
+        "source_position": report.backfill.source_position,
+        "counts": report.parity.counts,
+        "totals": report.parity.totals,
+    }
+
+    def human() -> None:
+        out.print(f"Extracted {context} into {report.extraction.folder}; "
+                  f"its {len(report.extraction.routes)} routes read from the "
+                  "monolith (weight 0).")
+        for table, (source, copy) in report.parity.counts.items():
+            out.print(f"  {table:<16} {source:>8} rows in the monolith, {copy:>8} "
+                      "in the service")
+        for column, (source, copy) in report.parity.totals.items():
+            out.print(f"  sum {column:<26} {source / 100:>14,.2f} = {copy / 100:,.2f}")
+
+    _emit(as_json, payload, human)
+
+
+@main.command()
+@click.argument("context")
+@click.option("--json", "as_json", is_flag=True)
+def verify(context: str, as_json: bool) -> None:
+    """Compare CONTEXT's copy in its service with the monolith's tables."""
+    from migrate.kernel.sql import create_engine
+    from migrate.sync.backfill import parity
+
+    system = _system()
+    settings = system.settings
+    found = parity(system.manifest.context(context), create_engine(settings.monolith_url),
+                   create_engine(settings.service_url(context)))
+    payload = {"context": context, "counts": found.counts, "totals": found.totals,
+               "differences": found.differences}
+    _emit(as_json, payload, lambda: out.print(
+        "In parity." if not found.differences else "\n".join(found.differences)))
+    if found.differences:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("context")
+@click.argument("weight", required=False, type=str)
+@click.option("--writes", is_flag=True, help="move CONTEXT's writes to its service")
+@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--json", "as_json", is_flag=True)
+def shift(context: str, weight: str | None, writes: bool, reason: str,
+          as_json: bool) -> None:
+    """Send WEIGHT % of CONTEXT's reads to its service, or move its writes."""
+    system = _system()
+    if writes == (weight is not None):
+        raise click.UsageError("pass either a WEIGHT (0-100) or --writes")
+
+    if writes:
+        from migrate.sync.flip import move_writes
+
+        with _Steps(as_json) as steps:
+            report = move_writes(system, context, progress=steps.say)
+        _emit(as_json, dataclasses.asdict(report), lambda: out.print(
+            f"{context}'s writes moved to its service in "
+            f"{report.waited_seconds:.1f} s ({report.replayed} kept events replayed)."))
+        return
+
+    try:
+        percent = int(weight)  # type: ignore[arg-type]
+    except ValueError:
+        raise ShiftRefused(f"weight {weight!r} for {context}: weights run 0-100") from None
+
+    system.state.set_weight(context, percent, "migrate shift", reason or "operator")
+    _emit(as_json, {"context": context, "read_weight": percent}, lambda: out.print(
+        f"{context}: {percent} % of reads now go to its service."))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Show each extracted context's routing: weight, writer, routes."""
+    system = _system()
+    contexts = system.state.status()
+    payload = {
+        name: {"read_weight": s.read_weight, "writer": s.writer,
+               "writes_held": s.writes_held,
+               "routes": [f"{r.method} {r.rule}" for r in s.routes]}
+        for name, s in contexts.items()
+    }
+    payload_all = {"contexts": payload, "processes": system.supervisor.running()}
+
+    def human() -> None:
+        table = Table("context", "reads to service", "writer", "routes")
+        for name, s in contexts.items():
+            table.add_row(name, f"{s.read_weight} %", s.writer,
+                          "\n".join(f"{r.method} {r.rule}" for r in s.routes))
+        out.print(table if contexts else "No context is extracted yet.")
+
+    _emit(as_json, payload_all, human)
+
+
+@main.command()
+@click.argument("context")
+@click.option("--json", "as_json", is_flag=True)
+def history(context: str, as_json: bool) -> None:
+    """Show the ledger of CONTEXT's routing changes."""
+    entries = _system().state.history(context)
+    payload = [dataclasses.asdict(e) for e in entries]
+
+    def human() -> None:
+        table = Table("at", "who", "what", "from", "to", "why")
+        for e in entries:
+            table.add_row(e.at, e.actor, e.what, e.before or "", e.after or "", e.reason)
+        out.print(table)
+
+    _emit(as_json, payload, human)
+
+
+@main.command()
+@click.option("--orders", default=120, show_default=True,
+              help="size of the synthetic data set")
+@click.option("--northwind", "dump", type=click.Path(path_type=Path),
+              help="use a Northwind dump instead of synthetic data")
+@click.option("--seconds", default=4.0, show_default=True,
+              help="traffic at each step of the shift")
+@click.option("--json", "as_json", is_flag=True)
+def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
+    """The whole story: seed, up, extract billing, shift reads, move writes."""
+    from migrate.demo import run
+
+    system = _system()
+    with _Steps(as_json) as steps:
+        report = run(system, orders=orders, dump=dump, seconds=seconds, say=steps.say)
+    _emit(as_json, dataclasses.asdict(report), lambda: out.print(report.text()))
+    if report.failed:
+        sys.exit(1)
+
+
+def run() -> None:
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(2)
+    except MigrateError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    run()
+

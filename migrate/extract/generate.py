@@ -1,0 +1,131 @@
+"""Write an extracted context's service: host, configuration, migrations.
+
+The output is a folder `<extracted>/<context>/` holding `<context>_service.py`
+(the Nameko host), `config.yaml`, and an Alembic environment whose first
+revision Alembic itself autogenerates from the context's tables. The same
+manifest gives the same files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+from alembic import command
+
+from migrate import names
+from migrate.errors import AlreadyExtracted, ManifestError
+from migrate.manifest import Context, Manifest
+from migrate.schema import alembic_config
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAKO = Path(__file__).resolve().parent.parent.parent / "monolith" / "migrations" \
+    / "script.py.mako"
+
+
+@dataclasses.dataclass(frozen=True)
+class Extraction:
+    context: str
+    folder: Path
+    module: str
+    routes: list[tuple[str, str, str | None]]
+
+    @property
+    def migrations(self) -> Path:
+        return self.folder / "migrations"
+
+
+def extraction_of(context: str, extracted_dir: Path) -> Extraction | None:
+    """The extraction already on disk, if there is one."""
+    folder = extracted_dir / context
+    if not (folder / f"{context}_service.py").exists():
+        return None
+
+    return Extraction(context, folder, f"{context}_service", [])
+
+
+def generate(
+    manifest: Manifest, name: str, extracted_dir: Path, *, force: bool = False
+) -> Extraction:
+    context = manifest.context(name)
+    if context.replica is None:
+        raise ManifestError(
+            f"context {name} declares no replica module; extraction needs one so "
+            "the service can follow the monolith until writes move"
+        )
+
+    folder = extracted_dir / name
+    if folder.exists() and not force:
+        raise AlreadyExtracted(
+            f"{folder} exists; pass --force to generate {name}'s service again"
+        )
+
+    staging = Path(tempfile.mkdtemp(prefix=f"extract-{name}-"))
+    try:
+        _render(manifest, context, staging)
+        _autogenerate_first_revision(name, staging / "migrations")
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    routes = [(r.method, r.rule, r.bucket_key) for r in context.route_list]
+    return Extraction(name, folder, f"{name}_service", routes)
+
+
+def _render(manifest: Manifest, context: Context, out: Path) -> None:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    consumed = sorted({event_type.context for event_type in context.event_handlers})
+    values = {
+        "context": context.name,
+        "package": context.package,
+        "class_name": f"{context.name.title().replace('_', '')}Service",
+        "env_prefix": context.name.upper(),
+        "routes": context.route_list,
+        "queues": {
+            "follow": names.follow_queue(manifest.name, context.name, "service"),
+            "consumes": {
+                source: names.consumer_queue(manifest.name, context.name, source)
+                for source in consumed
+            },
+        },
+        "consumes_text": ", ".join(
+            sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
+        ) or "nothing",
+    }
+    (out / "migrations" / "versions").mkdir(parents=True)
+    outputs = {
+        f"{context.name}_service.py": "service.py.j2",
+        "config.yaml": "config.yaml.j2",
+        "migrations/env.py": "env.py.j2",
+    }
+    for target, template in outputs.items():
+        (out / target).write_text(env.get_template(template).render(**values))
+    shutil.copy(MAKO, out / "migrations" / "script.py.mako")
+
+
+def _autogenerate_first_revision(name: str, migrations: Path) -> None:
+    with tempfile.TemporaryDirectory() as empty:
+        url = f"sqlite:///{Path(empty) / 'empty.db'}"
+        command.revision(
+            alembic_config(url, migrations),
+            message=f"{name} service schema",
+            autogenerate=True,
+            rev_id="0001",
+        )
+    for revision in (migrations / "versions").glob("*.py"):
+        # Alembic stamps the wall clock into each revision; drop it so that
+        # generating twice gives the same bytes.
+        text = revision.read_text()
+        kept = [ln for ln in text.splitlines(keepends=True)
+                if not ln.startswith("Create Date:") and "### " not in ln]
+        revision.write_text("".join(kept))

@@ -1,0 +1,56 @@
+"""`migrate extract <context>`: from a context in the monolith to a service.
+
+Generate the service, build its own database with its own Alembic
+environment (the service starts as a replica: it follows, it does not
+write), register the context's routes with the router at weight 0 (nothing
+moves yet), create the service's queues so that sync is subscribed before
+the snapshot, backfill, and check the copy: counts, and totals to the cent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from migrate.extract.generate import Extraction, generate
+from migrate.kernel.sql import REPLICA, create_engine
+from migrate.kernel.uow import set_role
+from migrate.schema import upgrade
+from migrate.sync.backfill import BackfillReport, Parity, backfill, verify
+from migrate.system import System
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractReport:
+    extraction: Extraction
+    backfill: BackfillReport
+    parity: Parity
+
+
+def extract(
+    system: System, name: str, *, force: bool = False, progress: Progress | None = None
+) -> ExtractReport:
+    settings = system.settings
+    context = system.manifest.context(name)
+    extraction = generate(system.manifest, name, settings.extracted_dir, force=force)
+
+    service_url = settings.service_url(name)
+    upgrade(service_url, extraction.migrations)
+    service = create_engine(service_url)
+    with service.begin() as db:
+        set_role(db, name, REPLICA)
+
+    state = system.state
+    state.set_backend(name, system.service_url(name))
+    state.register_routes(name, name, extraction.routes, actor="migrate extract",
+                          reason=f"{name} extracted; its service reads nothing yet")
+
+    if system.is_up():
+        system.resources()
+
+    monolith = create_engine(settings.monolith_url)
+    copied = backfill(context, monolith, service, progress)
+    parity = verify(context, monolith, service)
+    return ExtractReport(extraction, copied, parity)

@@ -1,0 +1,101 @@
+"""Where the kit keeps its files, which ports it uses, which databases.
+
+Everything comes from the environment with laptop defaults, so a user needs
+no configuration and a test can run a whole system in a temporary folder on
+ports of its own:
+
+    MIGRATE_HOME            working folder (databases, logs, mail)  ./var
+    MIGRATE_EXTRACTED       where extracted services are written    ./extracted
+    MIGRATE_PORT_BASE       first of the ports the system listens on  8700
+    MONOLITH_DATABASE_URL   the monolith's database     sqlite:///<home>/monolith.db
+    <CONTEXT>_DATABASE_URL  an extracted service's      sqlite:///<home>/<context>.db
+    AWS_ENDPOINT_URL        SQS and SNS; unset, the local emulator on loopback
+
+Ports from the base: router +0, monolith +1, emulator +2, the service of the
+n-th context of the manifest +10+n.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    extracted_dir: Path
+    port_base: int
+    environ: Mapping[str, str] = dataclasses.field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            home=Path(env.get("MIGRATE_HOME", "var")).resolve(),
+            extracted_dir=Path(env.get("MIGRATE_EXTRACTED", "extracted")).resolve(),
+            port_base=int(env.get("MIGRATE_PORT_BASE", "8700")),
+            environ=dict(env),
+        )
+
+    @property
+    def monolith_url(self) -> str:
+        return self.environ.get(
+            "MONOLITH_DATABASE_URL", f"sqlite:///{self.home / 'monolith.db'}"
+        )
+
+    def service_url(self, context: str) -> str:
+        return self.environ.get(
+            f"{context.upper()}_DATABASE_URL", f"sqlite:///{self.home / f'{context}.db'}"
+        )
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / "router.db"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.home / "mail"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def router_port(self) -> int:
+        return self.port_base
+
+    @property
+    def monolith_port(self) -> int:
+        return self.port_base + 1
+
+    @property
+    def emulator_port(self) -> int:
+        return self.port_base + 2
+
+    def service_port(self, context_index: int) -> int:
+        return self.port_base + 10 + context_index
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.environ.get("AWS_ENDPOINT_URL", f"http://127.0.0.1:{self.emulator_port}")
+
+    @property
+    def uses_emulator(self) -> bool:
+        return "AWS_ENDPOINT_URL" not in self.environ
+
+    @property
+    def router_url(self) -> str:
+        return f"http://127.0.0.1:{self.router_port}"
+
+    @property
+    def monolith_http(self) -> str:
+        return f"http://127.0.0.1:{self.monolith_port}"

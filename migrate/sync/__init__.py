@@ -1,0 +1,1 @@
+"""Moving a context's data: backfill, verification, following, the write flip."""

@@ -1,0 +1,60 @@
+"""The monolith following a context whose writer is now its service.
+
+After a write flip the service publishes the context's changes; this process
+applies them to the monolith's own copy of the context's tables through the
+context's replica module, claiming each event id in the context's inbox, so
+a redelivered or republished event changes nothing and the monolith stays a
+complete replica to roll back to.
+
+    python -m migrate.sync.follower --context billing --database URL \
+        --queue-url URL [--endpoint URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from migrate.messaging.clients import sqs_client
+from migrate.messaging.consumer import consume
+from migrate.messaging.message import ReceivedMessage
+from monolith.host import Monolith
+
+log = logging.getLogger(__name__)
+
+
+def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
+    replica = host.manifest.context(context).load(host.manifest.context(context).replica)
+
+    def apply(message: ReceivedMessage) -> None:
+        envelope = message.envelope
+        uow = host.unit_of_work(
+            context, command=False, claim=(f"{context}.replica", envelope.event_id)
+        )
+        if replica.apply(envelope.data, uow):
+            log.info("applied %s %s of %s %s", envelope.origin, envelope.event_type,
+                     context, envelope.aggregate_id)
+
+    return apply
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m migrate.sync.follower")
+    parser.add_argument("--context", required=True)
+    parser.add_argument("--database", required=True, help="the monolith's SQLAlchemy URL")
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--endpoint", help="SQS endpoint URL (the emulator)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    host = Monolith(args.database)
+    consume(sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop)
+
+
+if __name__ == "__main__":
+    main()

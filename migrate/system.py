@@ -1,0 +1,204 @@
+"""The whole system side by side on one machine: what runs, and how it starts.
+
+`System.up` starts, in order and each only once: the SQS/SNS emulator (unless
+AWS_ENDPOINT_URL points elsewhere), then creates topics, queues,
+subscriptions and dead-letter queues through the API, then starts the
+monolith, the router, the monolith's outbox relay, and for every extracted
+context its service, the service's relay and the monolith's follower, and
+finally each side effect's function under the local Lambda runtime.
+`System.down` stops them all, last started first.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from migrate import names
+from migrate.extract.generate import Extraction, extraction_of
+from migrate.manifest import Manifest
+from migrate.manifest import load as load_manifest
+from migrate.messaging.clients import sns_client, sqs_client
+from migrate.messaging.topology import Queue, Resources, Subscription, Topic, Topology
+from migrate.messaging.topology import ensure as ensure_topology
+from migrate.processes import ProcessSpec, Supervisor
+from migrate.router.state import MONOLITH, StateStore
+from migrate.schema import upgrade
+from migrate.settings import PROJECT_ROOT, Settings
+
+PYTHON = sys.executable
+Progress = Callable[[str], None]
+
+
+def topology(manifest: Manifest, extracted: list[str]) -> Topology:
+    app = manifest.name
+    topics = [Topic(names.topic(app, c)) for c in manifest.contexts]
+    queues: list[Queue] = []
+    subscriptions: list[Subscription] = []
+
+    def subscribe(queue: str, context: str, policy: dict) -> None:
+        queues.append(Queue(queue))
+        subscriptions.append(Subscription(names.topic(app, context), queue, policy))
+
+    for name in extracted:
+        context = manifest.context(name)
+        # Each side follows the other's changes, never its own: no echo.
+        subscribe(names.follow_queue(app, name, "service"), name, {"origin": ["monolith"]})
+        subscribe(names.follow_queue(app, name, "monolith"), name, {"origin": ["service"]})
+        consumed: dict[str, list[str]] = {}
+        for event_type in context.event_handlers:
+            consumed.setdefault(event_type.context, []).append(event_type.type_name())
+        for source, types in sorted(consumed.items()):
+            subscribe(names.consumer_queue(app, name, source), source,
+                      {"event_type": sorted(types)})
+
+    for context in manifest.contexts.values():
+        for effect in context.side_effects:
+            subscribe(names.side_effect_queue(app, context.name, effect.name),
+                      context.name, {"event_type": [effect.on]})
+
+    return Topology(topics, queues, subscriptions)
+
+
+class System:
+    def __init__(self, settings: Settings, manifest: Manifest | None = None):
+        self.settings = settings
+        self.manifest = manifest or load_manifest()
+        self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
+
+    @property
+    def state(self) -> StateStore:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return StateStore(self.settings.state_path)
+
+    def extractions(self) -> list[Extraction]:
+        found = (extraction_of(name, self.settings.extracted_dir)
+                 for name in self.manifest.contexts)
+        return [e for e in found if e is not None]
+
+    def service_port(self, context: str) -> int:
+        return self.settings.service_port(list(self.manifest.contexts).index(context))
+
+    def service_url(self, context: str) -> str:
+        return f"http://127.0.0.1:{self.service_port(context)}"
+
+    def resources(self) -> Resources:
+        extracted = [e.context for e in self.extractions()]
+        endpoint = self.settings.endpoint_url
+        return ensure_topology(
+            topology(self.manifest, extracted), sns_client(endpoint), sqs_client(endpoint)
+        )
+
+    def is_up(self) -> bool:
+        return "router" in self.supervisor.running()
+
+    def up(self, progress: Progress | None = None) -> list[str]:
+        say = progress or (lambda step: None)
+        settings = self.settings
+        for folder in (settings.home, settings.mail_dir, settings.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        started: list[str] = []
+
+        def start(spec: ProcessSpec) -> None:
+            if self.supervisor.pid_of(spec.name) is None:
+                say(f"starting {spec.name}")
+                self.supervisor.start(spec)
+                started.append(spec.name)
+
+        if settings.uses_emulator:
+            start(ProcessSpec(
+                "emulator",
+                [PYTHON, "-m", "moto.server", "-H", "127.0.0.1",
+                 "-p", str(settings.emulator_port)],
+                ready_url=f"{settings.endpoint_url}/",
+            ))
+        say("creating topics, queues and subscriptions")
+        resources = self.resources()
+        say("migrating the monolith's database")
+        upgrade(settings.monolith_url)
+        self._route(resources)
+
+        for spec in self._specs(resources):
+            start(spec)
+        return started
+
+    def down(self) -> list[str]:
+        order = ["router"] + [n for n in self.supervisor.running()
+                              if n not in ("router", "emulator")] + ["emulator"]
+        return self.supervisor.stop_all(order)
+
+    def _route(self, resources: Resources) -> None:
+        state = self.state
+        state.set_backend(MONOLITH, self.settings.monolith_http)
+        for extraction in self.extractions():
+            state.set_backend(extraction.context, self.service_url(extraction.context))
+
+    def _specs(self, resources: Resources) -> list[ProcessSpec]:
+        settings = self.settings
+        app = self.manifest.name
+        endpoint = ["--endpoint", settings.endpoint_url]
+        aws = {"AWS_ENDPOINT_URL": settings.endpoint_url} if settings.uses_emulator else {}
+        specs = [
+            ProcessSpec(
+                "monolith",
+                [PYTHON, "-m", "monolith", "--database", settings.monolith_url,
+                 "--port", str(settings.monolith_port)],
+                ready_url=f"{settings.monolith_http}/_migrate/health",
+            ),
+            ProcessSpec(
+                "router",
+                [PYTHON, "-m", "migrate.router", "--state", str(settings.state_path),
+                 "--port", str(settings.router_port)],
+                ready_url=f"{settings.router_url}/_router/health",
+            ),
+            ProcessSpec(
+                "monolith-relay",
+                [PYTHON, "-m", "migrate.messaging.relay", "--database",
+                 settings.monolith_url, *endpoint]
+                + [arg for name in self.manifest.contexts for arg in
+                   ("--route", f"{name}={resources.topic_arn(names.topic(app, name))}")],
+            ),
+        ]
+        for extraction in self.extractions():
+            name = extraction.context
+            specs += [
+                ProcessSpec(
+                    f"{name}-service",
+                    [str(Path(PYTHON).parent / "nameko"), "run", "--config",
+                     "config.yaml", extraction.module],
+                    cwd=extraction.folder,
+                    env={
+                        "PYTHONPATH": f"{extraction.folder}:{PROJECT_ROOT}",
+                        f"{name.upper()}_HTTP_ADDRESS":
+                            f"127.0.0.1:{self.service_port(name)}",
+                        f"{name.upper()}_DATABASE_URL": settings.service_url(name),
+                        **aws,
+                    },
+                    ready_url=f"{self.service_url(name)}/_migrate/health",
+                ),
+                ProcessSpec(
+                    f"{name}-relay",
+                    [PYTHON, "-m", "migrate.messaging.relay", "--database",
+                     settings.service_url(name), *endpoint,
+                     "--route", f"{name}={resources.topic_arn(names.topic(app, name))}"],
+                ),
+                ProcessSpec(
+                    f"{name}-follower",
+                    [PYTHON, "-m", "migrate.sync.follower", "--context", name,
+                     "--database", settings.monolith_url, *endpoint, "--queue-url",
+                     resources.queue_url(names.follow_queue(app, name, "monolith"))],
+                ),
+            ]
+        for context in self.manifest.contexts.values():
+            for effect in context.side_effects:
+                queue = names.side_effect_queue(app, context.name, effect.name)
+                specs.append(ProcessSpec(
+                    f"{context.name}-{effect.name.replace('_', '-')}",
+                    [PYTHON, "-m", "migrate.messaging.lambda_runtime",
+                     "--handler", effect.function,
+                     "--function-name", f"{app}-{context.name}-{effect.name}",
+                     "--queue-url", resources.queue_url(queue), *endpoint],
+                    env={"MAIL_DIR": str(settings.mail_dir)},
+                ))
+        return specs
