@@ -1,0 +1,113 @@
+"""The monolith's JSON API on a real database (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from migrate.kernel.sql import FENCED, WRITER
+from migrate.kernel.uow import set_role
+from monolith.billing.tables import inbox as billing_inbox
+from monolith.billing.tables import invoices
+from monolith.host import Monolith
+from monolith.ordering.tables import outbox as ordering_outbox
+
+ORDER = {"customer_id": "ALFKI", "freight": "3.25",
+         "lines": [{"product_id": 1, "quantity": 3, "discount": "0.15"}]}
+
+
+def test_placing_an_order_issues_its_invoice_through_order_placed(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    placed = client.post("/orders", json=ORDER)
+
+    order_id = placed.json["order_id"]
+    invoice = client.get(f"/invoices/{order_id}").json
+    assert placed.status_code == 201
+    assert invoice["invoice_id"] == order_id
+    assert invoice["total"] == "49.15"
+    with monolith.engine.connect() as db:
+        event_id = db.execute(sa.select(ordering_outbox.c.event_id)).scalar_one()
+        claimed = db.execute(sa.select(billing_inbox.c.event_id)).scalars().all()
+    assert claimed == [event_id]
+
+
+def test_an_order_for_an_unknown_product_is_422_and_changes_nothing(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    reply = client.post("/orders", json={**ORDER, "lines": [{"product_id": 99, "quantity": 1}]})
+
+    assert reply.status_code == 422
+    assert reply.json["error"] == "unknown_product"
+    assert "99" in reply.json["message"]
+    with monolith.engine.connect() as db:
+        assert db.execute(sa.select(sa.func.count()).select_from(ordering_outbox)).scalar() == 0
+
+
+def test_a_malformed_order_names_the_field_and_the_rule(client: FlaskClient) -> None:
+    reply = client.post("/orders", json={"customer_id": "ALFKI", "lines": [{"quantity": 1}]})
+
+    assert reply.status_code == 422
+    assert reply.json == {"error": "invalid_request",
+                          "message": "field 'product_id' is required"}
+
+
+def test_a_payment_retried_with_its_idempotency_key_is_recorded_once(
+    client: FlaskClient,
+) -> None:
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+    headers = {"Idempotency-Key": "pay-once"}
+
+    first = client.post(f"/invoices/{order_id}/payments", json={"amount": "10.00"},
+                        headers=headers)
+    again = client.post(f"/invoices/{order_id}/payments", json={"amount": "10.00"},
+                        headers=headers)
+
+    invoice = client.get(f"/invoices/{order_id}").json
+    assert first.json["payment_id"] == again.json["payment_id"]
+    assert invoice["paid"] == "10.00"
+    assert invoice["balance"] == "39.15"
+
+
+def test_a_fenced_monolith_refuses_billing_commands_and_leaves_the_invoice_to_the_writer(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    with monolith.engine.begin() as db:
+        set_role(db, "billing", FENCED)
+
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+    payment = client.post("/invoices/1/payments", json={"amount": "1.00"})
+
+    assert payment.status_code == 503
+    assert payment.json["error"] == "context_not_writer"
+    assert payment.headers["X-Migrate-Not-Writer"] == "billing"
+    assert client.get(f"/invoices/{order_id}").status_code == 404
+
+
+def test_catch_up_delivers_what_a_fenced_consumer_missed_once_it_writes_again(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    with monolith.engine.begin() as db:
+        set_role(db, "billing", FENCED)
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+    with monolith.engine.begin() as db:
+        set_role(db, "billing", WRITER)
+
+    delivered = monolith.catch_up()
+
+    assert delivered == 1
+    assert client.get(f"/invoices/{order_id}").json["total"] == "49.15"
+    assert monolith.catch_up() == 0
+    with monolith.engine.connect() as db:
+        assert db.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 1
+
+
+def test_customer_invoices_and_shipments_are_served(client: FlaskClient) -> None:
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+
+    listed = client.get("/customers/ALFKI/invoices").json
+    shipment = client.get(f"/shipments/{order_id}").json
+
+    assert [i["invoice_id"] for i in listed["invoices"]] == [order_id]
+    assert shipment["status"] == "pending"
+    assert client.get("/shipments/999").json["error"] == "shipment_not_found"
