@@ -1,0 +1,115 @@
+"""Every failure the router's state and tables can raise, drawn once.
+
+    RouterError
+    ├── UnknownContext      a context the state store has never registered
+    ├── UnknownBackend      a backend name with no base URL
+    ├── InvalidBackendUrl   a base URL that is not http:// or https://
+    ├── InvalidWeight       a read weight outside whole percents 0-100
+    ├── InvalidWriter       a writer other than the monolith or the service
+    ├── InvalidService      a context's service named like the monolith
+    ├── InvalidRule         a route rule the table cannot compile
+    ├── RouteTaken          a route already owned by another context
+    └── ServiceStillWrites  a service swapped while it holds the writes
+
+Each carries the offending value, and its message names the rule it broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from migrate.errors import MigrateError
+
+
+class RouterError(MigrateError):
+    """Root of the router's errors: a request the operator can fix."""
+
+
+class UnknownContext(RouterError):
+    def __init__(self, context: str, known: Iterable[str]):
+        self.context = context
+        self.known = tuple(sorted(known))
+        listed = ", ".join(self.known) or "none yet"
+        super().__init__(
+            f"context '{context}' is not registered with the router; "
+            f"known contexts: {listed}"
+        )
+
+
+class UnknownBackend(RouterError):
+    def __init__(self, backend: str, known: Iterable[str]):
+        self.backend = backend
+        self.known = tuple(sorted(known))
+        listed = ", ".join(self.known) or "none yet"
+        super().__init__(
+            f"backend '{backend}' has no URL; set it first "
+            f"(known backends: {listed})"
+        )
+
+
+class InvalidBackendUrl(RouterError):
+    def __init__(self, backend: str, url: str):
+        self.backend = backend
+        self.url = url
+        super().__init__(
+            f"backend '{backend}' URL '{url}': a backend URL starts with "
+            "http:// or https://"
+        )
+
+
+class InvalidWeight(RouterError):
+    def __init__(self, context: str, weight: object):
+        self.context = context
+        self.weight = weight
+        super().__init__(f"weight {weight!r} for {context}: weights run 0-100")
+
+
+class InvalidWriter(RouterError):
+    def __init__(self, context: str, writer: str, allowed: Iterable[str]):
+        self.context = context
+        self.writer = writer
+        self.allowed = tuple(allowed)
+        choices = " or ".join(f"'{name}'" for name in self.allowed)
+        super().__init__(
+            f"writer '{writer}' for {context}: the writer is {choices}"
+        )
+
+
+class InvalidService(RouterError):
+    def __init__(self, context: str, service: str):
+        self.context = context
+        self.service = service
+        super().__init__(
+            f"service '{service}' for {context}: a context's service is a backend "
+            "other than the monolith"
+        )
+
+
+class InvalidRule(RouterError):
+    def __init__(self, rule: str, problem: str):
+        self.rule = rule
+        self.problem = problem
+        super().__init__(f"route rule '{rule}': {problem}")
+
+
+class RouteTaken(RouterError):
+    def __init__(self, method: str, rule: str, owner: str, claimant: str):
+        self.method = method
+        self.rule = rule
+        self.owner = owner
+        self.claimant = claimant
+        super().__init__(
+            f"route {method} {rule} belongs to {owner}, not {claimant}: "
+            "a route has one owner"
+        )
+
+
+class ServiceStillWrites(RouterError):
+    def __init__(self, context: str, service: str, replacement: str):
+        self.context = context
+        self.service = service
+        self.replacement = replacement
+        super().__init__(
+            f"{context} writes to '{service}'; move its writes to the monolith "
+            f"before its service becomes '{replacement}'"
+        )
