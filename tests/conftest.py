@@ -7,6 +7,7 @@ a missing database is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -34,23 +35,36 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'monolith.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextlib.contextmanager
+def postgres_databases(count: int) -> Iterator[list[str]]:
+    """`count` fresh PostgreSQL databases, dropped afterwards."""
     import sqlalchemy as sa
 
+    if count == 0:
+        yield []
+        return
+
     admin = sa.create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
-    name = f"migrate_{uuid.uuid4().hex[:10]}"
+    names = [f"migrate_{uuid.uuid4().hex[:10]}" for _ in range(count)]
     try:
         with admin.connect() as db:
-            db.exec_driver_sql(f"CREATE DATABASE {name}")
+            for name in names:
+                db.exec_driver_sql(f"CREATE DATABASE {name}")
     except sa.exc.OperationalError as error:
         unavailable(f"no PostgreSQL at {POSTGRES}: {error.orig}")
     try:
-        yield f"{POSTGRES}/{name}"
+        yield [f"{POSTGRES}/{name}" for name in names]
     finally:
         with admin.connect() as db:
-            db.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            for name in names:
+                db.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_databases(1) as (url,):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

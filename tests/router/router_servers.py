@@ -1,0 +1,181 @@
+"""Real sockets for the router's tests: echo backends and a running router.
+
+Each backend is a small aiohttp server on its own thread and event loop,
+bound to port 0, that answers with who it is and what it received. The
+router runs the same way, in-process, from `create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from aiohttp import web
+
+from migrate.router.proxy import Settings, create_app
+from migrate.router.state import StateStore
+
+BILLING_ROUTES = [
+    ("GET", "/invoices/<int:invoice_id>", "invoice_id"),
+    ("GET", "/customers/<customer_id>/invoices", "customer_id"),
+    ("POST", "/invoices/<int:invoice_id>/payments", "invoice_id"),
+]
+
+
+class ServerThread:
+    """An aiohttp application served on 127.0.0.1:0 from its own thread."""
+
+    def __init__(self, app: web.Application):
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.port = 0
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(
+            self._runner.cleanup(), self._loop
+        ).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class EchoBackend:
+    """A backend that says who it is and echoes what reached it.
+
+    `status` makes every answer that status; `delay` holds every answer
+    that many seconds; `refuse_writes` answers writes
+    503 with X-Migrate-Not-Writer, as a fenced host does; `on_write` runs
+    in the backend's thread when a write arrives.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.status = 200
+        self.delay = 0.0
+        self.refuse_writes = False
+        self.on_write: Callable[[], object] | None = None
+        self.extra_headers: dict[str, str] = {}
+        self.received: list[dict[str, Any]] = []
+        app = web.Application()
+        app.router.add_route("*", "/big/{size}", self._big)
+        app.router.add_route("*", "/fixed/{size}", self._fixed)
+        app.router.add_route("*", "/status/{code}", self._status)
+        app.router.add_route("*", "/{tail:.*}", self._echo)
+        self.server = ServerThread(app)
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        seen = {
+            "backend": self.name,
+            "method": request.method,
+            "path": request.path,
+            "target": request.raw_path,
+            "headers": {k: v for k, v in request.headers.items()},
+            "body": body.decode(),
+        }
+        self.received.append(seen)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        writes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if writes and self.on_write is not None:
+            self.on_write()
+        if writes and self.refuse_writes:
+            return web.json_response(
+                {"error": "context_not_writer"},
+                status=503,
+                headers={"X-Migrate-Not-Writer": "billing", "Retry-After": "1"},
+            )
+
+        return web.json_response(
+            seen, status=self.status, headers=self.extra_headers
+        )
+
+    async def _big(self, request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for offset in range(0, size, 10_000):
+            await response.write(_pattern(offset, min(10_000, size - offset)))
+        await response.write_eof()
+        return response
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]),
+                            headers={"ETag": '"v1"'})
+
+    async def _fixed(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * int(request.match_info["size"]))
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def _pattern(offset: int, length: int) -> bytes:
+    return bytes((offset + i) % 251 for i in range(length))
+
+
+def expected_big_body(size: int) -> bytes:
+    return _pattern(0, size)
+
+
+class RunningRouter:
+    def __init__(self, store: StateStore, settings: Settings):
+        self.app = create_app(store, settings)
+        self.server = ServerThread(self.app).start()
+        self.session = requests.Session()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(self.url + path, timeout=30, **kwargs)
+
+    def backend_of(self, path: str) -> str:
+        return self.get(path).headers["X-Migrate-Backend"]
+
+    def stop(self) -> None:
+        self.session.close()
+        self.server.stop()
+
+
+def echoed(response: requests.Response) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(response.content)
+    return body
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
