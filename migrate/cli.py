@@ -21,8 +21,12 @@ from rich.table import Table
 from migrate.errors import MigrateError, ShiftRefused
 from migrate.settings import Settings
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Modules that add commands to `migrate`: each exposes `commands`, a list of
+# click commands. Listed here so `migrate --help` shows them all.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _system():  # type: ignore[no-untyped-def]
@@ -295,7 +299,7 @@ def history(context: str, as_json: bool) -> None:
 @click.option("--northwind", "dump", type=click.Path(path_type=Path),
               help="use a Northwind dump instead of synthetic data")
 @click.option("--seconds", default=4.0, show_default=True,
-              help="traffic at each step of the shift")
+              envvar="MIGRATE_DEMO_SECONDS", help="traffic at each step of the shift")
 @click.option("--json", "as_json", is_flag=True)
 def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
     """The whole story: seed, up, extract billing, shift reads, move writes."""
@@ -304,12 +308,22 @@ def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
     system = _system()
     with _Steps(as_json) as steps:
         report = run(system, orders=orders, dump=dump, seconds=seconds, say=steps.say)
-    _emit(as_json, dataclasses.asdict(report), lambda: out.print(report.text()))
-    if report.failed:
+    _emit(as_json, {**dataclasses.asdict(report), "ok": report.ok},
+          lambda: out.print(report.text()))
+    if not report.ok:
         sys.exit(1)
 
 
+def _register_commands() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        for command in importlib.import_module(module).commands:
+            main.add_command(command)
+
+
 def run() -> None:
+    _register_commands()
     try:
         main.main(standalone_mode=False)
     except click.exceptions.Abort:

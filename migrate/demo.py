@@ -45,7 +45,16 @@ class DemoReport:
     invoices: dict[str, int]
     totals: dict[str, str]
     emails: int
+    uninvoiced: dict[str, int]
     flip_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """No failed request, and nothing lost: every order invoiced on both
+        sides with equal totals, and one e-mail per new invoice."""
+        return (self.failed == 0 and not any(self.uninvoiced.values())
+                and self.emails == self.orders_placed
+                and self.totals["monolith"] == self.totals["service"])
 
     def text(self) -> str:
         lines = ["", "Billing moved from the monolith to its service.", ""]
@@ -65,6 +74,8 @@ class DemoReport:
             f"  invoice totals         monolith {self.totals['monolith']}, "
             f"service {self.totals['service']}",
             f"  e-mails sent           {self.emails}",
+            f"  orders not invoiced    monolith {self.uninvoiced['monolith']}, "
+            f"service {self.uninvoiced['service']}",
             f"  write flip took        {self.flip_seconds:.1f} s",
         ]
         lines += [f"  ! {f}" for f in self.failures[:10]]
@@ -198,7 +209,7 @@ def run(system: System, *, orders: int, dump: Path | None, seconds: float,
         traffic.stop()
 
         say("waiting for every invoice and e-mail")
-        invoices, totals, emails = _converge(system, traffic, timeout=60)
+        invoices, totals, emails, uninvoiced = _converge(system, traffic, timeout=60)
     finally:
         say("stopping everything")
         system.down()
@@ -213,6 +224,7 @@ def run(system: System, *, orders: int, dump: Path | None, seconds: float,
         invoices=invoices,
         totals=totals,
         emails=emails,
+        uninvoiced=uninvoiced,
         flip_seconds=flip_seconds,
     )
 
@@ -257,7 +269,7 @@ def _step(name: str, before: Counter, traffic: Traffic) -> dict:
 
 
 def _converge(system: System, traffic: Traffic, timeout: float
-              ) -> tuple[dict[str, int], dict[str, str], int]:
+              ) -> tuple[dict[str, int], dict[str, str], int, dict[str, int]]:
     from monolith.billing.tables import invoices
 
     settings = system.settings
@@ -266,7 +278,7 @@ def _converge(system: System, traffic: Traffic, timeout: float
     placed = set(traffic.placed)
     deadline = time.monotonic() + timeout
     while True:
-        counts, totals, missing = {}, {}, 0
+        counts, totals, missing = {}, {}, {}
         for side, engine in engines.items():
             with engine.connect() as db:
                 counts[side] = db.execute(sa.select(sa.func.count()).select_from(
@@ -276,10 +288,10 @@ def _converge(system: System, traffic: Traffic, timeout: float
                 totals[side] = f"{cents[0] / 100:,.2f} (paid {cents[1] / 100:,.2f})"
                 have = {r[0] for r in db.execute(sa.select(invoices.c.invoice_id)
                         .where(invoices.c.invoice_id.in_(placed)))} if placed else set()
-                missing += len(placed - have)
+                missing[side] = len(placed - have)
         emails = len(list(settings.mail_dir.glob("*.eml")))
-        settled = (missing == 0 and emails >= len(placed)
+        settled = (not any(missing.values()) and emails >= len(placed)
                    and totals["monolith"] == totals["service"])
         if settled or time.monotonic() > deadline:
-            return counts, totals, emails
+            return counts, totals, emails, missing
         time.sleep(0.5)

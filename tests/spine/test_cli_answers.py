@@ -1,0 +1,71 @@
+"""Bad input gets one clear line, a non-zero exit, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MIGRATE = [sys.executable, "-m", "migrate.cli"]
+
+
+def migrate(env: dict[str, str], *args: str, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([*MIGRATE, *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_weight_above_100_says_weights_run_0_to_100(workspace: dict[str, str]) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "billing")
+
+    answer = migrate(workspace, "shift", "billing", "140")
+    status = json.loads(migrate(workspace, "status", "--json").stdout)
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == "error: weight 140 for billing: weights run 0-100"
+    assert status["contexts"]["billing"]["read_weight"] == 0
+
+
+def test_extracting_an_unknown_context_lists_the_contexts(workspace: dict[str, str]) -> None:
+    answer = migrate(workspace, "extract", "nosuch")
+
+    assert answer.returncode == 1
+    assert "there is no context 'nosuch'" in answer.stderr
+    assert "billing, catalog, customers, ordering, shipping" in answer.stderr
+
+
+def test_seeding_from_a_missing_dump_names_the_file(
+    workspace: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.sql"
+
+    answer = migrate(workspace, "seed", "--northwind", str(missing))
+
+    assert answer.returncode == 1
+    assert str(missing) in answer.stderr
+    assert not (Path(workspace["MIGRATE_HOME"]) / "monolith.db").exists()
+
+
+def test_seeding_from_a_malformed_dump_names_the_file_and_the_line(
+    workspace: dict[str, str], tmp_path: Path
+) -> None:
+    dump = tmp_path / "broken.sql"
+    dump.write_text(
+        "INSERT INTO categories VALUES (1, 'Beverages', 'Soft drinks', '\\x');\n"
+        "INSERT INTO shippers VALUES (1, 'Speedy Express');\n"
+    )
+
+    answer = migrate(workspace, "seed", "--northwind", str(dump))
+
+    assert answer.returncode == 1
+    assert "broken.sql line 2" in answer.stderr
+    assert answer.stderr.count("\n") == 1
+
+
+def test_shift_needs_a_weight_or_writes(workspace: dict[str, str]) -> None:
+    answer = migrate(workspace, "shift", "billing")
+
+    assert answer.returncode == 2
+    assert "WEIGHT" in answer.stderr
