@@ -1,0 +1,143 @@
+"""A blocking SQS consumer loop, for processes that are not Nameko services.
+
+`consume` long-polls a queue and calls `handler(ReceivedMessage)` for each
+message, one at a time, in the order SQS returned them. After each batch it
+deletes the messages whose handler returned, in one DeleteMessageBatch call.
+
+What it guarantees:
+
+- A message is deleted only after its handler returned. A handler that
+  raises leaves its message in the queue: SQS delivers it again after the
+  queue's visibility timeout, and after the queue's maxReceiveCount receives
+  moves it to the dead-letter queue. The failure is logged with the event id.
+- A message that carries no envelope is logged and left alone, so it too
+  ends in the dead-letter queue.
+- A handler raising `AlreadyHandled` (the unit of work found the event id in
+  its inbox) counts as success: the duplicate is deleted.
+- When `stop_event` is set mid-batch, the messages not yet handled are made
+  visible again at once rather than after the visibility timeout.
+- An unreachable endpoint is logged and retried with capped backoff.
+
+What it does not do: deduplicate (handlers do, by event id, through their
+inbox), run handlers concurrently, or extend the visibility timeout of a
+slow handler (a handler slower than the timeout sees its message twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from migrate.kernel.uow import AlreadyHandled
+from migrate.messaging import queue_ops
+from migrate.messaging.errors import MalformedMessage
+from migrate.messaging.message import ReceivedMessage
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[[ReceivedMessage], object]
+
+
+def consume(
+    sqs: BaseClient,
+    queue_url: str,
+    handler: Handler,
+    stop_event: threading.Event,
+    wait_seconds: int = 1,
+    batch: int = 10,
+    max_backoff: float = 5.0,
+) -> int:
+    """Consume until `stop_event` is set; return how many messages were
+    handled and deleted."""
+    handled = 0
+    failed_polls = 0
+    while not stop_event.is_set():
+        try:
+            handled += consume_once(
+                sqs,
+                queue_url,
+                handler,
+                wait_seconds=wait_seconds,
+                batch=batch,
+                stop_event=stop_event,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            failed_polls += 1
+            delay = min(max_backoff, 0.2 * 2 ** min(failed_polls, 16))
+            _log.warning(
+                "cannot poll %s (attempt %d), retrying in %.1f s: %s",
+                queue_url,
+                failed_polls,
+                delay,
+                exc,
+            )
+            stop_event.wait(delay)
+            continue
+
+        if failed_polls:
+            _log.info("polling %s again after %d failure(s)", queue_url, failed_polls)
+            failed_polls = 0
+    return handled
+
+
+def consume_once(
+    sqs: BaseClient,
+    queue_url: str,
+    handler: Handler,
+    *,
+    wait_seconds: int = 1,
+    batch: int = 10,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """One receive, its handlers, one batch delete; return how many were
+    handled and deleted."""
+    messages = queue_ops.receive(
+        sqs, queue_url, max_messages=batch, wait_seconds=wait_seconds
+    )
+    done: list[str] = []
+    for index, message in enumerate(messages):
+        if stop_event is not None and stop_event.is_set():
+            untouched = [m["ReceiptHandle"] for m in messages[index:]]
+            queue_ops.release(sqs, queue_url, untouched)
+            break
+
+        if handle(handler, message, queue_url):
+            done.append(message["ReceiptHandle"])
+    if not done:
+        return 0
+
+    refused = queue_ops.delete(sqs, queue_url, done)
+    return len(done) - len(refused)
+
+
+def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
+    """Run the handler on one SQS message; True when it may be deleted."""
+    try:
+        received = ReceivedMessage.from_sqs(message)
+    except MalformedMessage as exc:
+        _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
+        return False
+
+    try:
+        handler(received)
+    except AlreadyHandled:
+        _log.debug("event %s was handled before; deleting it", received.event_id)
+        return True
+    # Whatever the handler raised, the message stays for redelivery.
+    except Exception:  # noqa: BLE001
+        _log.exception(
+            "handler failed on event %s (%s, message %s, receive %d); "
+            "it returns after the visibility timeout",
+            received.event_id,
+            received.envelope.event_type,
+            received.message_id,
+            received.receive_count,
+        )
+        return False
+
+    return True

@@ -1,0 +1,399 @@
+"""A Nameko 2.14 entrypoint that consumes SQS queues through boto3.
+
+    from migrate.messaging.nameko_sqs import consume
+
+    class Billing:
+        name = "billing"
+
+        @consume("billing-ordering-events")
+        def on_ordering_event(self, message):  # a ReceivedMessage
+            ...
+
+Configuration (the service's Nameko config):
+
+- `SQS_ENDPOINT_URL`: the emulator's URL; absent means AWS.
+- `AWS_REGION`: default us-east-1.
+- `max_workers`: Nameko's own; it also bounds how many messages are in
+  flight across all queues of the service.
+
+Queue URLs are looked up by name (GetQueueUrl) when the service starts; an
+unknown queue stops the start with `QueueNotFound`. The worker context's
+data carries the message's `event_id`, for logging and tracing providers.
+
+What it guarantees:
+
+- A message is deleted only after its worker returned (or raised
+  `AlreadyHandled`, which marks a duplicate). A worker that raises leaves
+  the message in the queue: SQS delivers it again after the visibility
+  timeout, and after maxReceiveCount receives moves it to the dead-letter
+  queue. (Nameko's documented SQS example deletes before knowing; this one
+  does not.) Deletes go out in batches of up to ten.
+- At most `max_workers` messages are held at once: the poller asks SQS only
+  for as many messages as there are free workers (at most ten per call).
+- One long-poll loop per queue, each in its own greenthread, polling for at
+  most `wait_seconds` (default 1 s), so `nameko run` stops within about a
+  second of SIGTERM. On stop, no new worker starts; messages received
+  during the stop are made visible again at once; running workers finish
+  and their messages are deleted before the service exits.
+- An unreachable endpoint or a vanished queue (moto restarted) is logged
+  and retried with capped backoff; the service does not die of it.
+
+What it does not do:
+
+- Deduplicate: handlers do, by event id, through their inbox.
+- Keep order, even on FIFO queues: workers run concurrently.
+- Extend the visibility timeout of a slow worker: a worker slower than the
+  queue's timeout sees its message a second time.
+- Run without eventlet's monkey patching: boto3 then blocks the whole
+  service. `nameko run` patches before it imports the service.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import eventlet
+import eventlet.patcher
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+from eventlet.queue import Empty, LightQueue
+from eventlet.semaphore import Semaphore
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
+
+from migrate.kernel.uow import AlreadyHandled
+from migrate.messaging import queue_ops
+from migrate.messaging.clients import EMULATOR_REGION, sqs_client
+from migrate.messaging.errors import MalformedMessage, QueueNotFound, SettingInvalid
+from migrate.messaging.message import ReceivedMessage
+
+_log = logging.getLogger(__name__)
+
+ENDPOINT_KEY = "SQS_ENDPOINT_URL"
+REGION_KEY = "AWS_REGION"
+MAX_BACKOFF_SECONDS = 5.0
+_FINISHED = object()
+
+
+class _QueueLoop:
+    """What the poller keeps per consumed queue."""
+
+    def __init__(self, provider: SqsConsumer, url: str):
+        self.provider = provider
+        self.url = url
+        self.stopping = False
+        self.handled: LightQueue = LightQueue()
+        self.poll_thread: Any = None
+        self.delete_thread: Any = None
+
+
+class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
+    """Polls every queue that an entrypoint of the service consumes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sqs: BaseClient | None = None
+        self._endpoint: str | None = None
+        self._loops: dict[SqsConsumer, _QueueLoop] = {}
+        self._free_workers: Semaphore | None = None
+
+    def setup(self) -> None:
+        if not eventlet.patcher.is_monkey_patched("socket"):
+            _log.warning(
+                "eventlet has not patched sockets: every SQS call will block "
+                "the whole service (run it with `nameko run`)"
+            )
+        config = self.container.config
+        self._endpoint = config.get(ENDPOINT_KEY) or None
+        self._sqs = sqs_client(self._endpoint, config.get(REGION_KEY, EMULATOR_REGION))
+        self._free_workers = Semaphore(self.container.max_workers)
+
+    def register_provider(self, provider: SqsConsumer) -> None:
+        for registered in self._providers:
+            if registered.queue_name == provider.queue_name:
+                raise SettingInvalid(
+                    "queue",
+                    provider.queue_name,
+                    f"consumed by both {registered.method_name} and "
+                    f"{provider.method_name}; one entrypoint per queue",
+                )
+
+        super().register_provider(provider)
+
+    def start(self) -> None:
+        for provider in self._providers:
+            loop = _QueueLoop(provider, self._queue_url(provider.queue_name))
+            self._loops[provider] = loop
+            loop.poll_thread = self.container.spawn_managed_thread(
+                functools.partial(self._poll, loop),
+                identifier=f"sqs poll {provider.queue_name}",
+            )
+            loop.delete_thread = self.container.spawn_managed_thread(
+                functools.partial(self._delete_handled, loop),
+                identifier=f"sqs delete {provider.queue_name}",
+            )
+            _log.info("consuming %s with %s", loop.url, provider.method_name)
+
+    def unregister_provider(self, provider: SqsConsumer) -> None:
+        loop = self._loops.get(provider)
+        if loop is not None:
+            loop.stopping = True
+            # Once the poll loop has ended no worker can start for this
+            # queue, which is what Nameko expects of a stopped entrypoint.
+            _wait(loop.poll_thread)
+        super().unregister_provider(provider)
+
+    def abandon_provider(self, provider: SqsConsumer) -> None:
+        """Unregister without waiting for the poll loop (the container is
+        being killed)."""
+        loop = self._loops.get(provider)
+        if loop is not None:
+            loop.stopping = True
+        super().unregister_provider(provider)
+
+    def stop(self) -> None:
+        # Nameko stops shared extensions after every worker has finished, so
+        # every handled message is queued for deletion by now.
+        for loop in self._loops.values():
+            loop.handled.put(_FINISHED)
+        for loop in self._loops.values():
+            _wait(loop.delete_thread)
+        super().stop()
+
+    def kill(self) -> None:
+        for loop in self._loops.values():
+            loop.stopping = True
+
+    def _queue_url(self, queue_name: str) -> str:
+        assert self._sqs is not None
+        try:
+            url: str = self._sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueNotFound(queue_name, self._endpoint, str(exc)) from exc
+
+        return url
+
+    def _poll(self, loop: _QueueLoop) -> None:
+        assert self._sqs is not None and self._free_workers is not None
+        provider = loop.provider
+        failed_polls = 0
+        while not loop.stopping:
+            claimed = self._claim_workers(provider.batch, provider.wait_seconds)
+            if not claimed:
+                continue
+
+            try:
+                messages = queue_ops.receive(
+                    self._sqs,
+                    loop.url,
+                    max_messages=claimed,
+                    wait_seconds=provider.wait_seconds,
+                )
+            # A poll loop that raised would kill the container; it logs and
+            # retries instead.
+            except Exception as exc:  # noqa: BLE001
+                self._release_workers(claimed)
+                failed_polls += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.2 * 2 ** min(failed_polls, 16))
+                _log.warning(
+                    "cannot poll %s (attempt %d), retrying in %.1f s: %s",
+                    loop.url,
+                    failed_polls,
+                    delay,
+                    exc,
+                )
+                _pause(loop, delay)
+                continue
+
+            if failed_polls:
+                _log.info(
+                    "polling %s again after %d failure(s)", loop.url, failed_polls
+                )
+                failed_polls = 0
+            self._release_workers(claimed - len(messages))
+            if loop.stopping:
+                self._give_back(loop, messages)
+                break
+
+            for message in messages:
+                self._dispatch(loop, message)
+
+    def _claim_workers(self, wanted: int, wait_seconds: int) -> int:
+        """Reserve up to `wanted` workers; 0 when none freed up in time."""
+        assert self._free_workers is not None
+        if not self._free_workers.acquire(timeout=max(wait_seconds, 1)):
+            return 0
+
+        claimed = 1
+        while claimed < wanted and self._free_workers.acquire(blocking=False):
+            claimed += 1
+        return claimed
+
+    def _release_workers(self, count: int) -> None:
+        assert self._free_workers is not None
+        for _ in range(count):
+            self._free_workers.release()
+
+    def _give_back(self, loop: _QueueLoop, messages: list[dict[str, Any]]) -> None:
+        self._release_workers(len(messages))
+        if not messages:
+            return
+
+        try:
+            queue_ops.release(
+                self._sqs, loop.url, [m["ReceiptHandle"] for m in messages]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            _log.warning(
+                "could not hand back %d message(s) on %s; they return after the "
+                "visibility timeout: %s",
+                len(messages),
+                loop.url,
+                exc,
+            )
+
+    def _dispatch(self, loop: _QueueLoop, message: dict[str, Any]) -> None:
+        provider = loop.provider
+        try:
+            received = ReceivedMessage.from_sqs(message)
+        except MalformedMessage as exc:
+            self._release_workers(1)
+            _log.error("leaving %s on %s for the dead-letter queue", exc, loop.url)
+            return
+
+        try:
+            worker_ctx = provider.container.spawn_worker(
+                provider,
+                (received,),
+                {},
+                context_data={"event_id": received.event_id},
+                handle_result=functools.partial(self._handle_result, loop, received),
+            )
+        except ContainerBeingKilled:
+            self._release_workers(1)
+            return
+
+        # The worker's slot is freed when its greenthread ends, however it
+        # ends: a dependency failing in worker_setup skips handle_result, and
+        # a slot freed only there would leak. Nameko 2.14.1 is its last
+        # release, so this private map of worker threads stays as it is.
+        thread = provider.container._worker_threads.get(worker_ctx)
+        if thread is None:
+            self._release_workers(1)
+        else:
+            thread.link(lambda _thread: self._release_workers(1))
+
+    def _handle_result(
+        self,
+        loop: _QueueLoop,
+        received: ReceivedMessage,
+        worker_ctx: Any,
+        result: Any,
+        exc_info: Any,
+    ) -> tuple[Any, Any]:
+        if exc_info is None or issubclass(exc_info[0], AlreadyHandled):
+            loop.handled.put(received.receipt_handle)
+        else:
+            _log.warning(
+                "event %s (%s, receive %d) stays on %s after %s; it returns after "
+                "the visibility timeout",
+                received.event_id,
+                received.envelope.event_type,
+                received.receive_count,
+                loop.url,
+                exc_info[0].__name__,
+            )
+        return result, exc_info
+
+    def _delete_handled(self, loop: _QueueLoop) -> None:
+        finished = False
+        while not finished:
+            handles = [loop.handled.get()]
+            # Whatever else finished meanwhile goes out in the same call.
+            while len(handles) < queue_ops.SQS_BATCH_LIMIT:
+                try:
+                    handles.append(loop.handled.get_nowait())
+                except Empty:
+                    break
+            if _FINISHED in handles:
+                finished = True
+                handles = [h for h in handles if h is not _FINISHED]
+            if handles:
+                self._delete(loop, handles)
+
+    def _delete(self, loop: _QueueLoop, handles: list[Any]) -> None:
+        try:
+            queue_ops.delete(self._sqs, loop.url, handles)
+        # Deleting is retried by SQS itself: the message comes back and the
+        # handler's inbox recognises it. The loop must survive.
+        except Exception as exc:  # noqa: BLE001
+            _log.warning(
+                "could not delete %d handled message(s) on %s; they will be "
+                "delivered again: %s",
+                len(handles),
+                loop.url,
+                exc,
+            )
+
+
+def _pause(loop: _QueueLoop, seconds: float) -> None:
+    """Sleep, but wake within a tenth of a second of the loop stopping."""
+    deadline = time.monotonic() + seconds
+    while not loop.stopping and time.monotonic() < deadline:
+        eventlet.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _wait(thread: Any) -> None:
+    if thread is None:
+        return
+
+    try:
+        thread.wait()
+    except BaseException:  # noqa: BLE001
+        # A killed greenthread re-raises GreenletExit here; it is gone either way.
+        _log.debug("sqs thread ended abnormally", exc_info=True)
+
+
+class SqsConsumer(Entrypoint):  # type: ignore[misc]
+    """The `consume` entrypoint: the worker receives a `ReceivedMessage`."""
+
+    poller = SqsPoller()
+
+    def __init__(
+        self,
+        queue_name: str,
+        wait_seconds: int = 1,
+        batch: int = 10,
+        expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
+    ):
+        if not 0 <= wait_seconds <= 20:
+            raise SettingInvalid("wait_seconds", wait_seconds, "SQS polls 0-20 s")
+
+        if not 1 <= batch <= queue_ops.SQS_BATCH_LIMIT:
+            raise SettingInvalid("batch", batch, "SQS returns 1-10 messages a call")
+
+        if not isinstance(expected_exceptions, tuple):
+            expected_exceptions = (expected_exceptions,)
+        self.queue_name = queue_name
+        self.wait_seconds = wait_seconds
+        self.batch = batch
+        super().__init__(
+            expected_exceptions=(*expected_exceptions, AlreadyHandled), **kwargs
+        )
+
+    def setup(self) -> None:
+        self.poller.register_provider(self)
+
+    def stop(self) -> None:
+        self.poller.unregister_provider(self)
+
+    def kill(self) -> None:
+        self.poller.abandon_provider(self)
+
+
+consume: Callable[..., Any] = SqsConsumer.decorator

@@ -1,0 +1,74 @@
+"""Fixtures: one moto server for the session, clients, and small builders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from migrate.messaging.clients import sns_client, sqs_client
+from migrate.messaging.emulator import Emulator
+from migrate.messaging.topology import (
+    Queue,
+    Resources,
+    Subscription,
+    Topic,
+    Topology,
+    ensure,
+)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sns(emulator: Emulator) -> Any:
+    return sns_client(emulator.endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def sqs(emulator: Emulator) -> Any:
+    return sqs_client(emulator.endpoint_url)
+
+
+@pytest.fixture
+def name() -> Callable[[str], str]:
+    """Unique resource names, so tests sharing one emulator never meet."""
+    suffix = uuid.uuid4().hex[:8]
+    return lambda stem: f"{stem}-{suffix}"
+
+
+@pytest.fixture
+def wire(sns: Any, sqs: Any, name: Callable[[str], str]) -> Callable[..., Resources]:
+    """One topic feeding one queue: `wire(filter_policy=..., raw=..., ...)`."""
+
+    def build(
+        *,
+        filter_policy: dict[str, Any] | None = None,
+        raw: bool = True,
+        fifo: bool = False,
+        dead_letter_after: int = 5,
+        visibility_timeout: int = 30,
+    ) -> Resources:
+        topology = Topology(
+            topics=[Topic(name("events"), fifo=fifo)],
+            queues=[
+                Queue(
+                    name("inbox"),
+                    dead_letter_after=dead_letter_after,
+                    visibility_timeout=visibility_timeout,
+                    fifo=fifo,
+                )
+            ],
+            subscriptions=[
+                Subscription(name("events"), name("inbox"), filter_policy, raw)
+            ],
+        )
+        return ensure(topology, sns, sqs)
+
+    return build

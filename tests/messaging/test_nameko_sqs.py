@@ -1,0 +1,239 @@
+"""The `consume` entrypoint inside a real `nameko run` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from migrate.messaging.clients import sns_client, sqs_client
+from migrate.messaging.emulator import Emulator
+from migrate.messaging.publisher import SnsPublisher
+from migrate.messaging.topology import (
+    Queue,
+    Resources,
+    Subscription,
+    Topic,
+    Topology,
+    ensure,
+)
+
+from .helpers import depth, envelope, eventually
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+NAMEKO = Path(sys.executable).with_name("nameko")
+
+SERVICE = """
+import time
+
+from migrate.messaging.nameko_sqs import consume
+
+
+class Shipping:
+    name = "shipping"
+
+    @consume({queue!r})
+    def on_billing_event(self, message):
+        with open({seen!r}, "a") as out:
+            out.write(f"start {{message.event_id}} {{message.receive_count}}\\n")
+        time.sleep(message.envelope.data.get("linger", 0))
+        with open({seen!r}, "a") as out:
+            out.write(f"end {{message.event_id}}\\n")
+        if message.envelope.data.get("refuse"):
+            raise ValueError(f"refusing {{message.event_id}}")
+"""
+
+
+class Service:
+    """A `nameko run` process hosting the Shipping service."""
+
+    def __init__(self, process: subprocess.Popen[str], seen: Path, log: Path):
+        self.process = process
+        self.seen = seen
+        self.log = log
+
+    def lines(self, kind: str) -> list[list[str]]:
+        if not self.seen.exists():
+            return []
+
+        return [
+            line.split()[1:]
+            for line in self.seen.read_text().splitlines()
+            if line.startswith(kind + " ")
+        ]
+
+
+@pytest.fixture
+def feed(wire) -> Resources:
+    return wire(dead_letter_after=2, visibility_timeout=1)
+
+
+def start_service(emulator: Emulator, queue_name: str, tmp_path: Path) -> Service:
+    seen, log = tmp_path / "seen.txt", tmp_path / "nameko.log"
+    (tmp_path / "shipping_service.py").write_text(
+        textwrap.dedent(SERVICE).format(queue=queue_name, seen=str(seen))
+    )
+    config = {
+        "SQS_ENDPOINT_URL": emulator.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "max_workers": 2,
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [str(NAMEKO), "run", "--config", "config.yaml", "shipping_service"],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPOSITORY)]),
+            },
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return Service(process, seen, log)
+
+
+@pytest.fixture
+def service(emulator: Emulator, feed: Resources, tmp_path: Path) -> Iterator[Service]:
+    (queue_url,) = feed.queue_urls.values()
+    running = start_service(emulator, queue_url.rsplit("/", 1)[-1], tmp_path)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+        running.process.wait(10)
+
+
+def publish(sns: Any, feed: Resources, *events: Any) -> None:
+    (topic_arn,) = feed.topic_arns.values()
+    SnsPublisher(sns).publish_batch(topic_arn, list(events))
+
+
+def test_service_handles_a_published_event_and_deletes_it(
+    sns: Any, sqs: Any, feed: Resources, service: Service
+) -> None:
+    (queue_url,) = feed.queue_urls.values()
+    sent = envelope()
+
+    publish(sns, feed, sent)
+
+    eventually(lambda: service.lines("end"), timeout=30)
+    eventually(lambda: depth(sqs, queue_url) == 0)
+    assert service.lines("start") == [[sent.event_id, "1"]]
+
+
+def test_message_whose_worker_raised_is_not_deleted_and_ends_dead_lettered(
+    sns: Any, sqs: Any, feed: Resources, service: Service
+) -> None:
+    (queue_url,) = feed.queue_urls.values()
+    (dead_letter_url,) = feed.dead_letter_urls.values()
+    poison = envelope(refuse=True)
+
+    publish(sns, feed, poison)
+
+    eventually(lambda: depth(sqs, dead_letter_url) == 1, timeout=30)
+    assert service.lines("start") == [[poison.event_id, "1"], [poison.event_id, "2"]]
+    assert depth(sqs, queue_url) == 0
+
+
+def test_service_holds_no_more_messages_than_it_has_workers(
+    sns: Any, sqs: Any, feed: Resources, service: Service
+) -> None:
+    (queue_url,) = feed.queue_urls.values()
+    (dead_letter_url,) = feed.dead_letter_urls.values()
+    events = [envelope(aggregate_id=str(n), linger=0.3) for n in range(6)]
+    publish(sns, feed, *events)
+    in_flight: list[int] = []
+
+    while len(service.lines("end")) < len(events):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        in_flight.append(int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+        assert service.process.poll() is None, service.log.read_text()
+        time.sleep(0.05)
+
+    assert 0 < max(in_flight) <= 2
+    eventually(lambda: depth(sqs, queue_url) == 0)
+    assert depth(sqs, dead_letter_url) == 0
+
+
+def test_service_stops_promptly_on_sigterm(
+    sns: Any, feed: Resources, service: Service
+) -> None:
+    publish(sns, feed, envelope())
+    eventually(lambda: service.lines("end"), timeout=30)
+    started = time.monotonic()
+
+    service.process.send_signal(signal.SIGTERM)
+    code = service.process.wait(timeout=15)
+
+    assert code == 0, service.log.read_text()
+    assert time.monotonic() - started < 5
+
+
+def test_worker_running_at_sigterm_finishes_and_its_message_is_deleted(
+    sns: Any, sqs: Any, feed: Resources, service: Service
+) -> None:
+    (queue_url,) = feed.queue_urls.values()
+    publish(sns, feed, envelope(linger=0.8))
+    eventually(lambda: service.lines("start"), timeout=30)
+
+    service.process.send_signal(signal.SIGTERM)
+    code = service.process.wait(timeout=15)
+
+    assert code == 0, service.log.read_text()
+    assert len(service.lines("end")) == 1
+    assert depth(sqs, queue_url) == 0
+
+
+def test_service_consuming_an_unknown_queue_refuses_to_start(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    service = start_service(emulator, "nowhere-to-be-found", tmp_path)
+    try:
+        code = service.process.wait(timeout=30)
+    finally:
+        if service.process.poll() is None:
+            service.process.kill()
+
+    assert code != 0
+    assert "queue 'nowhere-to-be-found' not found" in service.log.read_text()
+
+
+def test_service_resumes_after_the_emulator_restarts(tmp_path: Path) -> None:
+    topology = Topology(
+        [Topic("billing-events")],
+        [Queue("shipping-inbox")],
+        [Subscription("billing-events", "shipping-inbox")],
+    )
+    with Emulator() as emulator:
+        sns, sqs = sns_client(emulator.endpoint_url), sqs_client(emulator.endpoint_url)
+        ensure(topology, sns, sqs)
+        service = start_service(emulator, "shipping-inbox", tmp_path)
+        try:
+            eventually(lambda: "consuming" in service.log.read_text(), timeout=30)
+            emulator.restart()
+            resources = ensure(topology, sns, sqs)
+            sent = envelope()
+
+            SnsPublisher(sns).publish(resources.topic_arn("billing-events"), sent)
+
+            eventually(lambda: service.lines("end"), timeout=30)
+            assert service.lines("start") == [[sent.event_id, "1"]]
+            assert service.process.poll() is None
+        finally:
+            service.process.kill()
+            service.process.wait(10)
