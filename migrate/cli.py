@@ -47,8 +47,13 @@ class _Steps:
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self._bar = Progress(TextColumn("{task.description:<14}"), BarColumn(),
-                             MofNCompleteColumn(), console=err, transient=True)
+        self._bar = Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+        )
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Steps:
@@ -78,8 +83,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--northwind", "dump", type=click.Path(path_type=Path),
-              help="a Northwind PostgreSQL dump to load")
+@click.option(
+    "--northwind",
+    "dump",
+    type=click.Path(path_type=Path),
+    help="a Northwind PostgreSQL dump to load",
+)
 @click.option("--orders", type=int, help="generate a synthetic data set of N orders")
 @click.option("--reset", is_flag=True, help="empty the monolith's database first")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
@@ -104,9 +113,11 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
     def human() -> None:
         loaded = ", ".join(f"{n} {what}" for what, n in report.loaded.items())
         out.print(f"Seeded {settings.monolith_url}: {loaded}.")
-        out.print(f"Issued {report.invoices} invoices; "
-                  f"{report.events_marked_published} events recorded as already "
-                  "published (no e-mail goes out for history).")
+        out.print(
+            f"Issued {report.invoices} invoices; "
+            f"{report.events_marked_published} events recorded as already "
+            "published (no e-mail goes out for history)."
+        )
         if report.skipped:
             skipped = ", ".join(f"{t} ({n} rows)" for t, n in report.skipped.items())
             out.print(f"Skipped what no context owns: {skipped}.")
@@ -114,8 +125,9 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
     _emit(as_json, payload, human)
 
 
-def _seed_database(settings: Settings, data: Any, reset: bool, quiet: bool,
-                   load: Callable) -> Any:
+def _seed_database(
+    settings: Settings, data: Any, reset: bool, quiet: bool, load: Callable
+) -> Any:
     from migrate.schema import upgrade
     from monolith.host import Monolith
 
@@ -146,11 +158,19 @@ def up(as_json: bool) -> None:
     with _Steps(as_json) as steps:
         started = system.up(steps.say)
     running = system.supervisor.running()
-    payload = {"started": started, "running": running,
-               "router": system.settings.router_url}
-    _emit(as_json, payload, lambda: out.print(
-        f"Up: {len(running)} processes; the router listens on "
-        f"{system.settings.router_url}."))
+    payload = {
+        "started": started,
+        "running": running,
+        "router": system.settings.router_url,
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"Up: {len(running)} processes; the router listens on "
+            f"{system.settings.router_url}."
+        ),
+    )
 
 
 @main.command()
@@ -158,9 +178,13 @@ def up(as_json: bool) -> None:
 def down(as_json: bool) -> None:
     """Stop every process `migrate up` started."""
     stopped = _system().down()
-    _emit(as_json, {"stopped": stopped},
-          lambda: out.print(f"Stopped {len(stopped)} processes."
-                            if stopped else "Nothing was running."))
+    _emit(
+        as_json,
+        {"stopped": stopped},
+        lambda: out.print(
+            f"Stopped {len(stopped)} processes." if stopped else "Nothing was running."
+        ),
+    )
 
 
 @main.command()
@@ -187,12 +211,16 @@ def extract(context: str, force: bool, as_json: bool) -> None:
     }
 
     def human() -> None:
-        out.print(f"Extracted {context} into {report.extraction.folder}; "
-                  f"its {len(report.extraction.routes)} routes read from the "
-                  "monolith (weight 0).")
+        out.print(
+            f"Extracted {context} into {report.extraction.folder}; "
+            f"its {len(report.extraction.routes)} routes read from the "
+            "monolith (weight 0)."
+        )
         for table, (source, copy) in report.parity.counts.items():
-            out.print(f"  {table:<16} {source:>8} rows in the monolith, {copy:>8} "
-                      "in the service")
+            out.print(
+                f"  {table:<16} {source:>8} rows in the monolith, {copy:>8} "
+                "in the service"
+            )
         for column, (source, copy) in report.parity.totals.items():
             out.print(f"  sum {column:<26} {source / 100:>14,.2f} = {copy / 100:,.2f}")
 
@@ -209,12 +237,24 @@ def verify(context: str, as_json: bool) -> None:
 
     system = _system()
     settings = system.settings
-    found = parity(system.manifest.context(context), create_engine(settings.monolith_url),
-                   create_engine(settings.service_url(context)))
-    payload = {"context": context, "counts": found.counts, "totals": found.totals,
-               "differences": found.differences}
-    _emit(as_json, payload, lambda: out.print(
-        "In parity." if not found.differences else "\n".join(found.differences)))
+    found = parity(
+        system.manifest.context(context),
+        create_engine(settings.monolith_url),
+        create_engine(settings.service_url(context)),
+    )
+    payload = {
+        "context": context,
+        "counts": found.counts,
+        "totals": found.totals,
+        "differences": found.differences,
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            "In parity." if not found.differences else "\n".join(found.differences)
+        ),
+    )
     if found.differences:
         sys.exit(1)
 
@@ -225,8 +265,9 @@ def verify(context: str, as_json: bool) -> None:
 @click.option("--writes", is_flag=True, help="move CONTEXT's writes to its service")
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
-def shift(context: str, weight: str | None, writes: bool, reason: str,
-          as_json: bool) -> None:
+def shift(
+    context: str, weight: str | None, writes: bool, reason: str, as_json: bool
+) -> None:
     """Send WEIGHT % of CONTEXT's reads to its service, or move its writes."""
     system = _system()
     if writes == (weight is not None):
@@ -237,19 +278,30 @@ def shift(context: str, weight: str | None, writes: bool, reason: str,
 
         with _Steps(as_json) as steps:
             report = move_writes(system, context, progress=steps.say)
-        _emit(as_json, dataclasses.asdict(report), lambda: out.print(
-            f"{context}'s writes moved to its service in "
-            f"{report.waited_seconds:.1f} s ({report.replayed} kept events replayed)."))
+        _emit(
+            as_json,
+            dataclasses.asdict(report),
+            lambda: out.print(
+                f"{context}'s writes moved to its service in "
+                f"{report.waited_seconds:.1f} s "
+                f"({report.replayed} kept events replayed)."
+            ),
+        )
         return
 
     try:
         percent = int(weight)  # type: ignore[arg-type]
     except ValueError:
-        raise ShiftRefused(f"weight {weight!r} for {context}: weights run 0-100") from None
+        raise ShiftRefused(
+            f"weight {weight!r} for {context}: weights run 0-100"
+        ) from None
 
     system.state.set_weight(context, percent, "migrate shift", reason or "operator")
-    _emit(as_json, {"context": context, "read_weight": percent}, lambda: out.print(
-        f"{context}: {percent} % of reads now go to its service."))
+    _emit(
+        as_json,
+        {"context": context, "read_weight": percent},
+        lambda: out.print(f"{context}: {percent} % of reads now go to its service."),
+    )
 
 
 @main.command()
@@ -259,9 +311,12 @@ def status(as_json: bool) -> None:
     system = _system()
     contexts = system.state.status()
     payload = {
-        name: {"read_weight": s.read_weight, "writer": s.writer,
-               "writes_held": s.writes_held,
-               "routes": [f"{r.method} {r.rule}" for r in s.routes]}
+        name: {
+            "read_weight": s.read_weight,
+            "writer": s.writer,
+            "writes_held": s.writes_held,
+            "routes": [f"{r.method} {r.rule}" for r in s.routes],
+        }
         for name, s in contexts.items()
     }
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
@@ -269,8 +324,12 @@ def status(as_json: bool) -> None:
     def human() -> None:
         table = Table("context", "reads to service", "writer", "routes")
         for name, s in contexts.items():
-            table.add_row(name, f"{s.read_weight} %", s.writer,
-                          "\n".join(f"{r.method} {r.rule}" for r in s.routes))
+            table.add_row(
+                name,
+                f"{s.read_weight} %",
+                s.writer,
+                "\n".join(f"{r.method} {r.rule}" for r in s.routes),
+            )
         out.print(table if contexts else "No context is extracted yet.")
 
     _emit(as_json, payload_all, human)
@@ -287,19 +346,31 @@ def history(context: str, as_json: bool) -> None:
     def human() -> None:
         table = Table("at", "who", "what", "from", "to", "why")
         for e in entries:
-            table.add_row(e.at, e.actor, e.what, e.before or "", e.after or "", e.reason)
+            table.add_row(
+                e.at, e.actor, e.what, e.before or "", e.after or "", e.reason
+            )
         out.print(table)
 
     _emit(as_json, payload, human)
 
 
 @main.command()
-@click.option("--orders", default=120, show_default=True,
-              help="size of the synthetic data set")
-@click.option("--northwind", "dump", type=click.Path(path_type=Path),
-              help="use a Northwind dump instead of synthetic data")
-@click.option("--seconds", default=4.0, show_default=True,
-              envvar="MIGRATE_DEMO_SECONDS", help="traffic at each step of the shift")
+@click.option(
+    "--orders", default=120, show_default=True, help="size of the synthetic data set"
+)
+@click.option(
+    "--northwind",
+    "dump",
+    type=click.Path(path_type=Path),
+    help="use a Northwind dump instead of synthetic data",
+)
+@click.option(
+    "--seconds",
+    default=4.0,
+    show_default=True,
+    envvar="MIGRATE_DEMO_SECONDS",
+    help="traffic at each step of the shift",
+)
 @click.option("--json", "as_json", is_flag=True)
 def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
     """The whole story: seed, up, extract billing, shift reads, move writes."""
@@ -308,8 +379,11 @@ def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
     system = _system()
     with _Steps(as_json) as steps:
         report = run(system, orders=orders, dump=dump, seconds=seconds, say=steps.say)
-    _emit(as_json, {**dataclasses.asdict(report), "ok": report.ok},
-          lambda: out.print(report.text()))
+    _emit(
+        as_json,
+        {**dataclasses.asdict(report), "ok": report.ok},
+        lambda: out.print(report.text()),
+    )
     if not report.ok:
         sys.exit(1)
 
@@ -339,4 +413,3 @@ def run() -> None:
 
 if __name__ == "__main__":
     run()
-

@@ -52,19 +52,25 @@ class DemoReport:
     def ok(self) -> bool:
         """No failed request, and nothing lost: every order invoiced on both
         sides with equal totals, and one e-mail per new invoice."""
-        return (self.failed == 0 and not any(self.uninvoiced.values())
-                and self.emails == self.orders_placed
-                and self.totals["monolith"] == self.totals["service"])
+        return (
+            self.failed == 0
+            and not any(self.uninvoiced.values())
+            and self.emails == self.orders_placed
+            and self.totals["monolith"] == self.totals["service"]
+        )
 
     def text(self) -> str:
         lines = ["", "Billing moved from the monolith to its service.", ""]
         for step in self.steps:
-            backends = ", ".join(f"{b} {n}" for b, n in sorted(step["backends"].items()))
-            lines.append(f"  {step['step']:<24} {step['requests']:>5} requests  "
-                         f"({backends})")
+            backends = ", ".join(
+                f"{b} {n}" for b, n in sorted(step["backends"].items())
+            )
+            lines.append(
+                f"  {step['step']:<24} {step['requests']:>5} requests  ({backends})"
+            )
         lines += [
             "",
-            f"  requests per backend   "
+            "  requests per backend   "
             + ", ".join(f"{b} {n}" for b, n in sorted(self.requests.items())),
             f"  failed requests        {self.failed}",
             f"  orders placed          {self.orders_placed}",
@@ -85,8 +91,14 @@ class DemoReport:
 class Traffic:
     """Orders, payments and invoice reads through the router, on one thread."""
 
-    def __init__(self, base_url: str, customers: list[str], products: list[int],
-                 invoices: list[int], seed: int = 11):
+    def __init__(
+        self,
+        base_url: str,
+        customers: list[str],
+        products: list[int],
+        invoices: list[int],
+        seed: int = 11,
+    ):
         self.base_url = base_url
         self.customers = customers
         self.products = products
@@ -122,19 +134,26 @@ class Traffic:
             elif kind == 3:
                 self._pay()
             elif kind == 7:
-                self._call("GET", f"/customers/{self.random.choice(self.customers)}"
-                           "/invoices")
+                self._call(
+                    "GET", f"/customers/{self.random.choice(self.customers)}/invoices"
+                )
             else:
                 self._call("GET", f"/invoices/{self.random.choice(self.invoices)}")
 
     def _place_order(self) -> None:
         lines = [
-            {"product_id": pid, "quantity": self.random.randint(1, 20),
-             "discount": self.random.choice(["0", "0.05", "0.1", "0.25"])}
+            {
+                "product_id": pid,
+                "quantity": self.random.randint(1, 20),
+                "discount": self.random.choice(["0", "0.05", "0.1", "0.25"]),
+            }
             for pid in self.random.sample(self.products, self.random.randint(1, 3))
         ]
-        body = {"customer_id": self.random.choice(self.customers), "lines": lines,
-                "freight": f"{self.random.randint(0, 9000) / 100:.2f}"}
+        body = {
+            "customer_id": self.random.choice(self.customers),
+            "lines": lines,
+            "freight": f"{self.random.randint(0, 9000) / 100:.2f}",
+        }
         reply = self._call("POST", "/orders", body)
         if reply is not None and reply.status_code == 201:
             order_id = reply.json()["order_id"]
@@ -144,8 +163,12 @@ class Traffic:
     def _pay(self) -> None:
         invoice = self.random.choice(self.invoices)
         key = str(uuid.UUID(int=self.random.getrandbits(128)))
-        reply = self._call("POST", f"/invoices/{invoice}/payments", {"amount": "0.01"},
-                           {"Idempotency-Key": key})
+        reply = self._call(
+            "POST",
+            f"/invoices/{invoice}/payments",
+            {"amount": "0.01"},
+            {"Idempotency-Key": key},
+        )
         if reply is not None and reply.status_code == 201:
             self.payments += 1
 
@@ -154,23 +177,32 @@ class Traffic:
         while self._young and self._young[0][0] < cutoff:
             self.invoices.append(self._young.pop(0)[1])
 
-    def _call(self, method: str, path: str, body: dict | None = None,
-              headers: dict | None = None) -> requests.Response | None:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        headers: dict | None = None,
+    ) -> requests.Response | None:
         try:
-            reply = self.session.request(method, self.base_url + path, json=body,
-                                         headers=headers, timeout=30)
+            reply = self.session.request(
+                method, self.base_url + path, json=body, headers=headers, timeout=30
+            )
         except requests.RequestException as error:
             self.failures.append(f"{method} {path}: {error.__class__.__name__}")
             return None
 
         self.backends[reply.headers.get("X-Migrate-Backend", "?")] += 1
         if reply.status_code >= 400:
-            self.failures.append(f"{method} {path}: {reply.status_code} {reply.text[:120]}")
+            self.failures.append(
+                f"{method} {path}: {reply.status_code} {reply.text[:120]}"
+            )
         return reply
 
 
-def run(system: System, *, orders: int, dump: Path | None, seconds: float,
-        say: Say) -> DemoReport:
+def run(
+    system: System, *, orders: int, dump: Path | None, seconds: float, say: Say
+) -> DemoReport:
     from migrate.cli import _seed_database
     from migrate.extract.run import extract
     from migrate.seed import synthetic
@@ -237,8 +269,10 @@ def _clear_workspace(system: System) -> None:
     for folder in (settings.mail_dir, settings.run_dir):
         shutil.rmtree(folder, ignore_errors=True)
     if not settings.monolith_url.startswith("sqlite"):
-        raise MigrateError("the demo resets its databases and runs on SQLite files; "
-                           "unset MONOLITH_DATABASE_URL to run it")
+        raise MigrateError(
+            "the demo resets its databases and runs on SQLite files; "
+            "unset MONOLITH_DATABASE_URL to run it"
+        )
 
 
 def _reference_data(engine: sa.Engine) -> tuple[list[str], list[int], list[int]]:
@@ -268,30 +302,51 @@ def _step(name: str, before: Counter, traffic: Traffic) -> dict:
     return {"step": name, "requests": sum(backends.values()), "backends": backends}
 
 
-def _converge(system: System, traffic: Traffic, timeout: float
-              ) -> tuple[dict[str, int], dict[str, str], int, dict[str, int]]:
+def _converge(
+    system: System, traffic: Traffic, timeout: float
+) -> tuple[dict[str, int], dict[str, str], int, dict[str, int]]:
     from monolith.billing.tables import invoices
 
     settings = system.settings
-    engines = {"monolith": create_engine(settings.monolith_url),
-               "service": create_engine(settings.service_url(CONTEXT))}
+    engines = {
+        "monolith": create_engine(settings.monolith_url),
+        "service": create_engine(settings.service_url(CONTEXT)),
+    }
     placed = set(traffic.placed)
     deadline = time.monotonic() + timeout
     while True:
         counts, totals, missing = {}, {}, {}
         for side, engine in engines.items():
             with engine.connect() as db:
-                counts[side] = db.execute(sa.select(sa.func.count()).select_from(
-                    invoices)).scalar()
-                cents = db.execute(sa.select(sa.func.sum(invoices.c.total_cents),
-                                             sa.func.sum(invoices.c.paid_cents))).one()
+                counts[side] = db.execute(
+                    sa.select(sa.func.count()).select_from(invoices)
+                ).scalar()
+                cents = db.execute(
+                    sa.select(
+                        sa.func.sum(invoices.c.total_cents),
+                        sa.func.sum(invoices.c.paid_cents),
+                    )
+                ).one()
                 totals[side] = f"{cents[0] / 100:,.2f} (paid {cents[1] / 100:,.2f})"
-                have = {r[0] for r in db.execute(sa.select(invoices.c.invoice_id)
-                        .where(invoices.c.invoice_id.in_(placed)))} if placed else set()
+                have = (
+                    {
+                        r[0]
+                        for r in db.execute(
+                            sa.select(invoices.c.invoice_id).where(
+                                invoices.c.invoice_id.in_(placed)
+                            )
+                        )
+                    }
+                    if placed
+                    else set()
+                )
                 missing[side] = len(placed - have)
         emails = len(list(settings.mail_dir.glob("*.eml")))
-        settled = (not any(missing.values()) and emails >= len(placed)
-                   and totals["monolith"] == totals["service"])
+        settled = (
+            not any(missing.values())
+            and emails >= len(placed)
+            and totals["monolith"] == totals["service"]
+        )
         if settled or time.monotonic() > deadline:
             return counts, totals, emails, missing
         time.sleep(0.5)

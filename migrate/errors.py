@@ -1,13 +1,13 @@
 """Every failure a user of the kit can fix, drawn once.
 
-    MigrateError                 a user-fixable problem; the CLI prints one line
-    ├── ManifestError            the context manifest is wrong (exit 2)
-    ├── UnknownContext           a context name that the manifest lacks
-    ├── AlreadyExtracted         an extraction exists and --force was not given
-    ├── NotExtracted             a command needs an extracted context
-    ├── SystemNotRunning         a command needs `migrate up` first
-    ├── ShiftRefused             a shift that the rules forbid right now
-    └── ParityError              a copy that does not match its source
+MigrateError                 a user-fixable problem; the CLI prints one line
+├── ManifestError            the context manifest is wrong (exit 2)
+├── UnknownContext           a context name that the manifest lacks
+├── AlreadyExtracted         an extraction exists and --force was not given
+├── NotExtracted             a command needs an extracted context
+├── SystemNotRunning         a command needs `migrate up` first
+├── ShiftRefused             a shift that the rules forbid right now
+└── ParityError              a copy that does not match its source
 """
 
 from __future__ import annotations

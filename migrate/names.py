@@ -1,10 +1,10 @@
 """Names of topics and queues, derived from the manifest in one place.
 
-    <app>-<context>                          a context's events (SNS topic)
-    <app>-<context>-<side>-sync              a context's events for the side
-                                             that follows its writer
-    <app>-<context>-consumes-<source>        events a service consumes
-    <app>-<context>-<side effect>            a side effect's function
+<app>-<context>                          a context's events (SNS topic)
+<app>-<context>-<side>-sync              a context's events for the side
+                                         that follows its writer
+<app>-<context>-consumes-<source>        events a service consumes
+<app>-<context>-<side effect>            a side effect's function
 """
 
 

@@ -62,7 +62,9 @@ class Supervisor:
         if not self.run_dir.exists():
             return {}
 
-        found = {p.stem: self.pid_of(p.stem) for p in sorted(self.run_dir.glob("*.pid"))}
+        found = {
+            p.stem: self.pid_of(p.stem) for p in sorted(self.run_dir.glob("*.pid"))
+        }
         return {name: pid for name, pid in found.items() if pid}
 
     def start(self, spec: ProcessSpec, timeout: float = 60.0) -> int:
@@ -118,19 +120,29 @@ class Supervisor:
         return [name for name in names if self.stop(name)]
 
     def _wait_ready(
-        self, spec: ProcessSpec, process: subprocess.Popen, log_path: Path, timeout: float
+        self,
+        spec: ProcessSpec,
+        process: subprocess.Popen,
+        log_path: Path,
+        timeout: float,
     ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise ProcessFailed(spec.name, f"exited with code {process.returncode} "
-                                    "while starting", _tail(log_path))
+                raise ProcessFailed(
+                    spec.name,
+                    f"exited with code {process.returncode} while starting",
+                    _tail(log_path),
+                )
             if spec.ready_url is None or _answers(spec.ready_url):
                 return
             if time.monotonic() > deadline:
                 self.stop(spec.name)
-                raise ProcessFailed(spec.name, f"was not ready within {timeout:g} s "
-                                    f"({spec.ready_url})", _tail(log_path))
+                raise ProcessFailed(
+                    spec.name,
+                    f"was not ready within {timeout:g} s ({spec.ready_url})",
+                    _tail(log_path),
+                )
             time.sleep(0.1)
 
 

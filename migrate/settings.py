@@ -50,7 +50,8 @@ class Settings:
 
     def service_url(self, context: str) -> str:
         return self.environ.get(
-            f"{context.upper()}_DATABASE_URL", f"sqlite:///{self.home / f'{context}.db'}"
+            f"{context.upper()}_DATABASE_URL",
+            f"sqlite:///{self.home / f'{context}.db'}",
         )
 
     @property
@@ -86,7 +87,9 @@ class Settings:
 
     @property
     def endpoint_url(self) -> str:
-        return self.environ.get("AWS_ENDPOINT_URL", f"http://127.0.0.1:{self.emulator_port}")
+        return self.environ.get(
+            "AWS_ENDPOINT_URL", f"http://127.0.0.1:{self.emulator_port}"
+        )
 
     @property
     def uses_emulator(self) -> bool:

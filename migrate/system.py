@@ -44,19 +44,29 @@ def topology(manifest: Manifest, extracted: list[str]) -> Topology:
     for name in extracted:
         context = manifest.context(name)
         # Each side follows the other's changes, never its own: no echo.
-        subscribe(names.follow_queue(app, name, "service"), name, {"origin": ["monolith"]})
-        subscribe(names.follow_queue(app, name, "monolith"), name, {"origin": ["service"]})
+        subscribe(
+            names.follow_queue(app, name, "service"), name, {"origin": ["monolith"]}
+        )
+        subscribe(
+            names.follow_queue(app, name, "monolith"), name, {"origin": ["service"]}
+        )
         consumed: dict[str, list[str]] = {}
         for event_type in context.event_handlers:
             consumed.setdefault(event_type.context, []).append(event_type.type_name())
         for source, types in sorted(consumed.items()):
-            subscribe(names.consumer_queue(app, name, source), source,
-                      {"event_type": sorted(types)})
+            subscribe(
+                names.consumer_queue(app, name, source),
+                source,
+                {"event_type": sorted(types)},
+            )
 
     for context in manifest.contexts.values():
         for effect in context.side_effects:
-            subscribe(names.side_effect_queue(app, context.name, effect.name),
-                      context.name, {"event_type": [effect.on]})
+            subscribe(
+                names.side_effect_queue(app, context.name, effect.name),
+                context.name,
+                {"event_type": [effect.on]},
+            )
 
     return Topology(topics, queues, subscriptions)
 
@@ -73,8 +83,10 @@ class System:
         return StateStore(self.settings.state_path)
 
     def extractions(self) -> list[Extraction]:
-        found = (extraction_of(name, self.settings.extracted_dir)
-                 for name in self.manifest.contexts)
+        found = (
+            extraction_of(name, self.settings.extracted_dir)
+            for name in self.manifest.contexts
+        )
         return [e for e in found if e is not None]
 
     def service_port(self, context: str) -> int:
@@ -87,7 +99,9 @@ class System:
         extracted = [e.context for e in self.extractions()]
         endpoint = self.settings.endpoint_url
         return ensure_topology(
-            topology(self.manifest, extracted), sns_client(endpoint), sqs_client(endpoint)
+            topology(self.manifest, extracted),
+            sns_client(endpoint),
+            sqs_client(endpoint),
         )
 
     def is_up(self) -> bool:
@@ -107,12 +121,21 @@ class System:
                 started.append(spec.name)
 
         if settings.uses_emulator:
-            start(ProcessSpec(
-                "emulator",
-                [PYTHON, "-m", "moto.server", "-H", "127.0.0.1",
-                 "-p", str(settings.emulator_port)],
-                ready_url=f"{settings.endpoint_url}/",
-            ))
+            start(
+                ProcessSpec(
+                    "emulator",
+                    [
+                        PYTHON,
+                        "-m",
+                        "moto.server",
+                        "-H",
+                        "127.0.0.1",
+                        "-p",
+                        str(settings.emulator_port),
+                    ],
+                    ready_url=f"{settings.endpoint_url}/",
+                )
+            )
         say("creating topics, queues and subscriptions")
         resources = self.resources()
         say("migrating the monolith's database")
@@ -124,8 +147,11 @@ class System:
         return started
 
     def down(self) -> list[str]:
-        order = ["router"] + [n for n in self.supervisor.running()
-                              if n not in ("router", "emulator")] + ["emulator"]
+        order = (
+            ["router"]
+            + [n for n in self.supervisor.running() if n not in ("router", "emulator")]
+            + ["emulator"]
+        )
         return self.supervisor.stop_all(order)
 
     def _route(self, resources: Resources) -> None:
@@ -138,26 +164,56 @@ class System:
         settings = self.settings
         app = self.manifest.name
         endpoint = ["--endpoint", settings.endpoint_url]
-        aws = {"AWS_ENDPOINT_URL": settings.endpoint_url} if settings.uses_emulator else {}
+        aws = (
+            {"AWS_ENDPOINT_URL": settings.endpoint_url}
+            if settings.uses_emulator
+            else {}
+        )
         specs = [
             ProcessSpec(
                 "monolith",
-                [PYTHON, "-m", "monolith", "--database", settings.monolith_url,
-                 "--port", str(settings.monolith_port)],
+                [
+                    PYTHON,
+                    "-m",
+                    "monolith",
+                    "--database",
+                    settings.monolith_url,
+                    "--port",
+                    str(settings.monolith_port),
+                ],
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),
             ProcessSpec(
                 "router",
-                [PYTHON, "-m", "migrate.router", "--state", str(settings.state_path),
-                 "--port", str(settings.router_port)],
+                [
+                    PYTHON,
+                    "-m",
+                    "migrate.router",
+                    "--state",
+                    str(settings.state_path),
+                    "--port",
+                    str(settings.router_port),
+                ],
                 ready_url=f"{settings.router_url}/_router/health",
             ),
             ProcessSpec(
                 "monolith-relay",
-                [PYTHON, "-m", "migrate.messaging.relay", "--database",
-                 settings.monolith_url, *endpoint]
-                + [arg for name in self.manifest.contexts for arg in
-                   ("--route", f"{name}={resources.topic_arn(names.topic(app, name))}")],
+                [
+                    PYTHON,
+                    "-m",
+                    "migrate.messaging.relay",
+                    "--database",
+                    settings.monolith_url,
+                    *endpoint,
+                ]
+                + [
+                    arg
+                    for name in self.manifest.contexts
+                    for arg in (
+                        "--route",
+                        f"{name}={resources.topic_arn(names.topic(app, name))}",
+                    )
+                ],
             ),
         ]
         for extraction in self.extractions():
@@ -165,13 +221,19 @@ class System:
             specs += [
                 ProcessSpec(
                     f"{name}-service",
-                    [str(Path(PYTHON).parent / "nameko"), "run", "--config",
-                     "config.yaml", extraction.module],
+                    [
+                        str(Path(PYTHON).parent / "nameko"),
+                        "run",
+                        "--config",
+                        "config.yaml",
+                        extraction.module,
+                    ],
                     cwd=extraction.folder,
                     env={
                         "PYTHONPATH": f"{extraction.folder}:{PROJECT_ROOT}",
-                        f"{name.upper()}_HTTP_ADDRESS":
-                            f"127.0.0.1:{self.service_port(name)}",
+                        f"{name.upper()}_HTTP_ADDRESS": (
+                            f"127.0.0.1:{self.service_port(name)}"
+                        ),
                         f"{name.upper()}_DATABASE_URL": settings.service_url(name),
                         **aws,
                     },
@@ -179,26 +241,52 @@ class System:
                 ),
                 ProcessSpec(
                     f"{name}-relay",
-                    [PYTHON, "-m", "migrate.messaging.relay", "--database",
-                     settings.service_url(name), *endpoint,
-                     "--route", f"{name}={resources.topic_arn(names.topic(app, name))}"],
+                    [
+                        PYTHON,
+                        "-m",
+                        "migrate.messaging.relay",
+                        "--database",
+                        settings.service_url(name),
+                        *endpoint,
+                        "--route",
+                        f"{name}={resources.topic_arn(names.topic(app, name))}",
+                    ],
                 ),
                 ProcessSpec(
                     f"{name}-follower",
-                    [PYTHON, "-m", "migrate.sync.follower", "--context", name,
-                     "--database", settings.monolith_url, *endpoint, "--queue-url",
-                     resources.queue_url(names.follow_queue(app, name, "monolith"))],
+                    [
+                        PYTHON,
+                        "-m",
+                        "migrate.sync.follower",
+                        "--context",
+                        name,
+                        "--database",
+                        settings.monolith_url,
+                        *endpoint,
+                        "--queue-url",
+                        resources.queue_url(names.follow_queue(app, name, "monolith")),
+                    ],
                 ),
             ]
         for context in self.manifest.contexts.values():
             for effect in context.side_effects:
                 queue = names.side_effect_queue(app, context.name, effect.name)
-                specs.append(ProcessSpec(
-                    f"{context.name}-{effect.name.replace('_', '-')}",
-                    [PYTHON, "-m", "migrate.messaging.lambda_runtime",
-                     "--handler", effect.function,
-                     "--function-name", f"{app}-{context.name}-{effect.name}",
-                     "--queue-url", resources.queue_url(queue), *endpoint],
-                    env={"MAIL_DIR": str(settings.mail_dir)},
-                ))
+                specs.append(
+                    ProcessSpec(
+                        f"{context.name}-{effect.name.replace('_', '-')}",
+                        [
+                            PYTHON,
+                            "-m",
+                            "migrate.messaging.lambda_runtime",
+                            "--handler",
+                            effect.function,
+                            "--function-name",
+                            f"{app}-{context.name}-{effect.name}",
+                            "--queue-url",
+                            resources.queue_url(queue),
+                            *endpoint,
+                        ],
+                        env={"MAIL_DIR": str(settings.mail_dir)},
+                    )
+                )
         return specs

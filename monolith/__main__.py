@@ -28,8 +28,14 @@ def main() -> None:
     host = Monolith(args.database)
     threading.Thread(target=_catch_up_forever, args=(host,), daemon=True).start()
     log.info("monolith serving on %s:%s", args.host, args.port)
-    serve(create_app(host), host=args.host, port=args.port, threads=args.threads,
-          ident="monolith", _quiet=True)
+    serve(
+        create_app(host),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        ident="monolith",
+        _quiet=True,
+    )
 
 
 def _catch_up_forever(host: Monolith) -> None:

@@ -86,10 +86,18 @@ class Monolith:
         ]
 
     def unit_of_work(
-        self, context: str, *, command: bool = True, claim: tuple[str, str] | None = None
+        self,
+        context: str,
+        *,
+        command: bool = True,
+        claim: tuple[str, str] | None = None,
     ) -> UnitOfWork:
         unit: UnitOfWork = self._units[context](
-            self.engine, ORIGIN, command=command, claim=claim, after_commit=self.dispatch
+            self.engine,
+            ORIGIN,
+            command=command,
+            claim=claim,
+            after_commit=self.dispatch,
         )
         return unit
 
@@ -109,7 +117,9 @@ class Monolith:
 
     def dispatch(self, envelopes: list[Envelope]) -> None:
         for envelope in envelopes:
-            for subscriber in self._subscribers_of(envelope.context, envelope.event_type):
+            for subscriber in self._subscribers_of(
+                envelope.context, envelope.event_type
+            ):
                 self._deliver(subscriber, envelope.event_id, envelope.data)
 
     def catch_up(self) -> int:
@@ -142,10 +152,13 @@ class Monolith:
         return [
             s
             for s in self.subscribers
-            if s.event_type.context == context and s.event_type.type_name() == event_type
+            if s.event_type.context == context
+            and s.event_type.type_name() == event_type
         ]
 
-    def _deliver(self, subscriber: Subscriber, event_id: str, data: dict[str, Any]) -> bool:
+    def _deliver(
+        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
+    ) -> bool:
         """Hand one event to one consumer; False when this host may not run it."""
         event = subscriber.event_type.from_data(data)
         uow = self.unit_of_work(
@@ -158,14 +171,20 @@ class Monolith:
         except HostNotWriter:
             # Another host writes this context now; it consumes the event
             # from its own queue.
-            log.debug("%s is not written here; %s left to its writer",
-                      subscriber.context, event_id)
+            log.debug(
+                "%s is not written here; %s left to its writer",
+                subscriber.context,
+                event_id,
+            )
             return False
         except Exception:
             # The producer's change is committed and its event stored: a
             # consumer's failure must not fail the producer's request.
             # `catch_up` delivers the event again later.
-            log.exception("%s failed on event %s; it will be retried",
-                          subscriber.consumer, event_id)
+            log.exception(
+                "%s failed on event %s; it will be retried",
+                subscriber.consumer,
+                event_id,
+            )
             return False
         return True

@@ -49,12 +49,25 @@ def create_app(host: Monolith) -> Flask:
     def put_role(context: str) -> Response:
         role = (request.get_json(silent=True) or {}).get("role")
         if context not in host.manifest.contexts:
-            return _json(Reply(404, {"error": "unknown_context",
-                                     "message": f"there is no context {context!r}"}))
+            return _json(
+                Reply(
+                    404,
+                    {
+                        "error": "unknown_context",
+                        "message": f"there is no context {context!r}",
+                    },
+                )
+            )
         if role not in ROLES:
-            return _json(Reply(422, {"error": "invalid_role",
-                                     "message": f"role {role!r}: roles are "
-                                                f"{', '.join(ROLES)}"}))
+            return _json(
+                Reply(
+                    422,
+                    {
+                        "error": "invalid_role",
+                        "message": f"role {role!r}: roles are {', '.join(ROLES)}",
+                    },
+                )
+            )
         # The role row is read with a shared lock by every command, so this
         # update waits for commands already running and fences later ones.
         with host.engine.begin() as db:

@@ -44,8 +44,13 @@ def extract(
 
     state = system.state
     state.set_backend(name, system.service_url(name))
-    state.register_routes(name, name, extraction.routes, actor="migrate extract",
-                          reason=f"{name} extracted; its service reads nothing yet")
+    state.register_routes(
+        name,
+        name,
+        extraction.routes,
+        actor="migrate extract",
+        reason=f"{name} extracted; its service reads nothing yet",
+    )
 
     if system.is_up():
         system.resources()

@@ -31,8 +31,9 @@ def run_migrations(alembic_context: Any, context: str) -> None:
 
     engine = create_engine(url)
     with engine.connect() as connection:
-        alembic_context.configure(connection=connection, target_metadata=target,
-                                  render_as_batch=True)
+        alembic_context.configure(
+            connection=connection, target_metadata=target, render_as_batch=True
+        )
         with alembic_context.begin_transaction():
             alembic_context.run_migrations()
     engine.dispose()

@@ -40,12 +40,16 @@ class ContextHost(DependencyProvider):
 
 def respond(reply: Reply) -> Response:
     return Response(
-        json.dumps(reply.body), status=reply.status, headers=dict(reply.headers),
+        json.dumps(reply.body),
+        status=reply.status,
+        headers=dict(reply.headers),
         mimetype="application/json",
     )
 
 
-def serve_route(host: ServiceHost, endpoint: str, request: Request, params: dict) -> Response:
+def serve_route(
+    host: ServiceHost, endpoint: str, request: Request, params: dict
+) -> Response:
     return respond(host.serve(endpoint, params, request.get_data(), request.headers))
 
 
@@ -57,13 +61,20 @@ def health(host: ServiceHost) -> Response:
 def change_role(host: ServiceHost, request: Request) -> Response:
     role = (request.get_json(silent=True) or {}).get("role")
     if role not in ROLES:
-        return respond(Reply(422, {
-            "error": "invalid_role",
-            "message": f"role {role!r}: roles are {', '.join(ROLES)}",
-        }))
+        return respond(
+            Reply(
+                422,
+                {
+                    "error": "invalid_role",
+                    "message": f"role {role!r}: roles are {', '.join(ROLES)}",
+                },
+            )
+        )
 
     replayed = host.change_role(role)
-    log.info("%s is now %s here (%s kept events replayed)", host.context.name, role,
-             replayed)
-    return respond(Reply(200, {"context": host.context.name, "role": role,
-                               "replayed": replayed}))
+    log.info(
+        "%s is now %s here (%s kept events replayed)", host.context.name, role, replayed
+    )
+    return respond(
+        Reply(200, {"context": host.context.name, "role": role, "replayed": replayed})
+    )

@@ -37,13 +37,16 @@ class ContextPorts:
 
 
 class ServiceHost:
-    def __init__(self, context: str, database_url: str, manifest: Manifest | None = None):
+    def __init__(
+        self, context: str, database_url: str, manifest: Manifest | None = None
+    ):
         self.manifest = manifest or load_manifest()
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
         self._unit = self.context.load(self.context.unit_of_work)
-        self._replica = self.context.load(self.context.replica) if self.context.replica \
-            else None
+        self._replica = (
+            self.context.load(self.context.replica) if self.context.replica else None
+        )
         self.routes = {route.endpoint: route for route in self.context.route_list}
         self.errors = self.context.route_errors
         self.ports = ContextPorts(self)
@@ -59,10 +62,15 @@ class ServiceHost:
         return unit
 
     def serve(
-        self, endpoint: str, params: Mapping[str, Any], body: bytes,
+        self,
+        endpoint: str,
+        params: Mapping[str, Any],
+        body: bytes,
         headers: Mapping[str, str],
     ) -> Reply:
-        return serve(self.routes[endpoint], self.ports, params, body, headers, self.errors)
+        return serve(
+            self.routes[endpoint], self.ports, params, body, headers, self.errors
+        )
 
     @property
     def role(self) -> str:
@@ -72,7 +80,9 @@ class ServiceHost:
     def follow(self, envelope: Envelope) -> bool:
         """Apply one of the context's own events, published by another host."""
         if self._replica is None:
-            raise RuntimeError(f"context {self.context.name} declares no replica module")
+            raise RuntimeError(
+                f"context {self.context.name} declares no replica module"
+            )
 
         consumer = f"{self.context.name}.replica"
         uow = self.unit_of_work(command=False, claim=(consumer, envelope.event_id))
@@ -85,8 +95,12 @@ class ServiceHost:
         """Handle an event the context consumes, or keep it until this host writes."""
         key = (envelope.context, envelope.event_type)
         if key not in self._handlers:
-            log.warning("%s consumes no %s; event %s ignored",
-                        self.context.name, envelope.event_type, envelope.event_id)
+            log.warning(
+                "%s consumes no %s; event %s ignored",
+                self.context.name,
+                envelope.event_type,
+                envelope.event_id,
+            )
             return
 
         with self.engine.begin() as db:
@@ -95,12 +109,17 @@ class ServiceHost:
             if role_of(db, self.context.name, lock=True) != WRITER:
                 exists = db.execute(
                     sa.select(deferred.c.event_id).where(
-                        deferred.c.event_id == envelope.event_id)
+                        deferred.c.event_id == envelope.event_id
+                    )
                 ).first()
                 if not exists:
-                    db.execute(deferred.insert().values(
-                        consumer=self._consumer(key), event_id=envelope.event_id,
-                        payload=envelope.to_json()))
+                    db.execute(
+                        deferred.insert().values(
+                            consumer=self._consumer(key),
+                            event_id=envelope.event_id,
+                            payload=envelope.to_json(),
+                        )
+                    )
                 return
 
         self._handle(key, envelope)

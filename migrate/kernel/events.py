@@ -32,6 +32,11 @@ class Event:
     def data(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Event:
+        """The event back from its `data()`; events with nested values override."""
+        return cls(**data)
+
 
 @dataclasses.dataclass(frozen=True)
 class Envelope:

@@ -77,7 +77,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise MalformedBody(f"request body is not JSON: {error}") from None
 
     if not isinstance(body, dict):
-        raise MalformedBody(f"request body must be a JSON object, not {type(body).__name__}")
+        raise MalformedBody(
+            f"request body must be a JSON object, not {type(body).__name__}"
+        )
 
     return body
 
@@ -111,7 +113,11 @@ def require(body: Mapping[str, Any], field: str, kind: type | tuple[type, ...]) 
 
     value = body[field]
     if isinstance(value, bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        names = (
+            kind.__name__
+            if isinstance(kind, type)
+            else " or ".join(k.__name__ for k in kind)
+        )
         raise InvalidRequest(f"field '{field}' is {value!r}; it must be {names}")
 
     return value

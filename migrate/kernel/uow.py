@@ -10,8 +10,8 @@ what another host owns.
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +30,9 @@ class HostNotWriter(Exception):
     """A command reached a host that does not, right now, write the context."""
 
     def __init__(self, context: str, role: str):
-        super().__init__(f"this host is {role} for {context}; commands go to its writer")
+        super().__init__(
+            f"this host is {role} for {context}; commands go to its writer"
+        )
         self.context = context
         self.role = role
 

@@ -42,11 +42,13 @@ class Parity:
     def differences(self) -> list[str]:
         found = [
             f"{table}: {source} rows in the monolith, {copy} in the service"
-            for table, (source, copy) in self.counts.items() if source != copy
+            for table, (source, copy) in self.counts.items()
+            if source != copy
         ]
         found += [
             f"sum of {column}: {source} in the monolith, {copy} in the service"
-            for column, (source, copy) in self.totals.items() if source != copy
+            for column, (source, copy) in self.totals.items()
+            if source != copy
         ]
         return found
 
@@ -72,12 +74,17 @@ def backfill(
 
     with target.begin() as db:
         db.execute(backfills.delete().where(backfills.c.context == context.name))
-        db.execute(backfills.insert().values(
-            context=context.name, source_position=position, finished_at=now()))
+        db.execute(
+            backfills.insert().values(
+                context=context.name, source_position=position, finished_at=now()
+            )
+        )
     return BackfillReport(copied, position)
 
 
-def _copy_table(table: sa.Table, source: Engine, target: Engine, report: Progress) -> int:
+def _copy_table(
+    table: sa.Table, source: Engine, target: Engine, report: Progress
+) -> int:
     key = list(table.primary_key.columns)
     with source.connect() as db:
         total = db.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0
@@ -143,5 +150,7 @@ def _count(engine: Engine, table: sa.Table) -> int:
 
 def _sum(engine: Engine, column: sa.Column) -> int:
     with engine.connect() as db:
-        return int(db.execute(sa.select(sa.func.coalesce(sa.func.sum(column), 0)))
-                   .scalar() or 0)
+        return int(
+            db.execute(sa.select(sa.func.coalesce(sa.func.sum(column), 0))).scalar()
+            or 0
+        )

@@ -40,13 +40,19 @@ class FlipReport:
 
 
 def move_writes(
-    system: System, name: str, *, timeout: float = 60.0, progress: Progress | None = None
+    system: System,
+    name: str,
+    *,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> FlipReport:
     say = progress or (lambda step: None)
     state = system.state
     status = state.status().get(name)
     if status is None:
-        raise ShiftRefused(f"{name} is not extracted; run `migrate extract {name}` first")
+        raise ShiftRefused(
+            f"{name} is not extracted; run `migrate extract {name}` first"
+        )
 
     if status.writer != MONOLITH:
         raise ShiftRefused(f"{name}'s writes are already with {status.writer}")
@@ -81,9 +87,14 @@ def _wait_for_sync(system: System, name: str, timeout: float, say: Progress) -> 
     monolith = create_engine(settings.monolith_url)
     service = create_engine(settings.service_url(name))
     with service.connect() as db:
-        after = db.execute(
-            sa.select(backfills.c.source_position).where(backfills.c.context == name)
-        ).scalar() or 0
+        after = (
+            db.execute(
+                sa.select(backfills.c.source_position).where(
+                    backfills.c.context == name
+                )
+            ).scalar()
+            or 0
+        )
 
     deadline = time.monotonic() + timeout
     last = None
@@ -103,11 +114,14 @@ def _wait_for_sync(system: System, name: str, timeout: float, say: Progress) -> 
 
 
 def _set_role(base_url: str, context: str, role: str) -> dict:
-    reply = requests.put(f"{base_url}/_migrate/contexts/{context}/role",
-                         json={"role": role}, timeout=60)
+    reply = requests.put(
+        f"{base_url}/_migrate/contexts/{context}/role", json={"role": role}, timeout=60
+    )
     if reply.status_code != 200:
-        raise ShiftRefused(f"{base_url} refused role {role} for {context}: "
-                           f"{reply.status_code} {reply.text[:200]}")
+        raise ShiftRefused(
+            f"{base_url} refused role {role} for {context}: "
+            f"{reply.status_code} {reply.text[:200]}"
+        )
     return reply.json()
 
 

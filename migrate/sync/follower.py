@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
-    replica = host.manifest.context(context).load(host.manifest.context(context).replica)
+    replica = host.manifest.context(context).load(
+        host.manifest.context(context).replica
+    )
 
     def apply(message: ReceivedMessage) -> None:
         envelope = message.envelope
@@ -34,8 +36,13 @@ def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
             context, command=False, claim=(f"{context}.replica", envelope.event_id)
         )
         if replica.apply(envelope.data, uow):
-            log.info("applied %s %s of %s %s", envelope.origin, envelope.event_type,
-                     context, envelope.aggregate_id)
+            log.info(
+                "applied %s %s of %s %s",
+                envelope.origin,
+                envelope.event_type,
+                context,
+                envelope.aggregate_id,
+            )
 
     return apply
 
@@ -43,7 +50,9 @@ def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m migrate.sync.follower")
     parser.add_argument("--context", required=True)
-    parser.add_argument("--database", required=True, help="the monolith's SQLAlchemy URL")
+    parser.add_argument(
+        "--database", required=True, help="the monolith's SQLAlchemy URL"
+    )
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--endpoint", help="SQS endpoint URL (the emulator)")
     args = parser.parse_args()
@@ -53,7 +62,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     host = Monolith(args.database)
-    consume(sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop)
+    consume(
+        sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop
+    )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,15 @@ class SqlInvoices:
         self._db.execute(invoices.insert().values(**_invoice_row(invoice)))
         self._db.execute(
             invoice_lines.insert(),
-            [_line_row(invoice.invoice_id, n, line) for n, line in enumerate(invoice.lines, 1)],
+            [
+                _line_row(invoice.invoice_id, n, line)
+                for n, line in enumerate(invoice.lines, 1)
+            ],
         )
         if invoice.payments:
-            self._db.execute(payments.insert(), [_payment_row(p) for p in invoice.payments])
+            self._db.execute(
+                payments.insert(), [_payment_row(p) for p in invoice.payments]
+            )
 
     def add_payment(self, invoice: Invoice, payment: Payment) -> None:
         self._db.execute(payments.insert().values(**_payment_row(payment)))
@@ -53,12 +58,16 @@ class SqlInvoices:
             )
         )
         if updated.rowcount != 1:
-            raise RuntimeError(f"invoice {invoice.invoice_id} changed underneath a payment")
+            raise RuntimeError(
+                f"invoice {invoice.invoice_id} changed underneath a payment"
+            )
 
     def replace(self, invoice: Invoice) -> None:
         key = invoice.invoice_id
         self._db.execute(payments.delete().where(payments.c.invoice_id == key))
-        self._db.execute(invoice_lines.delete().where(invoice_lines.c.invoice_id == key))
+        self._db.execute(
+            invoice_lines.delete().where(invoice_lines.c.invoice_id == key)
+        )
         self._db.execute(invoices.delete().where(invoices.c.invoice_id == key))
         self.add(invoice)
 

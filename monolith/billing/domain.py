@@ -76,8 +76,10 @@ class Invoice:
 
     def pay(self, payment_id: str, amount: Decimal, received_at: str) -> Payment:
         if amount <= 0:
-            raise PaymentRejected(f"payment of {amount} on invoice {self.invoice_id}: "
-                                  "amounts must be positive")
+            raise PaymentRejected(
+                f"payment of {amount} on invoice {self.invoice_id}: "
+                "amounts must be positive"
+            )
 
         if amount > self.balance:
             raise PaymentRejected(

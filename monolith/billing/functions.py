@@ -41,8 +41,9 @@ class FolderMailbox:
     def deliver(self, key: str, message: str) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / f"{key}.eml"
-        with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False,
-                                         suffix=".tmp", encoding="utf-8") as draft:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.folder, delete=False, suffix=".tmp", encoding="utf-8"
+        ) as draft:
             draft.write(message)
         try:
             os.link(draft.name, target)
@@ -62,13 +63,18 @@ def _send_invoice_email(record: SQSRecord) -> None:
     sent = side_effects.invoice_email(envelope.data["invoice"], _mailbox())
     logger.info(
         "invoice e-mail",
-        extra={"invoice_id": envelope.aggregate_id, "sent": sent,
-               "event_id": envelope.event_id},
+        extra={
+            "invoice_id": envelope.aggregate_id,
+            "sent": sent,
+            "event_id": envelope.event_id,
+        },
     )
 
 
 def invoice_email(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_partial_response(
-        event=event, record_handler=_send_invoice_email, processor=processor,
+        event=event,
+        record_handler=_send_invoice_email,
+        processor=processor,
         context=context,
     )

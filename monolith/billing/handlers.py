@@ -19,7 +19,9 @@ class RecordPayment:
     amount: Decimal
 
 
-def issue_invoice(order: OrderPlaced, uow: UnitOfWork, issued_at: str | None = None) -> None:
+def issue_invoice(
+    order: OrderPlaced, uow: UnitOfWork, issued_at: str | None = None
+) -> None:
     """Invoice a placed order once: invoice id = order id makes a repeat a no-op."""
     with uow:
         if uow.invoices.get(order.order_id) is None:
@@ -29,7 +31,9 @@ def issue_invoice(order: OrderPlaced, uow: UnitOfWork, issued_at: str | None = N
                 issued_at=issued_at or now(),
                 freight=order.freight,
                 lines=[
-                    InvoiceLine(line.product_id, line.unit_price, line.quantity, line.discount)
+                    InvoiceLine(
+                        line.product_id, line.unit_price, line.quantity, line.discount
+                    )
                     for line in order.lines
                 ],
             )
@@ -45,7 +49,9 @@ def record_payment(command: RecordPayment, uow: UnitOfWork) -> Payment:
         if invoice is None:
             raise InvoiceNotFound(command.invoice_id)
 
-        earlier = next((p for p in invoice.payments if p.payment_id == command.payment_id), None)
+        earlier = next(
+            (p for p in invoice.payments if p.payment_id == command.payment_id), None
+        )
         if earlier is not None:
             return earlier
 

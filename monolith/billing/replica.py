@@ -30,8 +30,12 @@ def invoice_from_state(state: dict[str, Any]) -> Invoice:
             for line in state["lines"]
         ],
         payments=[
-            Payment(p["payment_id"], int(state["invoice_id"]), Decimal(p["amount"]),
-                    p["received_at"])
+            Payment(
+                p["payment_id"],
+                int(state["invoice_id"]),
+                Decimal(p["amount"]),
+                p["received_at"],
+            )
             for p in state["payments"]
         ],
         version=int(state["version"]),

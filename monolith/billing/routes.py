@@ -21,8 +21,13 @@ def get_invoice(ports: Ports, request: Request) -> Reply:
 
 def customer_invoices(ports: Ports, request: Request) -> Reply:
     customer_id = request.params["customer_id"]
-    return Reply(200, {"customer_id": customer_id,
-                       "invoices": api.customer_invoices(ports.query(), customer_id)})
+    return Reply(
+        200,
+        {
+            "customer_id": customer_id,
+            "invoices": api.customer_invoices(ports.query(), customer_id),
+        },
+    )
 
 
 def pay_invoice(ports: Ports, request: Request) -> Reply:
@@ -44,10 +49,18 @@ def pay_invoice(ports: Ports, request: Request) -> Reply:
 
 ROUTES = [
     Route("GET", "/invoices/<int:invoice_id>", get_invoice, bucket_key="invoice_id"),
-    Route("GET", "/customers/<customer_id>/invoices", customer_invoices,
-          bucket_key="customer_id"),
-    Route("POST", "/invoices/<int:invoice_id>/payments", pay_invoice,
-          bucket_key="invoice_id"),
+    Route(
+        "GET",
+        "/customers/<customer_id>/invoices",
+        customer_invoices,
+        bucket_key="customer_id",
+    ),
+    Route(
+        "POST",
+        "/invoices/<int:invoice_id>/payments",
+        pay_invoice,
+        bucket_key="invoice_id",
+    ),
 ]
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {

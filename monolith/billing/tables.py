@@ -38,7 +38,10 @@ payments = sa.Table(
     metadata,
     sa.Column("payment_id", sa.String(36), primary_key=True),
     sa.Column(
-        "invoice_id", sa.Integer, sa.ForeignKey("invoices.invoice_id"), nullable=False,
+        "invoice_id",
+        sa.Integer,
+        sa.ForeignKey("invoices.invoice_id"),
+        nullable=False,
         index=True,
     ),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),

@@ -48,8 +48,12 @@ class SqlOrders:
             freight=money.from_cents(head.freight_cents),
             ship_via=head.ship_via,
             ship_to=ShipTo(
-                head.ship_name, head.ship_address, head.ship_city, head.ship_region,
-                head.ship_postal_code, head.ship_country,
+                head.ship_name,
+                head.ship_address,
+                head.ship_city,
+                head.ship_region,
+                head.ship_postal_code,
+                head.ship_country,
             ),
         )
 
@@ -106,7 +110,9 @@ class SqlOrders:
             sa.select(order_numbers.c.next_order_id).where(order_numbers.c.id == 1)
         ).scalar()
         if current is None:
-            self._db.execute(order_numbers.insert().values(id=1, next_order_id=order_id + 1))
+            self._db.execute(
+                order_numbers.insert().values(id=1, next_order_id=order_id + 1)
+            )
         elif current <= order_id:
             self._db.execute(
                 order_numbers.update()

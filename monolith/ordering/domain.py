@@ -83,8 +83,10 @@ class Order:
         if not self.lines:
             raise InvalidOrder(f"order {self.order_id} has no lines")
         if self.freight < 0:
-            raise InvalidOrder(f"freight {self.freight} of order {self.order_id}: "
-                               "freight cannot be negative")
+            raise InvalidOrder(
+                f"freight {self.freight} of order {self.order_id}: "
+                "freight cannot be negative"
+            )
 
     @property
     def total(self) -> Decimal:

@@ -45,7 +45,9 @@ def place_order(
         raise UnknownCustomer(command.customer_id)
 
     prices = catalog.prices([line.product_id for line in command.lines])
-    unknown = next((ln.product_id for ln in command.lines if ln.product_id not in prices), None)
+    unknown = next(
+        (ln.product_id for ln in command.lines if ln.product_id not in prices), None
+    )
     if unknown is not None:
         raise UnknownProduct(unknown)
 

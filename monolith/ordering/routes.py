@@ -20,7 +20,9 @@ from monolith.ordering.ports import Ports
 def place_order(ports: Ports, request: Request) -> Reply:
     command = _place_order_command(request.body)
 
-    order = handlers.place_order(command, ports.command(), ports.catalog, ports.customers)
+    order = handlers.place_order(
+        command, ports.command(), ports.catalog, ports.customers
+    )
 
     return Reply(201, api.order_view(order), {"Location": f"/orders/{order.order_id}"})
 
@@ -60,10 +62,14 @@ def _discount(raw: object, n: int) -> Decimal:
     try:
         discount = Decimal(str(raw))
     except InvalidOperation:
-        raise InvalidRequest(f"lines[{n}].discount is {raw!r}; it must be a number") from None
+        raise InvalidRequest(
+            f"lines[{n}].discount is {raw!r}; it must be a number"
+        ) from None
 
     if discount != discount.quantize(Decimal("0.01")):
-        raise InvalidRequest(f"lines[{n}].discount is {raw!r}; use hundredths such as 0.15")
+        raise InvalidRequest(
+            f"lines[{n}].discount is {raw!r}; use hundredths such as 0.15"
+        )
 
     return discount
 

@@ -26,7 +26,9 @@ orders = sa.Table(
 order_lines = sa.Table(
     "order_lines",
     metadata,
-    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.order_id"), primary_key=True),
+    sa.Column(
+        "order_id", sa.Integer, sa.ForeignKey("orders.order_id"), primary_key=True
+    ),
     sa.Column("line_no", sa.Integer, primary_key=True),
     sa.Column("product_id", sa.Integer, nullable=False),
     sa.Column("unit_price_cents", sa.BigInteger, nullable=False),

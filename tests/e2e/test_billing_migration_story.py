@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
+from workspaces import free_port_base, postgres_databases
 
 from migrate.demo import Traffic, _reference_data
 from migrate.extract.run import ExtractReport, extract
@@ -47,15 +48,19 @@ class Story:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def story(request: pytest.FixtureRequest, northwind_dump: Path,  # type: ignore[no-untyped-def]
-          tmp_path_factory: pytest.TempPathFactory):
+def story(
+    request: pytest.FixtureRequest,
+    northwind_dump: Path,  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+):
     """The story on SQLite files, then with both databases on PostgreSQL."""
-    from conftest import free_port_base, postgres_databases
-
     home = tmp_path_factory.mktemp("story")
-    env = {**os.environ, "MIGRATE_HOME": str(home / "var"),
-           "MIGRATE_EXTRACTED": str(home / "extracted"),
-           "MIGRATE_PORT_BASE": str(free_port_base())}
+    env = {
+        **os.environ,
+        "MIGRATE_HOME": str(home / "var"),
+        "MIGRATE_EXTRACTED": str(home / "extracted"),
+        "MIGRATE_PORT_BASE": str(free_port_base()),
+    }
     with postgres_databases(2 if request.param == "postgres" else 0) as urls:
         if urls:
             env["MONOLITH_DATABASE_URL"], env["BILLING_DATABASE_URL"] = urls
@@ -73,8 +78,9 @@ def _tell(env: dict[str, str], northwind_dump: Path):  # type: ignore[no-untyped
         extraction = extract(system, "billing")
         system.up()
 
-        traffic = Traffic(settings.router_url,
-                          *_reference_data(create_engine(settings.monolith_url)))
+        traffic = Traffic(
+            settings.router_url, *_reference_data(create_engine(settings.monolith_url))
+        )
         traffic.start()
         system.state.set_weight("billing", 50, "test", "half the reads")
         backends_at_50 = _reads_by_backend(settings.router_url, range(10248, 10448))
@@ -87,8 +93,15 @@ def _tell(env: dict[str, str], northwind_dump: Path):  # type: ignore[no-untyped
         traffic.stop()
         placed_after = traffic.placed[flipped_at:]
         _wait_for_invoices(system, traffic.placed)
-        yield Story(system, report.invoices, extraction, backends_at_50, traffic,
-                    placed_after, system.supervisor.running())
+        yield Story(
+            system,
+            report.invoices,
+            extraction,
+            backends_at_50,
+            traffic,
+            placed_after,
+            system.supervisor.running(),
+        )
     finally:
         system.down()
 
@@ -104,17 +117,26 @@ def _reads_by_backend(router: str, invoice_ids: range) -> Counter:
 
 def _invoice_ids(engine: sa.Engine, wanted: list[int]) -> list[int]:
     with engine.connect() as db:
-        return [r[0] for r in db.execute(
-            sa.select(invoices.c.invoice_id).where(invoices.c.invoice_id.in_(wanted)))]
+        return [
+            r[0]
+            for r in db.execute(
+                sa.select(invoices.c.invoice_id).where(
+                    invoices.c.invoice_id.in_(wanted)
+                )
+            )
+        ]
 
 
 def _wait_for_invoices(system: System, orders: list[int], timeout: float = 60) -> None:
-    engines = [create_engine(system.settings.monolith_url),
-               create_engine(system.settings.service_url("billing"))]
+    engines = [
+        create_engine(system.settings.monolith_url),
+        create_engine(system.settings.service_url("billing")),
+    ]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(len(_invoice_ids(e, orders)) == len(orders) for e in engines) and \
-                len(list(system.settings.mail_dir.glob("*.eml"))) >= len(orders):
+        if all(len(_invoice_ids(e, orders)) == len(orders) for e in engines) and len(
+            list(system.settings.mail_dir.glob("*.eml"))
+        ) >= len(orders):
             return
         time.sleep(0.5)
 
@@ -146,29 +168,40 @@ def test_orders_after_the_flip_are_invoiced_once_by_the_service(story: Story) ->
     service_outbox, _ = queue_tables("billing")
     wanted = [str(o) for o in story.placed_after_flip]
     issued: dict[str, Counter] = {}
-    for side, url in (("service", settings.service_url("billing")),
-                      ("monolith", settings.monolith_url)):
+    for side, url in (
+        ("service", settings.service_url("billing")),
+        ("monolith", settings.monolith_url),
+    ):
         with create_engine(url).connect() as db:
-            issued[side] = Counter(r[0] for r in db.execute(
-                sa.select(service_outbox.c.aggregate_id).where(
-                    service_outbox.c.event_type == "InvoiceIssued",
-                    service_outbox.c.aggregate_id.in_(wanted))))
+            issued[side] = Counter(
+                r[0]
+                for r in db.execute(
+                    sa.select(service_outbox.c.aggregate_id).where(
+                        service_outbox.c.event_type == "InvoiceIssued",
+                        service_outbox.c.aggregate_id.in_(wanted),
+                    )
+                )
+            )
 
     assert set(issued["service"]) == set(wanted)
     assert max(issued["service"].values()) == 1
     assert not issued["monolith"]
 
 
-def test_the_monolith_replica_holds_every_invoice_the_service_issued(story: Story) -> None:
+def test_the_monolith_replica_holds_every_invoice_the_service_issued(
+    story: Story,
+) -> None:
     monolith = create_engine(story.system.settings.monolith_url)
 
-    assert sorted(_invoice_ids(monolith, story.placed_after_flip)) == \
-        sorted(story.placed_after_flip)
+    assert sorted(_invoice_ids(monolith, story.placed_after_flip)) == sorted(
+        story.placed_after_flip
+    )
 
 
 def test_one_email_per_new_invoice_and_none_for_history(story: Story) -> None:
-    mailed = sorted(int(p.stem.split("-")[1])
-                    for p in story.system.settings.mail_dir.glob("*.eml"))
+    mailed = sorted(
+        int(p.stem.split("-")[1]) for p in story.system.settings.mail_dir.glob("*.eml")
+    )
 
     assert mailed == sorted(story.traffic.placed)
     assert all(invoice > NORTHWIND_LAST_ORDER for invoice in mailed)
@@ -179,5 +212,7 @@ def test_down_leaves_no_process_behind(story: Story) -> None:
 
     assert story.pids
     for pid in story.pids.values():
-        assert not Path(f"/proc/{pid}").exists() or \
-            Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+        )

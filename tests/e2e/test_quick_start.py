@@ -27,8 +27,14 @@ def test_make_demo_migrates_billing_with_no_failed_request(
 ) -> None:
     env = {**workspace, "MIGRATE_DEMO_SECONDS": "2"}
 
-    demo = subprocess.run(["make", "demo"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    demo = subprocess.run(
+        ["make", "demo"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert re.search(r"failed requests\s+0\n", demo.stdout)

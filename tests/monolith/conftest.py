@@ -22,7 +22,10 @@ def monolith(database_url: str) -> Monolith:
         host.unit_of_work("catalog"),
         [Category(1, "Beverages")],
         [Supplier(1, "Exotic Liquids")],
-        [Product(1, "Chai", Decimal("18.00"), 1, 1), Product(2, "Chang", Decimal("19.00"), 1, 1)],
+        [
+            Product(1, "Chai", Decimal("18.00"), 1, 1),
+            Product(2, "Chang", Decimal("19.00"), 1, 1),
+        ],
     )
     register_customers(host.unit_of_work("customers"), [Customer("ALFKI", "Alfreds")])
     return host

@@ -18,7 +18,10 @@ def test_a_price_read_as_a_real_is_quantized_from_its_decimal_text() -> None:
 
 def test_an_invoice_is_the_sum_of_its_rounded_lines_plus_freight() -> None:
     invoice = Invoice(
-        invoice_id=10248, customer_id="VINET", issued_at="2026-01-01", freight=Decimal("32.38"),
+        invoice_id=10248,
+        customer_id="VINET",
+        issued_at="2026-01-01",
+        freight=Decimal("32.38"),
         lines=[
             InvoiceLine(11, Decimal("14.00"), 12, Decimal("0")),
             InvoiceLine(42, Decimal("9.80"), 10, Decimal("0")),
@@ -38,8 +41,13 @@ def test_a_client_amount_must_be_a_decimal_string_not_a_float() -> None:
 
 
 def test_a_payment_above_the_balance_is_rejected_with_both_amounts() -> None:
-    invoice = Invoice(1, "ALFKI", "2026-01-01", Decimal("0.00"),
-                      [InvoiceLine(1, Decimal("10.00"), 1, Decimal("0"))])
+    invoice = Invoice(
+        1,
+        "ALFKI",
+        "2026-01-01",
+        Decimal("0.00"),
+        [InvoiceLine(1, Decimal("10.00"), 1, Decimal("0"))],
+    )
 
     with pytest.raises(PaymentRejected, match="10.01.*10.00"):
         invoice.pay("p1", Decimal("10.01"), "now")

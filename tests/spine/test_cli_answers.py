@@ -10,13 +10,17 @@ from pathlib import Path
 MIGRATE = [sys.executable, "-m", "migrate.cli"]
 
 
-def migrate(env: dict[str, str], *args: str, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess:
-    return subprocess.run([*MIGRATE, *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+def migrate(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*MIGRATE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
-def test_a_weight_above_100_says_weights_run_0_to_100(workspace: dict[str, str]) -> None:
+def test_a_weight_above_100_says_weights_run_0_to_100(
+    workspace: dict[str, str],
+) -> None:
     migrate(workspace, "seed", "--orders", "5")
     migrate(workspace, "extract", "billing")
 
@@ -28,7 +32,9 @@ def test_a_weight_above_100_says_weights_run_0_to_100(workspace: dict[str, str])
     assert status["contexts"]["billing"]["read_weight"] == 0
 
 
-def test_extracting_an_unknown_context_lists_the_contexts(workspace: dict[str, str]) -> None:
+def test_extracting_an_unknown_context_lists_the_contexts(
+    workspace: dict[str, str],
+) -> None:
     answer = migrate(workspace, "extract", "nosuch")
 
     assert answer.returncode == 1

@@ -71,7 +71,10 @@ def test_an_existing_extraction_is_kept_unless_forced(seeded_system) -> None:  #
 
     with pytest.raises(AlreadyExtracted, match="--force"):
         extract(seeded_system, "billing")
-    assert extract(seeded_system, "billing", force=True).parity.counts["invoices"] == (60, 60)
+    assert extract(seeded_system, "billing", force=True).parity.counts["invoices"] == (
+        60,
+        60,
+    )
 
 
 def test_generating_twice_gives_the_same_bytes(seeded_system) -> None:  # type: ignore[no-untyped-def]
@@ -93,8 +96,11 @@ def test_verify_names_the_table_that_differs(seeded_system) -> None:  # type: ig
     service = create_engine(seeded_system.settings.service_url("billing"))
     with service.begin() as db:
         db.execute(payments.delete())
-        db.execute(sa.update(invoices).values(total_cents=invoices.c.total_cents + 1)
-                   .where(invoices.c.invoice_id == 1))
+        db.execute(
+            sa.update(invoices)
+            .values(total_cents=invoices.c.total_cents + 1)
+            .where(invoices.c.invoice_id == 1)
+        )
     context = seeded_system.manifest.context("billing")
 
     with pytest.raises(ParityError, match="sum of invoices.total_cents"):
@@ -105,8 +111,14 @@ def test_the_generated_service_imports_under_nameko(seeded_system) -> None:  # t
     folder = extract(seeded_system, "billing").extraction.folder
 
     loaded = subprocess.run(
-        [sys.executable, "-c", "import billing_service; print(billing_service.BillingService.name)"],
-        cwd=folder, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import billing_service; print(billing_service.BillingService.name)",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
     )
 
     assert loaded.stdout.strip() == "billing", loaded.stderr

@@ -27,7 +27,9 @@ def seeded(database_url: str, northwind_dump: Path) -> Monolith:
     return host
 
 
-def test_seeding_northwind_issues_its_830_invoices_to_the_cent(seeded: Monolith) -> None:
+def test_seeding_northwind_issues_its_830_invoices_to_the_cent(
+    seeded: Monolith,
+) -> None:
     client = create_app(seeded).test_client()
 
     with seeded.engine.connect() as db:
@@ -36,7 +38,11 @@ def test_seeding_northwind_issues_its_830_invoices_to_the_cent(seeded: Monolith)
 
     assert count == 830
     assert invoice["total"] == "472.38"
-    assert [line["amount"] for line in invoice["lines"]] == ["168.00", "98.00", "174.00"]
+    assert [line["amount"] for line in invoice["lines"]] == [
+        "168.00",
+        "98.00",
+        "174.00",
+    ]
 
 
 def test_history_is_recorded_as_published_so_no_old_invoice_is_mailed(
