@@ -305,6 +305,45 @@ def shift(
 
 
 @main.command()
+@click.argument("context")
+@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--json", "as_json", is_flag=True)
+def rollback(context: str, reason: str, as_json: bool) -> None:
+    """Give CONTEXT back to the monolith: its writes, then all its reads."""
+    from migrate.router.state import MONOLITH
+    from migrate.sync.flip import move_writes
+
+    system = _system()
+    status = system.state.status().get(context)
+    if status is None:
+        raise ShiftRefused(f"{context} is not extracted; there is nothing to roll back")
+
+    moved = None
+    if status.writer != MONOLITH:
+        with _Steps(as_json) as steps:
+            moved = move_writes(system, context, back=True, progress=steps.say)
+    system.state.set_weight(context, 0, "migrate rollback", reason or "rollback")
+    payload = {
+        "context": context,
+        "writer": MONOLITH,
+        "read_weight": 0,
+        "flip": dataclasses.asdict(moved) if moved else None,
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"{context} is back in the monolith: it writes, and serves every read"
+            + (
+                f" (writes moved back in {moved.waited_seconds:.1f} s)."
+                if moved
+                else "."
+            )
+        ),
+    )
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
     """Show each extracted context's routing: weight, writer, routes."""

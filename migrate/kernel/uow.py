@@ -10,6 +10,7 @@ what another host owns.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,12 @@ def queue_tables(context: str) -> tuple[sa.Table, sa.Table]:
     """A context's outbox and inbox tables (one shared definition each)."""
     metadata = sa.MetaData()
     return outbox_table(metadata, context), inbox_table(metadata, context)
+
+
+def _outbox_lock_key(context: str) -> int:
+    # A stable 63-bit key per outbox; Python's hash() changes between runs.
+    digest = hashlib.blake2b(f"outbox:{context}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def now() -> str:
@@ -154,6 +161,7 @@ class UnitOfWork:
     def commit(self) -> None:
         envelopes = [Envelope.wrap(event, self._origin) for event in self._events]
         if envelopes:
+            self._take_outbox_turn()
             self.connection.execute(
                 self._outbox.insert(),
                 [
@@ -174,3 +182,19 @@ class UnitOfWork:
         self.committed.extend(envelopes)
         if envelopes and self._after_commit:
             self._after_commit(envelopes)
+
+    def _take_outbox_turn(self) -> None:
+        """Make positions commit in order, so a relay never skips past one.
+
+        Positions come from a sequence when rows are inserted, but
+        transactions commit in their own order: on PostgreSQL a relay could
+        see position 11 committed while 10 is still open, publish 11, and
+        publish 10 after it. A transaction-scoped advisory lock per outbox,
+        taken just before the insert and held until commit, makes the
+        transaction that takes a position also the next to commit. SQLite
+        needs nothing: BEGIN IMMEDIATE already lets one writer in at a time.
+        """
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(_outbox_lock_key(self.context)))
+            )

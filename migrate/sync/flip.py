@@ -1,15 +1,20 @@
-"""Moving a context's writes from the monolith to its service, in one fenced step.
+"""Moving a context's writes between the monolith and its service, fenced.
+
+The same step moves writes forward (`migrate shift <context> --writes`) and
+back (`migrate rollback <context>`):
 
 1. The router holds the context's writes (clients wait; none is refused).
-2. The monolith is fenced: its role row changes under the lock every command
-   reads, so commands already running finish and later ones are refused.
-3. Wait until the service has applied every event the monolith wrote.
-4. The service becomes the writer and replays the events it kept.
-5. The monolith becomes a replica, following the service's events.
-6. The router sends writes to the service and releases the held ones.
+2. The current writer is fenced: its role row changes under the lock every
+   command reads, so commands already running finish and later ones are
+   refused.
+3. Wait until the other side has applied every event the writer wrote.
+4. The other side becomes the writer. A service replays the events it kept;
+   the monolith's catch-up handles the events it did not consume meanwhile.
+5. The old writer becomes a replica, following the new writer's events.
+6. The router sends writes to the new writer and releases the held ones.
 
-If any step fails before the service writes, the monolith is made the
-writer again and the router releases writes to it: nothing is half moved.
+If a step fails before the new writer is promoted, the old writer is made
+the writer again and the router releases writes to it: nothing is half moved.
 """
 
 from __future__ import annotations
@@ -29,23 +34,33 @@ from migrate.sync.lag import pending
 from migrate.system import System
 
 Progress = Callable[[str], None]
-ACTOR = "migrate shift --writes"
 
 
 @dataclasses.dataclass(frozen=True)
 class FlipReport:
     context: str
+    writer: str
     waited_seconds: float
     replayed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    name: str  # "monolith" or "service": the origin its events carry
+    backend: str  # the router's name for it
+    base_url: str
+    database_url: str
 
 
 def move_writes(
     system: System,
     name: str,
     *,
+    back: bool = False,
     timeout: float = 60.0,
     progress: Progress | None = None,
 ) -> FlipReport:
+    """Move `name`'s writes to its service, or with `back` to the monolith."""
     say = progress or (lambda step: None)
     state = system.state
     status = state.status().get(name)
@@ -54,40 +69,56 @@ def move_writes(
             f"{name} is not extracted; run `migrate extract {name}` first"
         )
 
-    if status.writer != MONOLITH:
+    monolith = _Side(
+        "monolith",
+        MONOLITH,
+        system.settings.monolith_http,
+        system.settings.monolith_url,
+    )
+    service = _Side(
+        "service", name, system.service_url(name), system.settings.service_url(name)
+    )
+    old, new = (service, monolith) if back else (monolith, service)
+    if status.writer != old.backend:
         raise ShiftRefused(f"{name}'s writes are already with {status.writer}")
 
-    monolith = system.settings.monolith_http
-    service = system.service_url(name)
-    _require_up(f"{name}'s service", service)
-    _require_up("the monolith", monolith)
+    _require_up(f"{name}'s service", service.base_url)
+    _require_up("the monolith", monolith.base_url)
 
+    actor = "migrate rollback" if back else "migrate shift --writes"
     started = time.monotonic()
-    state.hold_writes(name, True, ACTOR, "write flip: fencing the monolith")
+    state.hold_writes(name, True, actor, f"write flip: fencing the {old.name}")
     try:
-        say(f"fencing {name} in the monolith")
-        _set_role(monolith, name, FENCED)
-        say(f"waiting until {name}'s service has applied every change")
-        _wait_for_sync(system, name, timeout, say)
-        say(f"making {name}'s service the writer")
-        replayed = _set_role(service, name, WRITER).get("replayed", 0)
+        say(f"fencing {name} in the {old.name}")
+        _set_role(old.base_url, name, FENCED)
+        say(f"waiting until the {new.name} has applied every change of {name}")
+        _wait_for_sync(
+            name,
+            old,
+            new,
+            after=_backfill_position(name, service),
+            timeout=timeout,
+            say=say,
+        )
+        say(f"making the {new.name} {name}'s writer")
+        replayed = _set_role(new.base_url, name, WRITER).get("replayed", 0)
     except BaseException:
-        _set_role(monolith, name, WRITER)
-        state.hold_writes(name, False, ACTOR, "write flip abandoned; monolith writes")
+        _set_role(old.base_url, name, WRITER)
+        state.hold_writes(
+            name, False, actor, f"write flip abandoned; {old.name} writes"
+        )
         raise
 
-    _set_role(monolith, name, REPLICA)
-    state.set_writer(name, name, ACTOR, "fenced flip: sync lag was zero")
-    state.hold_writes(name, False, ACTOR, f"writes released to {name}'s service")
-    return FlipReport(name, time.monotonic() - started, replayed)
+    _set_role(old.base_url, name, REPLICA)
+    state.set_writer(name, new.backend, actor, "fenced flip: sync lag was zero")
+    state.hold_writes(name, False, actor, f"writes released to the {new.name}")
+    return FlipReport(name, new.backend, time.monotonic() - started, replayed)
 
 
-def _wait_for_sync(system: System, name: str, timeout: float, say: Progress) -> None:
-    settings = system.settings
-    monolith = create_engine(settings.monolith_url)
-    service = create_engine(settings.service_url(name))
-    with service.connect() as db:
-        after = (
+def _backfill_position(name: str, service: _Side) -> int:
+    """Monolith events up to here reached the service by backfill, not by sync."""
+    with create_engine(service.database_url).connect() as db:
+        return (
             db.execute(
                 sa.select(backfills.c.source_position).where(
                     backfills.c.context == name
@@ -96,10 +127,18 @@ def _wait_for_sync(system: System, name: str, timeout: float, say: Progress) -> 
             or 0
         )
 
+
+def _wait_for_sync(
+    name: str, old: _Side, new: _Side, *, after: int, timeout: float, say: Progress
+) -> None:
+    writer = create_engine(old.database_url)
+    follower = create_engine(new.database_url)
+    # Only the monolith's outbox predates the backfill.
+    after = after if old.name == "monolith" else 0
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        left = pending(name, monolith, service, origin="monolith", after=after)
+        left = pending(name, writer, follower, origin=old.name, after=after)
         if left == 0:
             return
         if left != last:
@@ -107,8 +146,8 @@ def _wait_for_sync(system: System, name: str, timeout: float, say: Progress) -> 
             last = left
         if time.monotonic() > deadline:
             raise ShiftRefused(
-                f"{name}'s service still had {left} of the monolith's events to apply "
-                f"after {timeout:g} s; writes stay with the monolith"
+                f"the {new.name} still had {left} of the {old.name}'s {name} events "
+                f"to apply after {timeout:g} s; writes stay with the {old.name}"
             )
         time.sleep(0.1)
 
@@ -122,7 +161,7 @@ def _set_role(base_url: str, context: str, role: str) -> dict:
             f"{base_url} refused role {role} for {context}: "
             f"{reply.status_code} {reply.text[:200]}"
         )
-    return reply.json()
+    return dict(reply.json())
 
 
 def _require_up(what: str, base_url: str) -> None:
