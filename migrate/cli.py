@@ -344,16 +344,81 @@ def rollback(context: str, reason: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("first")
+@click.argument("context", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def dlq(first: str, context: str | None, as_json: bool) -> None:
+    """List CONTEXT's dead letters (`dlq CONTEXT`) or send them back
+    (`dlq redrive CONTEXT`)."""
+    from migrate.messaging import deadletters
+    from migrate.messaging.clients import sqs_client
+
+    if first == "redrive" and context is None:
+        raise click.UsageError("name the context: migrate dlq redrive CONTEXT")
+    if first != "redrive" and context is not None:
+        raise click.UsageError(f"unknown action {first!r}; the action is 'redrive'")
+
+    name = context or first
+    system = _system()
+    system.manifest.context(name)
+    resources = system.resources()
+    sqs = sqs_client(system.settings.endpoint_url)
+    if first == "redrive":
+        moved = {
+            queue: deadletters.redrive(
+                sqs, resources.dead_letter_url(queue), resources.queue_url(queue)
+            )
+            for queue in system.queues_of(name)
+        }
+        _emit(
+            as_json,
+            {"context": name, "redriven": moved},
+            lambda: out.print(
+                f"Sent {sum(moved.values())} dead letters of {name} back "
+                "to their queues."
+            ),
+        )
+        return
+
+    letters = [
+        letter
+        for queue in system.queues_of(name)
+        for letter in deadletters.peek(sqs, queue, resources.dead_letter_url(queue))
+    ]
+
+    def human() -> None:
+        if not letters:
+            out.print(f"No dead letters for {name}.")
+            return
+        table = Table("queue", "event", "aggregate", "receives", "reason")
+        for d in letters:
+            table.add_row(
+                d.queue,
+                f"{d.event_type} {d.event_id}",
+                d.aggregate_id or "",
+                str(d.receive_count),
+                d.reason,
+            )
+        out.print(table)
+
+    _emit(as_json, [dataclasses.asdict(d) for d in letters], human)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
     """Show each extracted context's routing: weight, writer, routes."""
+    from migrate.sync.lag import lag_by_direction
+
     system = _system()
     contexts = system.state.status()
+    lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
             "read_weight": s.read_weight,
             "writer": s.writer,
             "writes_held": s.writes_held,
+            "sync_lag": lags[name],
             "routes": [f"{r.method} {r.rule}" for r in s.routes],
         }
         for name, s in contexts.items()
@@ -361,12 +426,14 @@ def status(as_json: bool) -> None:
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "routes")
+        table = Table("context", "reads to service", "writer", "sync lag", "routes")
         for name, s in contexts.items():
+            lag = lags[name]
             table.add_row(
                 name,
                 f"{s.read_weight} %",
                 s.writer,
+                f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
                 "\n".join(f"{r.method} {r.rule}" for r in s.routes),
             )
         out.print(table if contexts else "No context is extracted yet.")

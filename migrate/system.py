@@ -104,6 +104,13 @@ class System:
             sqs_client(endpoint),
         )
 
+    def queues_of(self, context: str) -> list[str]:
+        """The queues whose consumers belong to `context`, by declared name."""
+        extracted = [e.context for e in self.extractions()]
+        prefix = f"{self.manifest.name}-{context}-"
+        declared = topology(self.manifest, extracted).queues
+        return [q.name for q in declared if q.name.startswith(prefix)]
+
     def is_up(self) -> bool:
         return "router" in self.supervisor.running()
 

@@ -7,10 +7,17 @@ no record of applying it. Zero pending is what a write flip waits for.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from migrate.hosts.tables import backfills
+from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import queue_tables
+
+if TYPE_CHECKING:
+    from migrate.system import System
 
 
 def pending(
@@ -40,3 +47,23 @@ def pending(
             )
         }
     return len(produced - applied)
+
+
+def lag_by_direction(system: System, context: str) -> dict[str, int]:
+    """Events each side has yet to apply of the other's, for `migrate status`."""
+    settings = system.settings
+    monolith = create_engine(settings.monolith_url)
+    service = create_engine(settings.service_url(context))
+    with service.connect() as db:
+        after = (
+            db.execute(
+                sa.select(backfills.c.source_position).where(
+                    backfills.c.context == context
+                )
+            ).scalar()
+            or 0
+        )
+    return {
+        "to_service": pending(context, monolith, service, "monolith", after),
+        "to_monolith": pending(context, service, monolith, "service"),
+    }
