@@ -230,6 +230,44 @@ def extract(context: str, force: bool, as_json: bool) -> None:
 @main.command()
 @click.argument("context")
 @click.option("--json", "as_json", is_flag=True)
+def backfill(context: str, as_json: bool) -> None:
+    """Copy CONTEXT's rows into its service again, resuming an interrupted copy."""
+    from migrate.kernel.sql import create_engine
+    from migrate.sync.backfill import backfill as copy
+    from migrate.sync.backfill import verify as check
+
+    system = _system()
+    settings = system.settings
+    owned = system.manifest.context(context)
+    if not (settings.extracted_dir / context).exists():
+        raise ShiftRefused(
+            f"{context} is not extracted; run `migrate extract {context}`"
+        )
+
+    source = create_engine(settings.monolith_url)
+    target = create_engine(settings.service_url(context))
+    with _Steps(as_json) as steps:
+        report = copy(owned, source, target, steps.count)
+    parity = check(owned, source, target)
+    payload = {
+        "context": context,
+        "copied": report.copied,
+        "source_position": report.source_position,
+        "counts": parity.counts,
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"Copied {sum(report.copied.values())} rows of {context}; the copy is in "
+            "parity with the monolith."
+        ),
+    )
+
+
+@main.command()
+@click.argument("context")
+@click.option("--json", "as_json", is_flag=True)
 def verify(context: str, as_json: bool) -> None:
     """Compare CONTEXT's copy in its service with the monolith's tables."""
     from migrate.kernel.sql import create_engine

@@ -17,12 +17,24 @@ deferred = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
 )
 
-# Where the backfill took its snapshot: the source outbox's last position.
-# Events after it reach this copy through sync.
+# Where the backfill took its snapshot: the source outbox's last position
+# before it read anything. Events after it reach this copy through sync.
 backfills = sa.Table(
     "migrate_backfill",
     metadata,
     sa.Column("context", sa.String(40), primary_key=True),
     sa.Column("source_position", sa.Integer, nullable=False),
-    sa.Column("finished_at", sa.String(40), nullable=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40), nullable=True),
+)
+
+# The last key copied of each table, written in the transaction that copied
+# the chunk: a backfill killed at any point resumes after it.
+checkpoints = sa.Table(
+    "migrate_backfill_checkpoint",
+    metadata,
+    sa.Column("context", sa.String(40), primary_key=True),
+    sa.Column("table_name", sa.String(80), primary_key=True),
+    sa.Column("last_key", sa.Text, nullable=False),
+    sa.Column("rows_seen", sa.Integer, nullable=False),
 )

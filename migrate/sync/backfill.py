@@ -5,24 +5,29 @@ backfill starts; the backfill records the source outbox's last position
 *before* it reads, so every change committed after that point reaches the
 copy as an event, and the copy's row versions (where a table has them) keep
 the newest state whichever arrives first. Rows are copied in primary-key
-order in chunks, skipping rows the copy already has, so a backfill that was
-interrupted simply runs again.
+order in chunks, skipping rows the copy already has; each chunk commits with
+a checkpoint (the last key copied), so a backfill killed at any point
+resumes after its last chunk, with the position it first recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from migrate.errors import ParityError
-from migrate.hosts.tables import backfills
+from migrate.hosts.tables import backfills, checkpoints
 from migrate.kernel.uow import now, queue_tables
 from migrate.manifest import Context
 
-CHUNK = 500
+# Rows per chunk (each chunk one transaction and one checkpoint); the
+# environment can lower it to checkpoint more often.
+CHUNK = int(os.environ.get("MIGRATE_BACKFILL_CHUNK", "500"))
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,33 +69,67 @@ def backfill(
     context: Context, source: Engine, target: Engine, progress: Progress | None = None
 ) -> BackfillReport:
     report = progress or (lambda table, done, total: None)
-    outbox, _ = queue_tables(context.name)
-    with source.connect() as db:
-        position = db.execute(sa.select(sa.func.max(outbox.c.position))).scalar() or 0
+    position, resumed = _start(context, source, target)
 
     copied: dict[str, int] = {}
     for table in data_tables(context):
-        copied[table.name] = _copy_table(table, source, target, report)
+        start = resumed.get(table.name)
+        copied[table.name] = _copy_table(
+            context.name, table, source, target, report, start
+        )
 
     with target.begin() as db:
-        db.execute(backfills.delete().where(backfills.c.context == context.name))
         db.execute(
-            backfills.insert().values(
-                context=context.name, source_position=position, finished_at=now()
-            )
+            backfills.update()
+            .where(backfills.c.context == context.name)
+            .values(finished_at=now())
         )
     return BackfillReport(copied, position)
 
 
+def _start(
+    context: Context, source: Engine, target: Engine
+) -> tuple[int, dict[str, tuple[tuple, int]]]:
+    """The snapshot position, and where each table stopped if this resumes."""
+    with target.begin() as db:
+        earlier = db.execute(
+            sa.select(backfills).where(backfills.c.context == context.name)
+        ).first()
+        if earlier is not None and earlier.finished_at is None:
+            rows = db.execute(
+                sa.select(checkpoints).where(checkpoints.c.context == context.name)
+            )
+            return earlier.source_position, {
+                r.table_name: (tuple(json.loads(r.last_key)), r.rows_seen) for r in rows
+            }
+
+        outbox, _ = queue_tables(context.name)
+        with source.connect() as sdb:
+            position = sdb.execute(sa.select(sa.func.max(outbox.c.position))).scalar()
+        db.execute(backfills.delete().where(backfills.c.context == context.name))
+        db.execute(checkpoints.delete().where(checkpoints.c.context == context.name))
+        db.execute(
+            backfills.insert().values(
+                context=context.name, source_position=position or 0, started_at=now()
+            )
+        )
+        return position or 0, {}
+
+
 def _copy_table(
-    table: sa.Table, source: Engine, target: Engine, report: Progress
+    context: str,
+    table: sa.Table,
+    source: Engine,
+    target: Engine,
+    report: Progress,
+    resume: tuple[tuple, int] | None,
 ) -> int:
     key = list(table.primary_key.columns)
     with source.connect() as db:
         total = db.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0
 
-    done = copied = 0
-    last: tuple | None = None
+    last, done = resume if resume else (None, 0)
+    copied = 0
     while True:
         query = sa.select(table).order_by(*key).limit(CHUNK)
         if last is not None:
@@ -100,16 +139,28 @@ def _copy_table(
         if not rows:
             break
 
+        last = tuple(rows[-1][c.name] for c in key)
+        done += len(rows)
         with target.begin() as db:
             present = _present_keys(db, table, key, rows)
             fresh = [r for r in rows if tuple(r[c.name] for c in key) not in present]
             if fresh:
                 db.execute(table.insert(), fresh)
+            _checkpoint(db, context, table.name, last, done)
         copied += len(fresh)
-        done += len(rows)
-        last = tuple(rows[-1][c.name] for c in key)
         report(table.name, done, total)
     return copied
+
+
+def _checkpoint(
+    db: sa.Connection, context: str, table: str, last: tuple, done: int
+) -> None:
+    where = (checkpoints.c.context == context) & (checkpoints.c.table_name == table)
+    values = {"last_key": json.dumps(list(last)), "rows_seen": done}
+    if db.execute(checkpoints.update().where(where).values(**values)).rowcount == 0:
+        db.execute(
+            checkpoints.insert().values(context=context, table_name=table, **values)
+        )
 
 
 def _present_keys(db: sa.Connection, table: sa.Table, key: list, rows: list) -> set:
