@@ -10,6 +10,7 @@ ports of its own:
     MONOLITH_DATABASE_URL   the monolith's database     sqlite:///<home>/monolith.db
     <CONTEXT>_DATABASE_URL  an extracted service's      sqlite:///<home>/<context>.db
     AWS_ENDPOINT_URL        SQS and SNS; unset, the local emulator on loopback
+    MIGRATE_VISIBILITY_SECONDS  how long a received message stays hidden   30
 
 Ports from the base: router +0, monolith +1, emulator +2, the service of the
 n-th context of the manifest +10+n.
@@ -90,6 +91,13 @@ class Settings:
         return self.environ.get(
             "AWS_ENDPOINT_URL", f"http://127.0.0.1:{self.emulator_port}"
         )
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Seconds a received message stays hidden: a handler that dies is
+        retried after this, and poison reaches its dead-letter queue after
+        five of these."""
+        return int(self.environ.get("MIGRATE_VISIBILITY_SECONDS", "30"))
 
     @property
     def uses_emulator(self) -> bool:

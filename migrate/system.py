@@ -31,14 +31,16 @@ PYTHON = sys.executable
 Progress = Callable[[str], None]
 
 
-def topology(manifest: Manifest, extracted: list[str]) -> Topology:
+def topology(
+    manifest: Manifest, extracted: list[str], visibility_timeout: int = 30
+) -> Topology:
     app = manifest.name
     topics = [Topic(names.topic(app, c)) for c in manifest.contexts]
     queues: list[Queue] = []
     subscriptions: list[Subscription] = []
 
     def subscribe(queue: str, context: str, policy: dict) -> None:
-        queues.append(Queue(queue))
+        queues.append(Queue(queue, visibility_timeout=visibility_timeout))
         subscriptions.append(Subscription(names.topic(app, context), queue, policy))
 
     for name in extracted:
@@ -99,7 +101,7 @@ class System:
         extracted = [e.context for e in self.extractions()]
         endpoint = self.settings.endpoint_url
         return ensure_topology(
-            topology(self.manifest, extracted),
+            topology(self.manifest, extracted, self.settings.visibility_timeout),
             sns_client(endpoint),
             sqs_client(endpoint),
         )
