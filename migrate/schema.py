@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 from pathlib import Path
 
@@ -12,8 +13,8 @@ MONOLITH_MIGRATIONS = Path(__file__).resolve().parent.parent / "monolith" / "mig
 
 
 def alembic_config(database_url: str, script_location: Path) -> Config:
-    # Alembic prints what it generates; the kit reports for itself.
-    config = Config(stdout=io.StringIO())
+    # Alembic prints what it does; the kit reports for itself.
+    config = Config(stdout=io.StringIO(), cmd_opts=argparse.Namespace(quiet=True))
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
