@@ -26,7 +26,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Modules that add commands to `migrate`: each exposes `commands`, a list of
 # click commands. Listed here so `migrate --help` shows them all.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("migrate.check.commands", "migrate.deploy.commands")
 
 
 def _system():  # type: ignore[no-untyped-def]
@@ -284,15 +284,27 @@ def verify(context: str, as_json: bool) -> None:
         "context": context,
         "counts": found.counts,
         "totals": found.totals,
+        "chunks": found.chunks,
         "differences": found.differences,
+        "first_rows": [dataclasses.asdict(d) for d in found.first_rows],
     }
-    _emit(
-        as_json,
-        payload,
-        lambda: out.print(
-            "In parity." if not found.differences else "\n".join(found.differences)
-        ),
-    )
+
+    def human() -> None:
+        if not found.differences:
+            compared = sum(total for _, total in found.chunks.values())
+            out.print(
+                f"{context} is in parity: counts, totals and {compared} "
+                "chunk checksums agree."
+            )
+            return
+        out.print("\n".join(found.differences))
+        for row in found.first_rows:
+            out.print(
+                f"  {row.table} {row.key}:\n    monolith {row.monolith}\n"
+                f"    service  {row.service}"
+            )
+
+    _emit(as_json, payload, human)
     if found.differences:
         sys.exit(1)
 

@@ -3,6 +3,12 @@
 Everything that needs to know the contexts (checks, hosts, extraction,
 messaging topology) derives it from here. A malformed manifest raises
 `ManifestError` naming the entry; nothing is imported until asked for.
+
+The `[check]` section says what `migrate check` holds the code to: the host
+modules that belong to no context, the shared kernel every module may
+import, the kit's own tables, and per role of module inside a context what
+that module may not import. Loading validates its shape and the context
+names it mentions; whether its packages exist is the check's business.
 """
 
 from __future__ import annotations
@@ -77,10 +83,36 @@ class Context:
 
 
 @dataclasses.dataclass(frozen=True)
+class Role:
+    """Modules of a context that play one part, and what they may not import.
+
+    `modules` are patterns of names relative to the context's package
+    (`domain`, `pricing.**`; `__init__` is the package itself); `contexts`
+    limits the role to those contexts (every context when empty).
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    forbid: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Boundaries:
+    """The `[check]` section: the edges `migrate check` holds the code to."""
+
+    host: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+    kit_tables: tuple[str, ...] = ()
+    roles: tuple[Role, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
     name: str
     contexts: dict[str, Context]
     path: Path
+    boundaries: Boundaries = Boundaries()
 
     def context(self, name: str) -> Context:
         if name not in self.contexts:
@@ -93,6 +125,7 @@ class Manifest:
 
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
+_OPTIONAL = {"handlers", "replica", "totals", "side_effects"}
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -109,7 +142,8 @@ def load(path: Path | None = None) -> Manifest:
         raise ManifestError(f"{path}: [monolith] needs a name")
 
     contexts = {
-        key: _context(path, key, entry) for key, entry in raw.get("contexts", {}).items()
+        key: _context(path, key, entry)
+        for key, entry in raw.get("contexts", {}).items()
     }
     if not contexts:
         raise ManifestError(f"{path}: declares no [contexts.<name>]")
@@ -124,7 +158,8 @@ def load(path: Path | None = None) -> Manifest:
                 )
             owners[table] = context.name
 
-    return Manifest(name, contexts, path)
+    boundaries = _boundaries(path, raw.get("check", {}), contexts)
+    return Manifest(name, contexts, path, boundaries)
 
 
 def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
@@ -132,9 +167,11 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
     if missing:
         raise ManifestError(f"{path}: context {name} lacks {', '.join(missing)}")
 
-    unknown = set(entry) - set(_REQUIRED) - {"handlers", "replica", "totals", "side_effects"}
+    unknown = set(entry) - set(_REQUIRED) - _OPTIONAL
     if unknown:
-        raise ManifestError(f"{path}: context {name} has unknown keys {sorted(unknown)}")
+        raise ManifestError(
+            f"{path}: context {name} has unknown keys {sorted(unknown)}"
+        )
 
     effects = tuple(
         SideEffect(effect, spec["on"], spec["function"])
@@ -154,3 +191,65 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
     )
+
+
+_CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}
+_ROLE_KEYS = {"modules", "forbid", "contexts"}
+
+
+def _boundaries(
+    path: Path, entry: dict[str, Any], contexts: dict[str, Context]
+) -> Boundaries:
+    unknown = set(entry) - _CHECK_KEYS
+    if unknown:
+        raise ManifestError(f"{path}: [check] has unknown keys {sorted(unknown)}")
+
+    roles = tuple(
+        _role(path, name, spec, contexts)
+        for name, spec in entry.get("roles", {}).items()
+    )
+    return Boundaries(
+        host=_strings(path, "[check] host", entry.get("host", [])),
+        shared=_strings(path, "[check] shared", entry.get("shared", [])),
+        kit_tables=_strings(path, "[check] kit_tables", entry.get("kit_tables", [])),
+        roles=roles,
+    )
+
+
+def _role(
+    path: Path, name: str, spec: Any, contexts: dict[str, Context]
+) -> Role:
+    where = f"[check.roles.{name}]"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    unknown = set(spec) - _ROLE_KEYS
+    if unknown:
+        raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+    if "modules" not in spec:
+        raise ManifestError(f"{path}: {where} lacks modules")
+
+    scope = _strings(path, f"{where} contexts", spec.get("contexts", []))
+    for context in scope:
+        if context not in contexts:
+            raise ManifestError(
+                f"{path}: {where} names context {context!r}, which the manifest "
+                f"does not declare; the contexts are {', '.join(sorted(contexts))}"
+            )
+
+    return Role(
+        name=name,
+        modules=_strings(path, f"{where} modules", spec["modules"]),
+        forbid=_strings(path, f"{where} forbid", spec.get("forbid", [])),
+        contexts=scope,
+    )
+
+
+def _strings(path: Path, where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and item for item in value
+    ):
+        raise ManifestError(f"{path}: {where} must be a list of non-empty strings")
+
+    return tuple(value)

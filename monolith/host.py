@@ -7,18 +7,22 @@ The outbox rows are written anyway, in the same transaction, because they are
 what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
 dispatch that runs twice handles the event once.
+
+`MIGRATE_SQL_GUARD=warn` (or `raise`) watches every statement the host runs
+for SQL that crosses contexts (see `migrate.check.sqlguard`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.check.sqlguard import watch_from_environment
 from migrate.kernel.events import Envelope
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
@@ -30,6 +34,8 @@ from monolith.customers import api as customers_api
 log = logging.getLogger(__name__)
 
 ORIGIN = "monolith"
+# Events read back per statement when a consumer catches up.
+CATCH_UP_BATCH = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +81,8 @@ class Monolith:
         self.database_url = database_url
         self.engine = create_engine(database_url)
         self.manifest = manifest or load_manifest()
+        # Off unless MIGRATE_SQL_GUARD asks: SQL across contexts, reported.
+        self.sql_guard = watch_from_environment(self.engine, self.manifest)
         self._units = {
             name: context.load(context.unit_of_work)
             for name, context in self.manifest.contexts.items()
@@ -127,26 +135,42 @@ class Monolith:
         delivered = 0
         for subscriber in self.subscribers:
             outbox, _ = queue_tables(subscriber.event_type.context)
-            _, inbox = queue_tables(subscriber.context)
-            handled = sa.select(inbox.c.event_id).where(
-                inbox.c.consumer == subscriber.consumer
-            )
-            query = (
-                sa.select(outbox.c.event_id, outbox.c.payload)
-                .where(
-                    outbox.c.event_type == subscriber.event_type.type_name(),
-                    outbox.c.event_id.not_in(handled),
-                )
-                .order_by(outbox.c.position)
-            )
-            with self.engine.connect().execution_options(readonly=True) as db:
-                pending = db.execute(query).all()
-            for row in pending:
+            for row in self._missed(subscriber, outbox):
                 data = Envelope.from_json(row.payload).data
                 if not self._deliver(subscriber, row.event_id, data):
                     break
                 delivered += 1
         return delivered
+
+    def _missed(self, subscriber: Subscriber, outbox: sa.Table) -> Iterator[Any]:
+        """The producer's stored events that the consumer has not handled.
+
+        Separate statements, never one join: the outbox and the inbox belong
+        to two contexts, and either may move to a database of its own.
+        """
+        _, inbox = queue_tables(subscriber.context)
+        readonly = self.engine.connect().execution_options(readonly=True)
+        with readonly as db:
+            handled = set(db.scalars(
+                sa.select(inbox.c.event_id).where(
+                    inbox.c.consumer == subscriber.consumer
+                )
+            ))
+            stored = db.execute(
+                sa.select(outbox.c.event_id, outbox.c.position)
+                .where(outbox.c.event_type == subscriber.event_type.type_name())
+                .order_by(outbox.c.position)
+            ).all()
+        missed = [row.position for row in stored if row.event_id not in handled]
+        for start in range(0, len(missed), CATCH_UP_BATCH):
+            batch = missed[start:start + CATCH_UP_BATCH]
+            with self.engine.connect().execution_options(readonly=True) as db:
+                rows = db.execute(
+                    sa.select(outbox.c.event_id, outbox.c.payload)
+                    .where(outbox.c.position.in_(batch))
+                    .order_by(outbox.c.position)
+                ).all()
+            yield from rows
 
     def _subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
         return [

@@ -13,6 +13,7 @@ resumes after its last chunk, with the position it first recorded.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -39,9 +40,19 @@ class BackfillReport:
 
 
 @dataclasses.dataclass(frozen=True)
+class RowDifference:
+    table: str
+    key: list
+    monolith: dict | None
+    service: dict | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Parity:
     counts: dict[str, tuple[int, int]]
     totals: dict[str, tuple[int, int]]
+    chunks: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    first_rows: list[RowDifference] = dataclasses.field(default_factory=list)
 
     @property
     def differences(self) -> list[str]:
@@ -54,6 +65,11 @@ class Parity:
             f"sum of {column}: {source} in the monolith, {copy} in the service"
             for column, (source, copy) in self.totals.items()
             if source != copy
+        ]
+        found += [
+            f"{table}: {bad} of {total} chunks differ"
+            for table, (bad, total) in self.chunks.items()
+            if bad
         ]
         return found
 
@@ -169,10 +185,20 @@ def _present_keys(db: sa.Connection, table: sa.Table, key: list, rows: list) -> 
     return {tuple(r) for r in found}
 
 
-def parity(context: Context, source: Engine, target: Engine) -> Parity:
+def parity(context: Context, source: Engine, target: Engine, show: int = 5) -> Parity:
+    """Compare counts, totals, and checksums of key-ordered chunks of rows.
+
+    Each chunk is a range of primary keys taken from the monolith; the same
+    range is read from the copy and both are hashed over every column, so a
+    row that differs anywhere, or that only one side has, marks its chunk.
+    The first `show` differing rows are given whole.
+    """
     counts = {}
+    chunks = {}
+    first_rows: list[RowDifference] = []
     for table in data_tables(context):
         counts[table.name] = (_count(source, table), _count(target, table))
+        chunks[table.name] = _compare_chunks(table, source, target, first_rows, show)
 
     metadata: sa.MetaData = context.load(context.metadata)
     totals = {}
@@ -180,7 +206,71 @@ def parity(context: Context, source: Engine, target: Engine) -> Parity:
         table_name, _, column = spec.partition(".")
         column_ = metadata.tables[table_name].c[column]
         totals[spec] = (_sum(source, column_), _sum(target, column_))
-    return Parity(counts, totals)
+    return Parity(counts, totals, chunks, first_rows)
+
+
+VERIFY_CHUNK = 1000
+
+
+def _compare_chunks(
+    table: sa.Table, source: Engine, target: Engine, found: list, show: int
+) -> tuple[int, int]:
+    """(chunks that differ, chunks compared) for one table."""
+    key = list(table.primary_key.columns)
+    ordered = sa.select(table).order_by(*key)
+    bad = total = 0
+    last: tuple | None = None
+    while True:
+        query = (
+            ordered
+            if last is None
+            else ordered.where(sa.tuple_(*key) > sa.tuple_(*last))
+        )
+        with source.connect() as db:
+            mine = [dict(r._mapping) for r in db.execute(query.limit(VERIFY_CHUNK))]
+        upper = tuple(mine[-1][c.name] for c in key) if mine else None
+        theirs_query = (
+            query
+            if upper is None
+            else query.where(sa.tuple_(*key) <= sa.tuple_(*upper))
+        )
+        with target.connect() as db:
+            theirs = [dict(r._mapping) for r in db.execute(theirs_query)]
+        if not mine and not theirs:
+            return bad, total
+
+        total += 1
+        if _digest(mine) != _digest(theirs):
+            bad += 1
+            _first_differences(table, key, mine, theirs, found, show)
+        if upper is None:
+            return bad, total
+        last = upper
+
+
+def _digest(rows: list[dict]) -> str:
+    return hashlib.sha256(
+        json.dumps(rows, sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def _first_differences(
+    table: sa.Table,
+    key: list,
+    mine: list[dict],
+    theirs: list[dict],
+    found: list,
+    show: int,
+) -> None:
+    def by_key(rows: list[dict]) -> dict[tuple, dict]:
+        return {tuple(r[c.name] for c in key): r for r in rows}
+
+    left, right = by_key(mine), by_key(theirs)
+    for k in sorted(set(left) | set(right), key=str):
+        if len(found) >= show:
+            return
+        if left.get(k) != right.get(k):
+            found.append(RowDifference(table.name, list(k), left.get(k), right.get(k)))
 
 
 def verify(context: Context, source: Engine, target: Engine) -> Parity:

@@ -15,7 +15,7 @@ from migrate.kernel.uow import role_of
 from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
-from migrate.sync.backfill import verify
+from migrate.sync.backfill import parity, verify
 from monolith.billing.tables import invoices, payments
 from monolith.host import Monolith
 
@@ -122,3 +122,28 @@ def test_the_generated_service_imports_under_nameko(seeded_system) -> None:  # t
     )
 
     assert loaded.stdout.strip() == "billing", loaded.stderr
+
+
+def test_verify_shows_the_first_row_that_differs_even_when_counts_agree(
+    seeded_system,  # type: ignore[no-untyped-def]
+) -> None:
+    extract(seeded_system, "billing")
+    service = create_engine(seeded_system.settings.service_url("billing"))
+    with service.begin() as db:
+        db.execute(
+            sa.update(invoices)
+            .values(customer_id="ZZZZZ")
+            .where(invoices.c.invoice_id == 7)
+        )
+    context = seeded_system.manifest.context("billing")
+
+    found = parity(context, create_engine(seeded_system.settings.monolith_url), service)
+
+    assert found.counts["invoices"] == (60, 60)
+    assert found.chunks["invoices"] == (1, 1)
+    (row,) = found.first_rows
+    assert (row.table, row.key, row.service["customer_id"]) == (
+        "invoices",
+        [7],
+        "ZZZZZ",
+    )
