@@ -30,6 +30,10 @@ What it guarantees:
   does not.) Deletes go out in batches of up to ten.
 - At most `max_workers` messages are held at once: the poller asks SQS only
   for as many messages as there are free workers (at most ten per call).
+- A worker that runs long keeps its message: while it runs, the message's
+  visibility timeout is extended (to the queue's own timeout, every half
+  of it), so no other consumer receives it meanwhile. If the service dies,
+  the extensions stop and the message returns within one timeout.
 - One long-poll loop per queue, each in its own greenthread, polling for at
   most `wait_seconds` (default 1 s), so `nameko run` stops within about a
   second of SIGTERM. On stop, no new worker starts; messages received
@@ -42,8 +46,6 @@ What it does not do:
 
 - Deduplicate: handlers do, by event id, through their inbox.
 - Keep order, even on FIFO queues: workers run concurrently.
-- Extend the visibility timeout of a slow worker: a worker slower than the
-  queue's timeout sees its message a second time.
 - Run without eventlet's monkey patching: boto3 then blocks the whole
   service. `nameko run` patches before it imports the service.
 """
@@ -82,9 +84,10 @@ _FINISHED = object()
 class _QueueLoop:
     """What the poller keeps per consumed queue."""
 
-    def __init__(self, provider: SqsConsumer, url: str):
+    def __init__(self, provider: SqsConsumer, url: str, visibility: int):
         self.provider = provider
         self.url = url
+        self.visibility = visibility
         self.stopping = False
         self.handled: LightQueue = LightQueue()
         self.poll_thread: Any = None
@@ -126,7 +129,8 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
 
     def start(self) -> None:
         for provider in self._providers:
-            loop = _QueueLoop(provider, self._queue_url(provider.queue_name))
+            url = self._queue_url(provider.queue_name)
+            loop = _QueueLoop(provider, url, self._visibility_of(url))
             self._loops[provider] = loop
             loop.poll_thread = self.container.spawn_managed_thread(
                 functools.partial(self._poll, loop),
@@ -176,6 +180,30 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
             raise QueueNotFound(queue_name, self._endpoint, str(exc)) from exc
 
         return url
+
+    def _visibility_of(self, url: str) -> int:
+        assert self._sqs is not None
+        answer = self._sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["VisibilityTimeout"]
+        )
+        return int(answer["Attributes"].get("VisibilityTimeout", "30"))
+
+    def _keep_invisible(self, loop: _QueueLoop, receipt_handle: str) -> None:
+        """Extend a running worker's message, every half visibility timeout."""
+        assert self._sqs is not None
+        interval = max(loop.visibility / 2, 0.5)
+        while True:
+            eventlet.sleep(interval)
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=loop.url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=max(loop.visibility, 1),
+                )
+            except (BotoCoreError, ClientError) as exc:
+                _log.warning(
+                    "could not extend a running message on %s: %s", loop.url, exc
+                )
 
     def _poll(self, loop: _QueueLoop) -> None:
         assert self._sqs is not None and self._free_workers is not None
@@ -284,8 +312,15 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         thread = provider.container._worker_threads.get(worker_ctx)
         if thread is None:
             self._release_workers(1)
-        else:
-            thread.link(lambda _thread: self._release_workers(1))
+            return
+
+        heartbeat = eventlet.spawn(self._keep_invisible, loop, received.receipt_handle)
+
+        def finished(_thread: Any) -> None:
+            heartbeat.kill()
+            self._release_workers(1)
+
+        thread.link(finished)
 
     def _handle_result(
         self,

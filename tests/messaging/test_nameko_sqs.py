@@ -133,6 +133,20 @@ def test_service_handles_a_published_event_and_deletes_it(
     assert service.lines("start") == [[sent.event_id, "1"]]
 
 
+def test_a_worker_slower_than_the_visibility_timeout_keeps_its_message(
+    sns: Any, sqs: Any, feed: Resources, service: Service
+) -> None:
+    (queue_url,) = feed.queue_urls.values()
+    slow = envelope(linger=3.5)  # the queue hides a message for 1 s
+
+    publish(sns, feed, slow)
+
+    eventually(lambda: service.lines("end"), timeout=30)
+    eventually(lambda: depth(sqs, queue_url) == 0)
+    time.sleep(1.5)
+    assert service.lines("start") == [[slow.event_id, "1"]]
+
+
 def test_message_whose_worker_raised_is_not_deleted_and_ends_dead_lettered(
     sns: Any, sqs: Any, feed: Resources, service: Service
 ) -> None:
