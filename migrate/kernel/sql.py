@@ -67,7 +67,11 @@ def create_engine(url: str) -> Engine:
     writes cannot be overtaken by a fence committed in between.
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
+        # Batches an executemany that SQLAlchemy cannot turn into one
+        # multi-row INSERT (ON CONFLICT, UPDATE) into few round trips.
+        return sa.create_engine(
+            url, pool_pre_ping=True, executemany_mode="values_plus_batch"
+        )
 
     engine = sa.create_engine(
         url, future=True, connect_args={"timeout": 30, "check_same_thread": False}

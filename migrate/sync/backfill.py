@@ -12,13 +12,16 @@ resumes after its last chunk, with the position it first recorded.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from migrate.errors import ParityError
@@ -28,7 +31,7 @@ from migrate.manifest import Context
 
 # Rows per chunk (each chunk one transaction and one checkpoint); the
 # environment can lower it to checkpoint more often.
-CHUNK = int(os.environ.get("MIGRATE_BACKFILL_CHUNK", "500"))
+CHUNK = int(os.environ.get("MIGRATE_BACKFILL_CHUNK", "2000"))
 
 Progress = Callable[[str, int, int], None]
 
@@ -151,19 +154,17 @@ def _copy_table(
         if last is not None:
             query = query.where(sa.tuple_(*key) > sa.tuple_(*last))
         with source.connect() as db:
-            rows = [dict(r._mapping) for r in db.execute(query)]
+            rows = _dicts(db.execute(query))
         if not rows:
             break
 
         last = tuple(rows[-1][c.name] for c in key)
         done += len(rows)
         with target.begin() as db:
-            present = _present_keys(db, table, key, rows)
-            fresh = [r for r in rows if tuple(r[c.name] for c in key) not in present]
-            if fresh:
-                db.execute(table.insert(), fresh)
+            # A row the copy has already (from sync, or from an earlier run)
+            # is newer or the same: keep it.
+            copied += _insert_missing(db, table, rows)
             _checkpoint(db, context, table.name, last, done)
-        copied += len(fresh)
         report(table.name, done, total)
     return copied
 
@@ -179,10 +180,55 @@ def _checkpoint(
         )
 
 
-def _present_keys(db: sa.Connection, table: sa.Table, key: list, rows: list) -> set:
-    wanted = [tuple(r[c.name] for c in key) for r in rows]
-    found = db.execute(sa.select(*key).where(sa.tuple_(*key).in_(wanted)))
-    return {tuple(r) for r in found}
+def _insert_missing(db: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
+    """Insert the rows the copy lacks; return how many that was."""
+    dialect = db.dialect.name
+    if dialect == "sqlite":
+        return int(
+            db.execute(sqlite.insert(table).on_conflict_do_nothing(), rows).rowcount
+        )
+    if dialect == "postgresql":
+        return _copy_in(db, table, rows)
+    raise NotImplementedError(
+        f"backfill into {dialect}: the kit copies into SQLite and PostgreSQL"
+    )
+
+
+def _copy_in(db: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
+    """PostgreSQL: COPY into a scratch table, then insert what is missing.
+
+    COPY is PostgreSQL's fastest way in, but it cannot skip rows that exist;
+    the scratch table lets one INSERT ... SELECT ... ON CONFLICT do that.
+    """
+    columns = [c.name for c in table.columns]
+    scratch = f"backfill_{table.name}"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow([_csv_value(row[c]) for c in columns])
+    buffer.seek(0)
+    listed = ", ".join(columns)
+    db.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
+        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    cursor = db.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.copy_expert(
+        f"COPY {scratch} ({listed}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
+    )
+    inserted = db.exec_driver_sql(
+        f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {scratch} "
+        "ON CONFLICT DO NOTHING"
+    )
+    return int(inserted.rowcount)
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return value
 
 
 def parity(context: Context, source: Engine, target: Engine, show: int = 5) -> Parity:
@@ -209,7 +255,7 @@ def parity(context: Context, source: Engine, target: Engine, show: int = 5) -> P
     return Parity(counts, totals, chunks, first_rows)
 
 
-VERIFY_CHUNK = 1000
+VERIFY_CHUNK = 5000
 
 
 def _compare_chunks(
@@ -227,7 +273,7 @@ def _compare_chunks(
             else ordered.where(sa.tuple_(*key) > sa.tuple_(*last))
         )
         with source.connect() as db:
-            mine = [dict(r._mapping) for r in db.execute(query.limit(VERIFY_CHUNK))]
+            mine = _dicts(db.execute(query.limit(VERIFY_CHUNK)))
         upper = tuple(mine[-1][c.name] for c in key) if mine else None
         theirs_query = (
             query
@@ -235,7 +281,7 @@ def _compare_chunks(
             else query.where(sa.tuple_(*key) <= sa.tuple_(*upper))
         )
         with target.connect() as db:
-            theirs = [dict(r._mapping) for r in db.execute(theirs_query)]
+            theirs = _dicts(db.execute(theirs_query))
         if not mine and not theirs:
             return bad, total
 
@@ -248,10 +294,15 @@ def _compare_chunks(
         last = upper
 
 
+def _dicts(result: sa.CursorResult) -> list[dict]:
+    # Much faster than Row._mapping per row, which rebuilds its keys each time.
+    names = list(result.keys())
+    return [dict(zip(names, row, strict=True)) for row in result.tuples()]
+
+
 def _digest(rows: list[dict]) -> str:
-    return hashlib.sha256(
-        json.dumps(rows, sort_keys=True, default=str).encode()
-    ).hexdigest()
+    # Both sides select the same columns in the same order.
+    return hashlib.sha256(repr([tuple(r.values()) for r in rows]).encode()).hexdigest()
 
 
 def _first_differences(
