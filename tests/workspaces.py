@@ -52,7 +52,9 @@ def postgres_databases(count: int) -> Iterator[list[str]]:
 def free_port_base(span: int = 20) -> int:
     """The first of `span` consecutive ports that nothing listens on."""
     for _ in range(200):
-        base = random.randrange(20000, 60000 - span)
+        # Below Linux's ephemeral range (32768 and up), where a client
+        # connection could take one of our ports before we bind it.
+        base = random.randrange(20000, 32768 - span)
         if all(_free(port) for port in range(base, base + span)):
             return base
     raise RuntimeError("no run of free ports found")

@@ -188,12 +188,16 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         )
         return int(answer["Attributes"].get("VisibilityTimeout", "30"))
 
-    def _keep_invisible(self, loop: _QueueLoop, receipt_handle: str) -> None:
+    def _keep_invisible(
+        self, loop: _QueueLoop, receipt_handle: str, running: list[bool]
+    ) -> None:
         """Extend a running worker's message, every half visibility timeout."""
         assert self._sqs is not None
         interval = max(loop.visibility / 2, 0.5)
         while True:
             eventlet.sleep(interval)
+            if not running:
+                return
             try:
                 self._sqs.change_message_visibility(
                     QueueUrl=loop.url,
@@ -210,7 +214,9 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         provider = loop.provider
         failed_polls = 0
         while not loop.stopping:
-            claimed = self._claim_workers(provider.batch, provider.wait_seconds)
+            claimed = self._claim_workers(
+                min(provider.batch, self._share()), provider.wait_seconds
+            )
             if not claimed:
                 continue
 
@@ -243,12 +249,25 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                 )
                 failed_polls = 0
             self._release_workers(claimed - len(messages))
+            # Let a loop waiting for workers take them before this one asks
+            # again: eventlet's semaphore does not queue its waiters fairly.
+            eventlet.sleep(0)
             if loop.stopping:
                 self._give_back(loop, messages)
                 break
 
             for message in messages:
                 self._dispatch(loop, message)
+
+    def _share(self) -> int:
+        """Workers one queue may reserve for a poll.
+
+        A loop holds the workers it reserved for as long as its long poll
+        waits. Were each loop to reserve them all, an idle queue would hold
+        every worker through its empty polls and take them back before a
+        busy queue's loop woke: the busy queue would starve.
+        """
+        return max(1, self.container.max_workers // max(1, len(self._loops)))
 
     def _claim_workers(self, wanted: int, wait_seconds: int) -> int:
         """Reserve up to `wanted` workers; 0 when none freed up in time."""
@@ -314,10 +333,15 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
             self._release_workers(1)
             return
 
-        heartbeat = eventlet.spawn(self._keep_invisible, loop, received.receipt_handle)
+        # The heartbeat stops itself at its next wake once the worker is
+        # done. Killing it from the link callback instead would switch
+        # greenthreads inside a finishing one, and a kill of a heartbeat not
+        # yet started never came back: the worker slot was never released.
+        running = [True]
+        eventlet.spawn(self._keep_invisible, loop, received.receipt_handle, running)
 
         def finished(_thread: Any) -> None:
-            heartbeat.kill()
+            running.clear()
             self._release_workers(1)
 
         thread.link(finished)

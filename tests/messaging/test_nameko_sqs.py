@@ -251,3 +251,62 @@ def test_service_resumes_after_the_emulator_restarts(tmp_path: Path) -> None:
         finally:
             service.process.kill()
             service.process.wait(10)
+
+
+TWO_QUEUES = """
+from migrate.messaging.nameko_sqs import consume
+
+
+class Billing:
+    name = "billing"
+
+    @consume({busy!r})
+    def on_busy(self, message):
+        with open({seen!r}, "a") as out:
+            out.write(f"end {{message.event_id}}\\n")
+
+    @consume({idle!r})
+    def on_idle(self, message):
+        pass
+"""
+
+
+def test_an_idle_queue_does_not_starve_a_busy_one_of_workers(
+    emulator: Emulator, sns: Any, sqs: Any, wire: Any, tmp_path: Path
+) -> None:
+    busy = wire()
+    (busy_url,) = busy.queue_urls.values()
+    idle_url = sqs.create_queue(QueueName=f"idle-{tmp_path.name}"[:80])["QueueUrl"]
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "billing_service.py").write_text(
+        textwrap.dedent(TWO_QUEUES).format(
+            busy=busy_url.rsplit("/", 1)[-1],
+            idle=idle_url.rsplit("/", 1)[-1],
+            seen=str(seen),
+        )
+    )
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"SQS_ENDPOINT_URL": emulator.endpoint_url, "max_workers": 10})
+    )
+    events = [envelope(aggregate_id=str(n)) for n in range(40)]
+    publish(sns, busy, *events)
+    process = subprocess.Popen(
+        [str(NAMEKO), "run", "--config", "config.yaml", "billing_service"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPOSITORY)]),
+        },
+    )
+    try:
+        handled = eventually(
+            lambda: seen.exists() and len(seen.read_text().splitlines()) == 40,
+            timeout=20,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+    assert handled

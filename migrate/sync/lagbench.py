@@ -1,0 +1,137 @@
+"""Sync lag under load: how long a billing change takes to reach the service.
+
+    python -m migrate.sync.lagbench [--rate 100] [--seconds 20]
+
+Runs a whole system in a temporary folder (emulator, monolith, relay,
+billing service), records payments in the monolith at a steady rate, and
+measures for each resulting event the time from its commit in the monolith
+(`occurred_at`) to its application in the service's copy (the inbox claim).
+Prints p50, p99 and max, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from migrate.extract.run import extract
+from migrate.kernel.sql import create_engine
+from migrate.kernel.uow import queue_tables
+from migrate.schema import upgrade
+from migrate.seed import synthetic
+from migrate.seed.load import seed
+from migrate.settings import Settings
+from migrate.system import System
+from monolith.billing.handlers import RecordPayment, record_payment
+from monolith.host import Monolith
+
+
+def measure(rate: float, seconds: float, port_base: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        env = {
+            **os.environ,
+            "MIGRATE_HOME": str(Path(folder) / "var"),
+            "MIGRATE_EXTRACTED": str(Path(folder) / "extracted"),
+            "MIGRATE_PORT_BASE": str(port_base),
+        }
+        system = System(Settings.from_env(env))
+        settings = system.settings
+        settings.home.mkdir(parents=True)
+        upgrade(settings.monolith_url)
+        host = Monolith(settings.monolith_url)
+        seed(host, synthetic.generate(200))
+        try:
+            system.up()
+            extract(system, "billing")
+            system.up()
+            sent = _pay_steadily(host, rate, seconds)
+            lags, relayed = _lags(settings, sent)
+        finally:
+            system.down()
+
+    lags.sort()
+    relayed.sort()
+    return {
+        "relay_p50_ms": round(statistics.median(relayed), 1),
+        "relay_p99_ms": round(relayed[int(len(relayed) * 0.99) - 1], 1),
+        "rate_per_s": rate,
+        "events": len(lags),
+        "p50_ms": round(statistics.median(lags), 1),
+        "p99_ms": round(lags[int(len(lags) * 0.99) - 1], 1),
+        "max_ms": round(lags[-1], 1),
+    }
+
+
+def _pay_steadily(host: Monolith, rate: float, seconds: float) -> int:
+    interval = 1 / rate
+    count = int(rate * seconds)
+    started = time.monotonic()
+    for n in range(count):
+        command = RecordPayment(1 + n % 200, str(uuid.uuid4()), Decimal("0.01"))
+        record_payment(command, host.unit_of_work("billing"))
+        pause = started + (n + 1) * interval - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    return count
+
+
+def _lags(
+    settings: Settings, expected: int, timeout: float = 120
+) -> tuple[list[float], list[float]]:
+    """Commit-to-applied lags, and commit-to-published (the relay's share)."""
+    outbox, _ = queue_tables("billing")
+    _, inbox = queue_tables("billing")
+    monolith = create_engine(settings.monolith_url)
+    service = create_engine(settings.service_url("billing"))
+    with monolith.connect() as db:
+        rows = db.execute(
+            sa.select(
+                outbox.c.event_id, outbox.c.occurred_at, outbox.c.published_at
+            ).where(outbox.c.event_type == "PaymentReceived")
+        ).all()
+    occurred = {r.event_id: r.occurred_at for r in rows}
+    {r.event_id: r.published_at for r in rows}
+    deadline = time.monotonic() + timeout
+    while True:
+        with service.connect() as db:
+            applied = dict(
+                db.execute(
+                    sa.select(inbox.c.event_id, inbox.c.handled_at).where(
+                        inbox.c.consumer == "billing.replica"
+                    )
+                ).all()
+            )
+        if len(set(occurred) & set(applied)) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return [
+        (
+            datetime.fromisoformat(applied[e]) - datetime.fromisoformat(at)
+        ).total_seconds()
+        * 1000
+        for e, at in occurred.items()
+        if e in applied
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m migrate.sync.lagbench")
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--port-base", type=int, default=27000)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.rate, args.seconds, args.port_base), indent=2))
+
+
+if __name__ == "__main__":
+    main()
