@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from migrate.errors import MigrateError, ShiftRefused
+from migrate.errors import MigrateError, NotExtracted, ShiftRefused
 from migrate.settings import Settings
 
 out = Console(soft_wrap=True)
@@ -26,7 +26,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Modules that add commands to `migrate`: each exposes `commands`, a list of
 # click commands. Listed here so `migrate --help` shows them all.
-COMMAND_MODULES: tuple[str, ...] = ("migrate.check.commands", "migrate.deploy.commands")
+COMMAND_MODULES: tuple[str, ...] = ("migrate.check.commands",)
 
 
 def _system():  # type: ignore[no-untyped-def]
@@ -103,9 +103,12 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
         raise click.UsageError("pass exactly one of --northwind PATH and --orders N")
 
     settings = Settings.from_env()
-    if orders is not None and orders < 1:
-        raise SeedError(f"--orders {orders}: the number of orders must be at least 1")
+    if orders is not None and not 1 <= orders <= MAX_SEED_ORDERS:
+        raise SeedError(
+            f"--orders {orders}: the number of orders runs 1-{MAX_SEED_ORDERS:,}"
+        )
 
+    _refuse_to_seed_over(settings, reset)
     data = read_dump(dump) if dump is not None else synthetic.generate(orders)
     report = _seed_database(settings, data, reset, as_json, load)
     payload = dataclasses.asdict(report)
@@ -123,6 +126,44 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
             out.print(f"Skipped what no context owns: {skipped}.")
 
     _emit(as_json, payload, human)
+
+
+MAX_SEED_ORDERS = 5_000_000
+
+
+def _refuse_to_seed_over(settings: Settings, reset: bool) -> None:
+    """Say no before reading or generating anything that would be thrown away."""
+    import sqlalchemy as sa
+
+    from migrate.kernel.sql import create_engine
+    from migrate.seed.errors import SeedError
+    from migrate.system import System
+
+    running = System(settings).supervisor.running()
+    if reset and running:
+        raise SeedError(
+            f"the system is up ({', '.join(running)}); `migrate down` before "
+            "resetting its database"
+        )
+
+    url = settings.monolith_url
+    if reset or (
+        url.startswith("sqlite:///")
+        and not Path(url.removeprefix("sqlite:///")).exists()
+    ):
+        return
+
+    engine = create_engine(settings.monolith_url)
+    if not sa.inspect(engine).has_table("orders"):
+        return
+
+    with engine.connect() as db:
+        held = db.execute(sa.text("SELECT count(*) FROM orders")).scalar()
+    if held:
+        raise SeedError(
+            f"{settings.monolith_url} already holds {held} orders; seed an empty "
+            "database (pass --reset to empty this one)"
+        )
 
 
 def _seed_database(
@@ -182,7 +223,9 @@ def down(as_json: bool) -> None:
         as_json,
         {"stopped": stopped},
         lambda: out.print(
-            f"Stopped {len(stopped)} processes." if stopped else "Nothing was running."
+            f"Stopped {len(stopped)} process{'' if len(stopped) == 1 else 'es'}."
+            if stopped
+            else "Nothing was running."
         ),
     )
 
@@ -275,6 +318,10 @@ def verify(context: str, as_json: bool) -> None:
 
     system = _system()
     settings = system.settings
+    system.manifest.context(context)
+    if not (settings.extracted_dir / context).exists():
+        raise NotExtracted(f"{context} is not extracted; nothing to verify yet")
+
     found = parity(
         system.manifest.context(context),
         create_engine(settings.monolith_url),
@@ -541,6 +588,12 @@ def demo(orders: int, dump: Path | None, seconds: float, as_json: bool) -> None:
         lambda: out.print(report.text()),
     )
     if not report.ok:
+        click.echo(
+            f"error: the demo lost or failed something: {report.failed} failed "
+            f"requests, uninvoiced orders {report.uninvoiced}, {report.emails} "
+            f"e-mails for {report.orders_placed} orders",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -565,6 +618,11 @@ def run() -> None:
     except MigrateError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
+    except OSError as error:
+        # A folder that cannot be made, a port that cannot be bound: the
+        # operating system's own words name the path or the address.
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,12 @@ class DemoReport:
         )
 
     def text(self) -> str:
-        lines = ["", "Billing moved from the monolith to its service.", ""]
+        headline = (
+            "Billing moved from the monolith to its service."
+            if self.ok
+            else "The migration of billing LOST or FAILED something: see below."
+        )
+        lines = ["", headline, ""]
         for step in self.steps:
             backends = ", ".join(
                 f"{b} {n}" for b, n in sorted(step["backends"].items())

@@ -2,6 +2,7 @@
 
 MigrateError                 a user-fixable problem; the CLI prints one line
 ├── ManifestError            the context manifest is wrong (exit 2)
+├── ConfigurationError       a setting from the environment is wrong (exit 2)
 ├── UnknownContext           a context name that the manifest lacks
 ├── AlreadyExtracted         an extraction exists and --force was not given
 ├── NotExtracted             a command needs an extracted context
@@ -18,6 +19,10 @@ class MigrateError(Exception):
 
 
 class ManifestError(MigrateError):
+    exit_code = 2
+
+
+class ConfigurationError(MigrateError):
     exit_code = 2
 
 

@@ -115,9 +115,37 @@ class Supervisor:
             while _alive(pid):
                 time.sleep(0.02)
 
-    def stop_all(self, order: Sequence[str] = ()) -> list[str]:
-        names = list(order) + [n for n in self.running() if n not in order]
-        return [name for name in names if self.stop(name)]
+    def stop_all(
+        self, first: Sequence[str] = (), last: Sequence[str] = (), grace: float = 10.0
+    ) -> list[str]:
+        """Stop `first`, then every other process at once, then `last`."""
+        running = list(self.running())
+        middle = [n for n in running if n not in first and n not in last]
+        stopped: list[str] = []
+        for group in (
+            [n for n in first if n in running],
+            middle,
+            [n for n in last if n in running],
+        ):
+            stopped += self._stop_together(group, grace)
+        return stopped
+
+    def _stop_together(self, names: list[str], grace: float) -> list[str]:
+        pids = {name: self.pid_of(name) for name in names}
+        for name, pid in pids.items():
+            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+            if pid:
+                _signal_group(pid, signal.SIGTERM)
+        alive = [pid for pid in pids.values() if pid]
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(p) for p in alive):
+            time.sleep(0.05)
+        for pid in alive:
+            if _group_alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+                while _group_alive(pid):
+                    time.sleep(0.05)
+        return [name for name, pid in pids.items() if pid]
 
     def _wait_ready(
         self,

@@ -23,6 +23,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from migrate.errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,10 +38,22 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        base = env.get("MIGRATE_PORT_BASE", "8700")
+        if not base.isdigit() or not 1024 <= int(base) <= 65000:
+            raise ConfigurationError(
+                f"MIGRATE_PORT_BASE={base!r}: the port base runs 1024-65000"
+            )
+
+        visibility = env.get("MIGRATE_VISIBILITY_SECONDS", "30")
+        if not visibility.isdigit() or not 1 <= int(visibility) <= 43200:
+            raise ConfigurationError(
+                f"MIGRATE_VISIBILITY_SECONDS={visibility!r}: it runs 1-43200"
+            )
+
         return cls(
             home=Path(env.get("MIGRATE_HOME", "var")).resolve(),
             extracted_dir=Path(env.get("MIGRATE_EXTRACTED", "extracted")).resolve(),
-            port_base=int(env.get("MIGRATE_PORT_BASE", "8700")),
+            port_base=int(base),
             environ=dict(env),
         )
 

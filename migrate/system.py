@@ -156,12 +156,9 @@ class System:
         return started
 
     def down(self) -> list[str]:
-        order = (
-            ["router"]
-            + [n for n in self.supervisor.running() if n not in ("router", "emulator")]
-            + ["emulator"]
-        )
-        return self.supervisor.stop_all(order)
+        # The router first, so no request arrives at a host going away; the
+        # emulator last, so consumers can still delete what they handled.
+        return self.supervisor.stop_all(first=["router"], last=["emulator"])
 
     def _route(self, resources: Resources) -> None:
         state = self.state

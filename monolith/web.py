@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from migrate.kernel.http import Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
@@ -35,6 +36,27 @@ def create_app(host: Monolith) -> Flask:
                 view_func=_view(route, ports, errors),
                 methods=[route.method],
             )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        # Unknown paths and methods answer in JSON too, with a stable code.
+        code = (error.name or "error").lower().replace(" ", "_")
+        return _json(
+            Reply(error.code or 500, {"error": code, "message": error.description})
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        app.logger.exception("unexpected failure")
+        return _json(
+            Reply(
+                500,
+                {
+                    "error": "internal_error",
+                    "message": f"{type(error).__name__}; see the log",
+                },
+            )
+        )
 
     @app.get("/_migrate/health")
     def health() -> Response:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import sqlalchemy as sa
+
+from migrate.errors import AlreadyExtracted, SystemNotRunning
 from migrate.extract.generate import Extraction, generate
 from migrate.kernel.sql import REPLICA, create_engine
 from migrate.kernel.uow import set_role
+from migrate.router.state import MONOLITH
 from migrate.schema import upgrade
 from migrate.sync.backfill import BackfillReport, Parity, backfill, verify
 from migrate.system import System
@@ -34,6 +38,7 @@ def extract(
 ) -> ExtractReport:
     settings = system.settings
     context = system.manifest.context(name)
+    _refuse_unless_safe(system, name)
     extraction = generate(system.manifest, name, settings.extracted_dir, force=force)
 
     service_url = settings.service_url(name)
@@ -59,3 +64,20 @@ def extract(
     copied = backfill(context, monolith, service, progress)
     parity = verify(context, monolith, service)
     return ExtractReport(extraction, copied, parity)
+
+
+def _refuse_unless_safe(system: System, name: str) -> None:
+    """Extraction starts from a seeded monolith that writes the context."""
+    status = system.state.status().get(name)
+    if status is not None and status.writer != MONOLITH:
+        raise AlreadyExtracted(
+            f"{name}'s service writes {name} now; extracting it again would leave "
+            f"no writer. Run `migrate rollback {name}` first"
+        )
+
+    monolith = create_engine(system.settings.monolith_url)
+    if not sa.inspect(monolith).has_table(f"{name}_outbox"):
+        raise SystemNotRunning(
+            f"the monolith's database ({system.settings.monolith_url}) has no "
+            f"{name} tables yet; run `migrate seed` first"
+        )

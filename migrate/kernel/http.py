@@ -75,6 +75,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MalformedBody(f"request body is not JSON: {error}") from None
+    except RecursionError:
+        raise MalformedBody("request body nests deeper than JSON allows here") from None
 
     if not isinstance(body, dict):
         raise MalformedBody(
@@ -94,6 +96,24 @@ def serve(
 ) -> Reply:
     """Run a view and turn a known failure into its reply; others propagate."""
     table = {**COMMON_ERRORS, **errors}
+    too_big = next(
+        (
+            k
+            for k, v in params.items()
+            if isinstance(v, int) and not -(2**63) <= v < 2**63
+        ),
+        None,
+    )
+    if too_big is not None:
+        # No row has such an id: every id column is a 64-bit integer.
+        return Reply(
+            404,
+            {
+                "error": "not_found",
+                "message": f"{too_big} {params[too_big]} exists nowhere",
+            },
+        )
+
     try:
         request = Request(params, parse_body(raw_body) if route.writes else {}, headers)
         return route.view(ports, request)
@@ -119,5 +139,8 @@ def require(body: Mapping[str, Any], field: str, kind: type | tuple[type, ...]) 
             else " or ".join(k.__name__ for k in kind)
         )
         raise InvalidRequest(f"field '{field}' is {value!r}; it must be {names}")
+
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise InvalidRequest(f"field '{field}' is {value}; integers here are 64-bit")
 
     return value

@@ -6,7 +6,13 @@ import dataclasses
 from decimal import Decimal
 
 from migrate.kernel.uow import now
-from monolith.billing.domain import Invoice, InvoiceLine, InvoiceNotFound, Payment
+from monolith.billing.domain import (
+    Invoice,
+    InvoiceLine,
+    InvoiceNotFound,
+    Payment,
+    PaymentRejected,
+)
 from monolith.billing.events import InvoiceIssued, PaymentReceived
 from monolith.billing.ports import UnitOfWork
 from monolith.ordering.events import OrderPlaced
@@ -53,6 +59,12 @@ def record_payment(command: RecordPayment, uow: UnitOfWork) -> Payment:
             (p for p in invoice.payments if p.payment_id == command.payment_id), None
         )
         if earlier is not None:
+            if earlier.amount != command.amount:
+                raise PaymentRejected(
+                    f"payment {command.payment_id} on invoice {command.invoice_id} "
+                    f"was {earlier.amount}, not {command.amount}; a retried payment "
+                    "repeats its amount"
+                )
             return earlier
 
         payment = invoice.pay(command.payment_id, command.amount, now())

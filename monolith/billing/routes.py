@@ -33,8 +33,13 @@ def customer_invoices(ports: Ports, request: Request) -> Reply:
 def pay_invoice(ports: Ports, request: Request) -> Reply:
     amount = money.parse(require(request.body, "amount", (str, int)))
     key = request.headers.get("Idempotency-Key")
-    payment_id = str(uuid.uuid5(_PAYMENT_IDS, key) if key else uuid.uuid4())
-    command = handlers.RecordPayment(request.params["invoice_id"], payment_id, amount)
+    invoice_id = request.params["invoice_id"]
+    # The key is the client's for one payment of one invoice; the same key
+    # on another invoice is another payment.
+    payment_id = str(
+        uuid.uuid5(_PAYMENT_IDS, f"{invoice_id}:{key}") if key else uuid.uuid4()
+    )
+    command = handlers.RecordPayment(invoice_id, payment_id, amount)
 
     payment = handlers.record_payment(command, ports.command())
 

@@ -7,6 +7,11 @@ from decimal import Decimal
 
 from migrate.kernel import money
 
+# An order's event must fit in one SNS message (256 KiB), and its amounts in
+# the 64-bit cents every database here stores.
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
+
 
 class OrderingError(Exception):
     """Root of the errors ordering's rules raise."""
@@ -42,10 +47,10 @@ class OrderLine:
     discount: Decimal
 
     def __post_init__(self) -> None:
-        if self.quantity <= 0:
+        if not 0 < self.quantity <= MAX_QUANTITY:
             raise InvalidOrder(
                 f"quantity {self.quantity} of product {self.product_id}: "
-                "quantities must be positive"
+                f"quantities run 1-{MAX_QUANTITY}"
             )
         if not Decimal("0") <= self.discount < Decimal("1"):
             raise InvalidOrder(
@@ -82,10 +87,15 @@ class Order:
     def __post_init__(self) -> None:
         if not self.lines:
             raise InvalidOrder(f"order {self.order_id} has no lines")
-        if self.freight < 0:
+        if len(self.lines) > MAX_LINES:
+            raise InvalidOrder(
+                f"order {self.order_id} has {len(self.lines)} lines; "
+                f"an order has at most {MAX_LINES}"
+            )
+        if not Decimal("0") <= self.freight <= Decimal("1000000"):
             raise InvalidOrder(
                 f"freight {self.freight} of order {self.order_id}: "
-                "freight cannot be negative"
+                "freight runs 0-1000000"
             )
 
     @property

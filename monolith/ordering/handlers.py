@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from migrate.kernel.uow import now
 from monolith.ordering.domain import (
+    MAX_LINES,
     InvalidOrder,
     Order,
     OrderLine,
@@ -40,6 +41,11 @@ def place_order(
     """Price the lines from the catalog, store the order, announce it."""
     if not command.lines:
         raise InvalidOrder("an order needs at least one line")
+
+    if len(command.lines) > MAX_LINES:
+        raise InvalidOrder(
+            f"an order of {len(command.lines)} lines: an order has at most {MAX_LINES}"
+        )
 
     if not customers.exists(command.customer_id):
         raise UnknownCustomer(command.customer_id)

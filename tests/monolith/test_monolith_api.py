@@ -127,3 +127,63 @@ def test_customer_invoices_and_shipments_are_served(client: FlaskClient) -> None
     assert [i["invoice_id"] for i in listed["invoices"]] == [order_id]
     assert shipment["status"] == "pending"
     assert client.get("/shipments/999").json["error"] == "shipment_not_found"
+
+
+def test_an_order_of_too_many_lines_is_refused_before_anything_is_priced(
+    client: FlaskClient,
+) -> None:
+    lines = [{"product_id": 1, "quantity": 1}] * 501
+
+    reply = client.post("/orders", json={**ORDER, "lines": lines})
+
+    assert reply.status_code == 422
+    assert reply.json["error"] == "invalid_order"
+    assert "at most 500" in reply.json["message"]
+
+
+def test_a_quantity_beyond_the_limit_is_refused(client: FlaskClient) -> None:
+    line = {"product_id": 1, "quantity": 9223372036854775807}
+
+    reply = client.post("/orders", json={**ORDER, "lines": [line]})
+
+    assert reply.status_code == 422
+    assert "quantities run 1-1000000" in reply.json["message"]
+
+
+def test_an_id_beyond_64_bits_is_not_found_in_json(client: FlaskClient) -> None:
+    huge = client.get("/invoices/99999999999999999999999")
+    nowhere = client.get("/nosuch")
+    wrong_method = client.delete("/orders/1")
+
+    assert (huge.status_code, huge.json["error"]) == (404, "not_found")
+    assert (nowhere.status_code, nowhere.json["error"]) == (404, "not_found")
+    assert wrong_method.json["error"] == "method_not_allowed"
+
+
+def test_one_idempotency_key_on_two_invoices_is_two_payments(
+    client: FlaskClient,
+) -> None:
+    first = client.post("/orders", json=ORDER).json["order_id"]
+    second = client.post("/orders", json=ORDER).json["order_id"]
+    key = {"Idempotency-Key": "same"}
+
+    a = client.post(f"/invoices/{first}/payments", json={"amount": "1.00"}, headers=key)
+    b = client.post(
+        f"/invoices/{second}/payments", json={"amount": "1.00"}, headers=key
+    )
+
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json["payment_id"] != b.json["payment_id"]
+
+
+def test_a_retried_payment_with_another_amount_is_refused(client: FlaskClient) -> None:
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+    key = {"Idempotency-Key": "k1"}
+    client.post(f"/invoices/{order_id}/payments", json={"amount": "1.00"}, headers=key)
+
+    again = client.post(
+        f"/invoices/{order_id}/payments", json={"amount": "2.00"}, headers=key
+    )
+
+    assert again.status_code == 422
+    assert "was 1.00, not 2.00" in again.json["message"]

@@ -75,3 +75,40 @@ def test_shift_needs_a_weight_or_writes(workspace: dict[str, str]) -> None:
 
     assert answer.returncode == 2
     assert "WEIGHT" in answer.stderr
+
+
+def test_extracting_before_seeding_says_to_seed_and_writes_nothing(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "extract", "billing")
+
+    assert answer.returncode == 1
+    assert "run `migrate seed` first" in answer.stderr
+    assert not Path(workspace["MIGRATE_EXTRACTED"]).exists()
+
+
+def test_verifying_a_context_not_extracted_says_so(workspace: dict[str, str]) -> None:
+    answer = migrate(workspace, "verify", "billing")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        "error: billing is not extracted; nothing to verify yet"
+    )
+
+
+def test_a_bad_port_base_is_a_configuration_error(workspace: dict[str, str]) -> None:
+    answer = migrate({**workspace, "MIGRATE_PORT_BASE": "abc"}, "status")
+
+    assert answer.returncode == 2
+    assert "MIGRATE_PORT_BASE='abc'" in answer.stderr
+
+
+def test_seeding_over_orders_is_refused_before_generating_anything(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "3")
+
+    answer = migrate(workspace, "seed", "--orders", "4000000")
+
+    assert answer.returncode == 1
+    assert "already holds 3 orders" in answer.stderr
