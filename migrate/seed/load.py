@@ -47,6 +47,7 @@ class SeedReport:
 
 def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> SeedReport:
     report = progress or (lambda step, done, total: None)
+    _check_whole(data)
     existing = _count(host, orders_table)
     if existing:
         raise SeedError(
@@ -56,12 +57,24 @@ def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> See
 
     add_to_catalog(
         host.unit_of_work("catalog"),
-        [catalog.Category(c.category_id, c.name, c.description) for c in data.categories],
-        [catalog.Supplier(s.supplier_id, s.company_name, s.country) for s in data.suppliers],
+        [
+            catalog.Category(c.category_id, c.name, c.description)
+            for c in data.categories
+        ],
+        [
+            catalog.Supplier(s.supplier_id, s.company_name, s.country)
+            for s in data.suppliers
+        ],
         [
             catalog.Product(
-                p.product_id, p.name, p.unit_price, p.category_id, p.supplier_id,
-                p.quantity_per_unit, p.units_in_stock, p.discontinued,
+                p.product_id,
+                p.name,
+                p.unit_price,
+                p.category_id,
+                p.supplier_id,
+                p.quantity_per_unit,
+                p.units_in_stock,
+                p.discontinued,
             )
             for p in data.products
         ],
@@ -72,7 +85,10 @@ def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> See
     )
     register_shippers(
         host.unit_of_work("shipping"),
-        [shipping.Shipper(s.shipper_id, s.company_name, s.phone) for s in data.shippers],
+        [
+            shipping.Shipper(s.shipper_id, s.company_name, s.phone)
+            for s in data.shippers
+        ],
     )
 
     orders = _orders(data)
@@ -102,12 +118,40 @@ def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> See
     )
 
 
+def _check_whole(data: Dataset) -> None:
+    """Refuse a data set that is cut short: no orders, or dangling references."""
+    if not data.orders:
+        raise SeedError("the data set holds no orders; is the dump complete?")
+
+    products = {p.product_id for p in data.products}
+    customers = {c.customer_id for c in data.customers}
+    orders = {o.order_id for o in data.orders}
+    for line in data.order_lines:
+        if line.product_id not in products:
+            raise SeedError(
+                f"order {line.order_id} has a line for product {line.product_id}, "
+                "which the data set does not hold; is the dump complete?"
+            )
+        if line.order_id not in orders:
+            raise SeedError(
+                f"a line refers to order {line.order_id}, which the "
+                "data set does not hold; is the dump complete?"
+            )
+    for order in data.orders:
+        if order.customer_id not in customers:
+            raise SeedError(
+                f"order {order.order_id} is for customer {order.customer_id!r}, "
+                "whom the data set does not hold; is the dump complete?"
+            )
+
+
 def _orders(data: Dataset) -> list[ordering.Order]:
     lines: dict[int, list[ordering.OrderLine]] = defaultdict(list)
     for line in data.order_lines:
         lines[line.order_id].append(
-            ordering.OrderLine(line.product_id, line.unit_price, line.quantity,
-                               Decimal(line.discount))
+            ordering.OrderLine(
+                line.product_id, line.unit_price, line.quantity, Decimal(line.discount)
+            )
         )
     return [
         ordering.Order(
@@ -119,8 +163,12 @@ def _orders(data: Dataset) -> list[ordering.Order]:
             freight=o.freight,
             ship_via=o.ship_via,
             ship_to=ordering.ShipTo(
-                o.ship_name, o.ship_address, o.ship_city, o.ship_region,
-                o.ship_postal_code, o.ship_country,
+                o.ship_name,
+                o.ship_address,
+                o.ship_city,
+                o.ship_region,
+                o.ship_postal_code,
+                o.ship_country,
             ),
         )
         for o in sorted(data.orders, key=lambda o: o.order_id)

@@ -75,3 +75,22 @@ def test_seeding_a_database_that_holds_orders_is_refused(sqlite_url: str) -> Non
 
     with pytest.raises(SeedError, match="already holds 5 orders"):
         seed(host, synthetic.generate(5))
+
+
+def test_a_dump_cut_at_a_line_boundary_is_refused_naming_what_dangles(
+    sqlite_url: str, northwind_dump: Path, tmp_path: Path
+) -> None:
+    lines = northwind_dump.read_text().splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if "INSERT INTO products" in line)
+    short = tmp_path / "short.sql"
+    short.write_text(
+        "".join(
+            line
+            for n, line in enumerate(lines)
+            if n < cut or "INSERT INTO products" not in line
+        )
+    )
+    upgrade(sqlite_url)
+
+    with pytest.raises(SeedError, match="product 11, which the data set does not"):
+        seed(Monolith(sqlite_url), read_dump(short))
