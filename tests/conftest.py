@@ -16,7 +16,13 @@ from workspaces import free_port_base, postgres_databases, unavailable
 
 from migrate.settings import PROJECT_ROOT, Settings
 
-NORTHWIND = PROJECT_ROOT.parent / "shared" / "data" / "northwind" / "northwind.sql"
+# The dump lives beside the checkout; MIGRATE_NORTHWIND points elsewhere.
+NORTHWIND = Path(
+    os.environ.get(
+        "MIGRATE_NORTHWIND",
+        PROJECT_ROOT.parent / "shared" / "data" / "northwind" / "northwind.sql",
+    )
+)
 
 
 @pytest.fixture

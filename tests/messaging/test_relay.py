@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,24 @@ def test_malformed_row_holds_back_its_outbox_but_not_the_others(
     assert outboxes.stamped("ordering") == [True]
 
 
+class _WaitWhile:
+    """A publisher that holds its calls while the topology is being built.
+
+    `ensure` creates a topic before subscribing its queues; a relay that
+    published in between would reach a topic with no subscriber yet. On a
+    real deployment the topology exists before any relay starts.
+    """
+
+    def __init__(self, building: threading.Event, publisher: SnsPublisher):
+        self._building = building
+        self._publisher = publisher
+
+    def publish_batch(self, topic_arn: str, envelopes: Any) -> Any:
+        while self._building.is_set():
+            time.sleep(0.01)
+        return self._publisher.publish_batch(topic_arn, envelopes)
+
+
 def test_relay_outlives_a_missing_emulator_and_catches_up_when_it_starts(
     outboxes: Outboxes,
 ) -> None:
@@ -164,8 +183,11 @@ def test_relay_outlives_a_missing_emulator_and_catches_up_when_it_starts(
     )
     topic_arn = "arn:aws:sns:us-east-1:123456789012:billing-late"
     outboxes.append("billing", envelope())
+    building = threading.Event()
     relay = OutboxRelay(
-        outboxes.engine, {"billing": topic_arn}, SnsPublisher(sns_client(endpoint))
+        outboxes.engine,
+        {"billing": topic_arn},
+        _WaitWhile(building, SnsPublisher(sns_client(endpoint))),
     )
     stop = threading.Event()
     runner = threading.Thread(
@@ -177,9 +199,11 @@ def test_relay_outlives_a_missing_emulator_and_catches_up_when_it_starts(
         assert runner.is_alive()
         assert outboxes.stamped("billing") == [False]
 
+        building.set()
         with Emulator(port=port):
             sqs = sqs_client(endpoint)
             resources = ensure(topology, sns_client(endpoint), sqs)
+            building.clear()
             eventually(lambda: outboxes.stamped("billing") == [True])
             arrived = depth(sqs, resources.queue_url("shipping-late"))
     finally:
