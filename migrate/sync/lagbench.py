@@ -89,39 +89,40 @@ def _lags(
     settings: Settings, expected: int, timeout: float = 120
 ) -> tuple[list[float], list[float]]:
     """Commit-to-applied lags, and commit-to-published (the relay's share)."""
-    outbox, _ = queue_tables("billing")
-    _, inbox = queue_tables("billing")
+    outbox, inbox = queue_tables("billing")
     monolith = create_engine(settings.monolith_url)
     service = create_engine(settings.service_url("billing"))
-    with monolith.connect() as db:
-        rows = db.execute(
-            sa.select(
-                outbox.c.event_id, outbox.c.occurred_at, outbox.c.published_at
-            ).where(outbox.c.event_type == "PaymentReceived")
-        ).all()
-    occurred = {r.event_id: r.occurred_at for r in rows}
-    {r.event_id: r.published_at for r in rows}
     deadline = time.monotonic() + timeout
     while True:
+        with monolith.connect() as db:
+            rows = db.execute(
+                sa.select(
+                    outbox.c.event_id, outbox.c.occurred_at, outbox.c.published_at
+                ).where(outbox.c.event_type == "PaymentReceived")
+            ).all()
         with service.connect() as db:
-            applied = dict(
-                db.execute(
+            applied = {
+                event_id: at
+                for event_id, at in db.execute(
                     sa.select(inbox.c.event_id, inbox.c.handled_at).where(
                         inbox.c.consumer == "billing.replica"
                     )
-                ).all()
-            )
-        if len(set(occurred) & set(applied)) >= expected or time.monotonic() > deadline:
+                )
+            }
+        done = sum(1 for r in rows if r.event_id in applied)
+        if done >= expected or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    return [
-        (
-            datetime.fromisoformat(applied[e]) - datetime.fromisoformat(at)
-        ).total_seconds()
-        * 1000
-        for e, at in occurred.items()
-        if e in applied
+
+    def ms(later: str, earlier: str) -> float:
+        delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier)
+        return delta.total_seconds() * 1000
+
+    lags = [
+        ms(applied[r.event_id], r.occurred_at) for r in rows if r.event_id in applied
     ]
+    relayed = [ms(r.published_at, r.occurred_at) for r in rows if r.published_at]
+    return lags, relayed
 
 
 def main() -> None:
