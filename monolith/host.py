@@ -151,11 +151,13 @@ class Monolith:
         _, inbox = queue_tables(subscriber.context)
         readonly = self.engine.connect().execution_options(readonly=True)
         with readonly as db:
-            handled = set(db.scalars(
-                sa.select(inbox.c.event_id).where(
-                    inbox.c.consumer == subscriber.consumer
+            handled = set(
+                db.scalars(
+                    sa.select(inbox.c.event_id).where(
+                        inbox.c.consumer == subscriber.consumer
+                    )
                 )
-            ))
+            )
             stored = db.execute(
                 sa.select(outbox.c.event_id, outbox.c.position)
                 .where(outbox.c.event_type == subscriber.event_type.type_name())
@@ -163,7 +165,7 @@ class Monolith:
             ).all()
         missed = [row.position for row in stored if row.event_id not in handled]
         for start in range(0, len(missed), CATCH_UP_BATCH):
-            batch = missed[start:start + CATCH_UP_BATCH]
+            batch = missed[start : start + CATCH_UP_BATCH]
             with self.engine.connect().execution_options(readonly=True) as db:
                 rows = db.execute(
                     sa.select(outbox.c.event_id, outbox.c.payload)
