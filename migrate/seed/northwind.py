@@ -533,11 +533,11 @@ class _DumpReader:
             )
 
         spec = _LOADED[table]
-        record = spec.read(_Row(self.path, line, table, dict(zip(columns, values))))
+        record = spec.read(_Row(self.path, line, table, dict(zip(columns, values, strict=True))))
         key = tuple(getattr(record, name) for name in spec.key)
         seen = self.first_seen[table]
         if key in seen:
-            shown = ", ".join(f"{name} {value}" for name, value in zip(spec.key, key))
+            shown = ", ".join(f"{name} {value}" for name, value in zip(spec.key, key, strict=True))
             raise DumpError(
                 self.path, line,
                 f"{table} row repeats {shown}, first seen on line {seen[key]}",
