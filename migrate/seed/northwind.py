@@ -533,11 +533,13 @@ class _DumpReader:
             )
 
         spec = _LOADED[table]
-        record = spec.read(_Row(self.path, line, table, dict(zip(columns, values, strict=True))))
+        fields = dict(zip(columns, values, strict=True))
+        record = spec.read(_Row(self.path, line, table, fields))
         key = tuple(getattr(record, name) for name in spec.key)
         seen = self.first_seen[table]
         if key in seen:
-            shown = ", ".join(f"{name} {value}" for name, value in zip(spec.key, key, strict=True))
+            pairs = zip(spec.key, key, strict=True)
+            shown = ", ".join(f"{name} {value}" for name, value in pairs)
             raise DumpError(
                 self.path, line,
                 f"{table} row repeats {shown}, first seen on line {seen[key]}",
