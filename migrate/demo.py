@@ -323,9 +323,12 @@ def _converge(
         counts, totals, missing = {}, {}, {}
         for side, engine in engines.items():
             with engine.connect() as db:
-                counts[side] = db.execute(
-                    sa.select(sa.func.count()).select_from(invoices)
-                ).scalar()
+                counts[side] = int(
+                    db.execute(
+                        sa.select(sa.func.count()).select_from(invoices)
+                    ).scalar()
+                    or 0
+                )
                 cents = db.execute(
                     sa.select(
                         sa.func.sum(invoices.c.total_cents),

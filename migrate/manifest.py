@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ManifestError, UnknownContext
+from migrate.kernel.events import Event
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.toml"
 
@@ -75,7 +76,7 @@ class Context:
         return dict(self.load(self.routes).ERRORS)
 
     @property
-    def event_handlers(self) -> dict[type, Any]:
+    def event_handlers(self) -> dict[type[Event], Any]:
         if not self.handlers:
             return {}
 
@@ -216,9 +217,7 @@ def _boundaries(
     )
 
 
-def _role(
-    path: Path, name: str, spec: Any, contexts: dict[str, Context]
-) -> Role:
+def _role(path: Path, name: str, spec: Any, contexts: dict[str, Context]) -> Role:
     where = f"[check.roles.{name}]"
     if not isinstance(spec, dict):
         raise ManifestError(f"{path}: {where} must be a table")

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
-from migrate.kernel.events import Envelope
+from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
 from migrate.manifest import Manifest
@@ -41,7 +41,7 @@ CATCH_UP_BATCH = 500
 @dataclasses.dataclass(frozen=True)
 class Subscriber:
     context: str
-    event_type: type
+    event_type: type[Event]
     handler: Callable[[Any, Any], None]
 
     @property
@@ -99,7 +99,8 @@ class Monolith:
         *,
         command: bool = True,
         claim: tuple[str, str] | None = None,
-    ) -> UnitOfWork:
+    ) -> Any:
+        """The context's own unit of work (its protocol is the context's)."""
         unit: UnitOfWork = self._units[context](
             self.engine,
             ORIGIN,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from migrate.hosts.tables import deferred
 from migrate.kernel.events import Envelope
-from migrate.kernel.http import Reply, serve
+from migrate.kernel.http import Headers, Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
 from migrate.kernel.uow import AlreadyHandled, UnitOfWork, role_of, set_role
 from migrate.manifest import Context, Manifest
@@ -57,7 +57,8 @@ class ServiceHost:
 
     def unit_of_work(
         self, *, command: bool = True, claim: tuple[str, str] | None = None
-    ) -> UnitOfWork:
+    ) -> Any:
+        """The context's own unit of work (its protocol is the context's)."""
         unit: UnitOfWork = self._unit(self.engine, ORIGIN, command=command, claim=claim)
         return unit
 
@@ -66,7 +67,7 @@ class ServiceHost:
         endpoint: str,
         params: Mapping[str, Any],
         body: bytes,
-        headers: Mapping[str, str],
+        headers: Headers,
     ) -> Reply:
         return serve(
             self.routes[endpoint], self.ports, params, body, headers, self.errors

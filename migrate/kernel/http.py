@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from migrate.kernel.money import MoneyError
 from migrate.kernel.uow import HostNotWriter
@@ -29,11 +29,17 @@ class MalformedBody(Exception):
     """A request body that is not a JSON object (status 400)."""
 
 
+class Headers(Protocol):
+    """What a view reads of the request's headers (any host's header type)."""
+
+    def get(self, key: str) -> str | None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Request:
     params: Mapping[str, Any]
     body: Mapping[str, Any]
-    headers: Mapping[str, str]
+    headers: Headers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +97,7 @@ def serve(
     ports: Any,
     params: Mapping[str, Any],
     raw_body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     errors: Mapping[type[Exception], tuple[int, str]],
 ) -> Reply:
     """Run a view and turn a known failure into its reply; others propagate."""

@@ -96,9 +96,9 @@ def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> See
         import_orders(orders[start : start + BATCH], host.unit_of_work("ordering"))
         report("orders", min(start + BATCH, len(orders)), len(orders))
 
-    shipped = [o for o in data.orders if o.shipped_at]
-    for n, order in enumerate(shipped, 1):
-        dispatch(order.order_id, order.shipped_at, host.unit_of_work("shipping"))
+    shipped = [(o.order_id, o.shipped_at) for o in data.orders if o.shipped_at]
+    for n, (order_id, shipped_at) in enumerate(shipped, 1):
+        dispatch(order_id, shipped_at, host.unit_of_work("shipping"))
         if n % BATCH == 0 or n == len(shipped):
             report("shipments", n, len(shipped))
 

@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
-    replica = host.manifest.context(context).load(
-        host.manifest.context(context).replica
-    )
+    owned = host.manifest.context(context)
+    if owned.replica is None:
+        raise SystemExit(f"context {context} declares no replica module to follow")
+    replica = owned.load(owned.replica)
 
     def apply(message: ReceivedMessage) -> None:
         envelope = message.envelope

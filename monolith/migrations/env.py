@@ -10,6 +10,8 @@ target_metadata = [HOSTING_METADATA] + [
     c.load(c.metadata) for c in manifest.contexts.values()
 ]
 url = context.config.get_main_option("sqlalchemy.url")
+if not url:
+    raise SystemExit("alembic: sqlalchemy.url is not set")
 
 if context.is_offline_mode():
     context.configure(url=url, target_metadata=target_metadata, literal_binds=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from migrate.kernel import money
 from migrate.kernel.http import InvalidRequest, Reply, Request, Route, require
@@ -31,7 +33,7 @@ def get_order(ports: Ports, request: Request) -> Reply:
     return Reply(200, api.order(ports.query(), request.params["order_id"]))
 
 
-def _place_order_command(body: dict) -> handlers.PlaceOrder:
+def _place_order_command(body: Mapping[str, Any]) -> handlers.PlaceOrder:
     customer_id = require(body, "customer_id", str)
     raw_lines = require(body, "lines", list)
     lines = []
