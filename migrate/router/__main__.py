@@ -2,6 +2,9 @@
 
 Prints one line, `router listening on http://HOST:PORT`, once it accepts
 connections (useful with `--port 0`), and runs until SIGINT or SIGTERM.
+The admin API listens on `--admin-host` (127.0.0.1) and `--admin-port`
+(a free one by default); its URL and token are written beside the state
+file (see `migrate.router.admin`). Runs on uvloop when it is installed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free one")
     parser.add_argument(
+        "--admin-host", default="127.0.0.1",
+        help="where the admin API listens (default loopback only)",
+    )
+    parser.add_argument("--admin-port", type=int, default=0,
+                        help="the admin API's port; 0 picks a free one")
+    parser.add_argument("--no-admin", action="store_true",
+                        help="run without the admin API")
+    parser.add_argument(
         "--hold-timeout", type=float, default=defaults.hold_timeout,
         help="seconds a write waits while its context's writes are held",
     )
@@ -41,20 +52,45 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--max-body", type=int, default=defaults.max_body,
         help=f"largest request body in bytes (default {defaults.max_body // MiB} MiB)",
     )
+    parser.add_argument(
+        "--trace", action="store_true",
+        help="send X-Ray segments of sampled requests to the daemon address",
+    )
+    parser.add_argument("--trace-per-second", type=int,
+                        default=defaults.trace_per_second,
+                        help="requests traced each second before the rate applies")
+    parser.add_argument("--trace-rate", type=float, default=defaults.trace_rate,
+                        help="share of the other requests traced (0-1)")
+    parser.add_argument("--trace-address",
+                        help="the X-Ray daemon's UDP host:port "
+                             "(default AWS_XRAY_DAEMON_ADDRESS or 127.0.0.1:2000)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
 async def _run(arguments: argparse.Namespace) -> None:
+    from migrate.router.admin import token_from_env, write_admin_file
+
     settings = Settings(
         hold_timeout=arguments.hold_timeout,
         upstream_timeout=arguments.upstream_timeout,
         max_body=arguments.max_body,
+        tracing=arguments.trace,
+        trace_per_second=arguments.trace_per_second,
+        trace_rate=arguments.trace_rate,
+        trace_address=arguments.trace_address,
     )
     loop = asyncio.get_running_loop()
     started: asyncio.Future[tuple[str, int]] = loop.create_future()
+    admin_started: asyncio.Future[tuple[str, int]] = loop.create_future()
+    token = token_from_env()
+    admin = (
+        None if arguments.no_admin
+        else (arguments.admin_host, arguments.admin_port, token)
+    )
     server = asyncio.create_task(
-        serve(arguments.state, arguments.host, arguments.port, settings, started)
+        serve(arguments.state, arguments.host, arguments.port, settings, started,
+              admin, admin_started)
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.cancel)
@@ -63,9 +99,22 @@ async def _run(arguments: argparse.Namespace) -> None:
 
     with contextlib.suppress(asyncio.CancelledError):
         host, port = await started
+        if admin is not None:
+            admin_host, admin_port = admin_started.result()
+            write_admin_file(arguments.state, f"http://{admin_host}:{admin_port}",
+                             token)
         print(f"router listening on http://{host}:{port}", flush=True)
     with contextlib.suppress(asyncio.CancelledError):
         await server
+
+
+def _event_loop_runner() -> object:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+
+    return uvloop.run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    run = _event_loop_runner()
     try:
-        asyncio.run(_run(arguments))
+        run(_run(arguments))  # type: ignore[operator]
     except sqlite3.Error as error:
         print(f"router: cannot read the state file {arguments.state}: {error}",
               file=sys.stderr)

@@ -1,29 +1,51 @@
-"""What the router costs per request: a fast backend called directly and
-through the router, on loopback.
+"""What the router costs per request, measured on the user's own machine.
 
-`bench_router()` starts, each in its own process, a minimal aiohttp backend
-and a router (`python -m migrate.router`) whose state sends a keyed read
-route of a context at the given read weight to that same backend (both
-monolith and service point at it, so every request is matched, hashed and
-proxied, and only the router's cost differs). A load generator in this
-process keeps `concurrency` keep-alive connections busy and records every
-request's latency. Figures are requests per second and the 50th and 99th
-percentile latency in milliseconds.
+`bench_router()` starts, each in its own process, a fast backend (a canned
+JSON answer on asyncio protocols) and in front of it, one at a time:
 
-The load generator is Python too: on one machine it competes with the
-router for cores, and the direct figures are often bounded by the
-generator rather than the backend. Compare the two rows, not the absolute
-numbers with another machine's.
+- `direct`: nothing; the load goes to the backend itself;
+- `router`: the kit's router with every feature on: a keyed read route at
+  weight 50 (routing and sticky bucketing on every request), its metrics
+  and SLO window, and X-Ray tracing at the production sampling rate (the
+  first request each second plus 5 %, segments sent over UDP to a sink);
+- `bare`: a pass-through proxy on the same server stack (the same wire
+  layer, pools and header hygiene, none of the routing): the difference
+  to `router` is what the features cost;
+- `nginx`: nginx with one worker as an equivalent proxy (keep-alive pool,
+  X-Forwarded-* headers, no access log), when nginx is installed: the
+  limit to approach. Without nginx the row is left out and the report
+  says so.
 
-`python -m migrate.router.bench [--requests N] [--concurrency C]` prints the
-report.
+Each row is measured twice: its peak rate (`concurrency` keep-alive
+connections, each sending its next request as soon as an answer comes)
+and its latency at a fixed rate (`rate` requests per second, sent on
+schedule whatever the answers do, so a slow answer cannot hide the ones
+behind it). The fixed-rate load always comes from the bench's own
+generator; the peak load comes from `wrk` when it is installed (a C load
+generator takes less of the machine's cores from the servers), else from
+the bench's generator, and the report names which.
+
+On a machine of two cores or more the proxy under test is pinned to a
+core of its own and the backend and the load generator to the others, so
+each row measures the proxy and not the scheduler's placement (`--no-pin`
+turns this off). Every server runs for the whole run and the rows are
+measured in turn, three rounds by default; each figure is the median of
+its rounds. Compare rows of one run, not figures across machines.
+
+`python -m migrate.router.bench [--seconds S] [--rate R] [--json]` or
+`migrate bench router` prints the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import json
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,192 +54,725 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import aiohttp
-from aiohttp import web
+import httptools
 
 from migrate.router.state import StateStore
 
 _ROUTES = [("GET", "/invoices/<int:invoice_id>", "invoice_id")]
 _BODY = b'{"invoice_id": 1, "total": "12.50", "status": "issued"}'
+_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
+)
+_KEYS = 4096
+# The issue's gates: what the router may add at the fixed rate, and the
+# share of the bare proxy's peak it must keep.
+ADDED_P50_MS = 1.0
+ADDED_P99_MS = 3.0
+PEAK_SHARE = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
-class Measurement:
+class Row:
+    """One way of serving the load: its peak and its latency at a fixed rate."""
+
     label: str
-    requests: int
-    seconds: float
+    peak_per_second: float
+    peak_p50_ms: float
+    peak_p99_ms: float
+    rate: float
     p50_ms: float
     p99_ms: float
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds
+    errors: int
 
     def line(self) -> str:
         return (
-            f"{self.label:<8} {self.per_second:>9.0f} req/s   "
-            f"p50 {self.p50_ms:6.2f} ms   p99 {self.p99_ms:6.2f} ms"
+            f"{self.label:<7} peak {self.peak_per_second:>8.0f} req/s "
+            f"(p50 {self.peak_p50_ms:6.2f} ms, p99 {self.peak_p99_ms:6.2f} ms)   "
+            f"at {self.rate:g} req/s: p50 {self.p50_ms:5.2f} ms, "
+            f"p99 {self.p99_ms:5.2f} ms"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    name: str
+    value: float
+    limit: float
+    ok: bool
+    text: str
 
 
 @dataclasses.dataclass(frozen=True)
 class RouterBench:
-    direct: Measurement
-    routed: Measurement
+    rows: tuple[Row, ...]
+    seconds: float
+    rate: float
     concurrency: int
-    weight: int
-    rounds: int
+    peak_generator: str
+    nginx: str  # the nginx version used, or why there is no nginx row
+    machine: dict[str, Any]
+    rounds: int = 1
+    placement: str = "processes not pinned to cores"
+
+    def row(self, label: str) -> Row | None:
+        return next((r for r in self.rows if r.label == label), None)
+
+    def gates(self) -> list[Gate]:
+        direct, router, bare = self.row("direct"), self.row("router"), self.row("bare")
+        assert direct is not None and router is not None and bare is not None
+        added_p50 = router.p50_ms - direct.p50_ms
+        added_p99 = router.p99_ms - direct.p99_ms
+        share = router.peak_per_second / bare.peak_per_second
+        return [
+            _gate("added p50 at rate", added_p50, ADDED_P50_MS,
+                  added_p50 <= ADDED_P50_MS,
+                  f"the router adds {added_p50:.2f} ms at p50 at {self.rate:g} req/s "
+                  f"(limit {ADDED_P50_MS:g} ms)"),
+            _gate("added p99 at rate", added_p99, ADDED_P99_MS,
+                  added_p99 <= ADDED_P99_MS,
+                  f"the router adds {added_p99:.2f} ms at p99 at {self.rate:g} req/s "
+                  f"(limit {ADDED_P99_MS:g} ms)"),
+            _gate("peak share of bare", share, PEAK_SHARE, share >= PEAK_SHARE,
+                  f"with every feature on the router keeps {share:.0%} of the bare "
+                  f"pass-through's peak (at least {PEAK_SHARE:.0%})"),
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return all(gate.ok for gate in self.gates())
+
+    def nginx_share(self) -> float | None:
+        nginx, router = self.row("nginx"), self.row("router")
+        if nginx is None or router is None:
+            return None
+
+        return router.peak_per_second / nginx.peak_per_second
 
     def report(self) -> str:
-        added = self.routed.p50_ms - self.direct.p50_ms
-        heading = (
-            f"router bench: {self.routed.requests} keyed reads at weight "
-            f"{self.weight} %, {self.concurrency} connections, loopback, "
-            f"median of {self.rounds} rounds"
+        lines = [
+            f"router bench: medians of {self.rounds} rounds of {self.seconds:g} s "
+            f"per measurement, peak with {self.concurrency} connections "
+            f"({self.peak_generator}), latency at {self.rate:g} req/s; "
+            f"{self.machine['cores']} cores, {self.machine['processor']}; "
+            f"{self.placement}",
+            *(row.line() for row in self.rows),
+        ]
+        for gate in self.gates():
+            verdict = "ok" if gate.ok else "SHORT"
+            lines.append(f"  [{verdict}] {gate.text}")
+        share = self.nginx_share()
+        if share is None:
+            lines.append(f"  nginx: {self.nginx}")
+        else:
+            lines.append(
+                f"  the router's peak is {share:.0%} of nginx's ({self.nginx}, one "
+                "worker): the limit to approach, not a gate"
+            )
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rows": [dataclasses.asdict(row) for row in self.rows],
+            "seconds": self.seconds,
+            "rounds": self.rounds,
+            "placement": self.placement,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "peak_generator": self.peak_generator,
+            "nginx": self.nginx,
+            "nginx_share": self.nginx_share(),
+            "gates": [dataclasses.asdict(gate) for gate in self.gates()],
+            "ok": self.ok,
+            "machine": self.machine,
+        }
+
+
+def _gate(name: str, value: float, limit: float, ok: bool, text: str) -> Gate:
+    if not ok:
+        text += f": short by {abs(value - limit):.2f}" + (
+            " ms" if "ms" in text else ""
         )
-        return "\n".join(
-            [
-                heading,
-                self.direct.line(),
-                self.routed.line(),
-                f"the router adds {added:.2f} ms at p50",
-            ]
-        )
+    return Gate(name, round(value, 4), limit, ok, text)
 
 
 def bench_router(
-    requests: int = 5000,
-    concurrency: int = 16,
-    weight: int = 50,
+    seconds: float = 3.0,
+    rate: float = 500.0,
+    concurrency: int = 32,
+    *,
     rounds: int = 3,
+    nginx: bool = True,
+    generator: str = "auto",
+    profile: str | None = None,
+    pin: bool = True,
 ) -> RouterBench:
-    """Measure the backend directly and through a router, round by round.
+    """Measure the four rows in one run.
 
-    Direct and routed runs alternate, so a neighbour's load on the machine
-    hits both rows alike; each figure is the median over the rounds.
+    Every server runs for the whole run and the rows are measured in turn,
+    `rounds` times over; each figure is the median of its rounds, so a
+    neighbour's load on the machine hits every row alike.
     """
-    backend_command = [sys.executable, "-m", "migrate.router.bench",
-                       "--serve-backend"]
-    with tempfile.TemporaryDirectory() as directory, _process(
-        backend_command
-    ) as backend:
-        store = StateStore(Path(directory) / "router.db")
+    wrk = shutil.which("wrk") if generator in ("auto", "wrk") else None
+    if generator == "wrk" and wrk is None:
+        raise FileNotFoundError("wrk is not installed; use generator 'python'")
+
+    nginx_binary = _nginx() if nginx else None
+    with contextlib.ExitStack() as running:
+        folder = Path(running.enter_context(
+            tempfile.TemporaryDirectory(prefix="router-bench-")
+        ))
+        cores = _cores(pin)
+        backend, sink = running.enter_context(_process(
+            [sys.executable, "-m", "migrate.router.bench", "--serve-backend"],
+            cores.load,
+        ))
+        store = StateStore(folder / "router.db")
         store.set_backend("monolith", backend)
         store.set_backend("billing", backend)
         store.register_routes("billing", "billing", _ROUTES)
-        store.set_weight("billing", weight, "bench", "measure the router")
-        router_command = [sys.executable, "-m", "migrate.router", "--state",
-                          store.path, "--port", "0", "--log-level", "WARNING"]
-        with _process(router_command) as router:
-            direct: list[Measurement] = []
-            routed: list[Measurement] = []
-            for _ in range(rounds):
-                direct.append(
-                    asyncio.run(_load("direct", backend, requests, concurrency))
-                )
-                routed.append(
-                    asyncio.run(_load("routed", router, requests, concurrency))
+        store.set_weight("billing", 50, "bench", "measure the router")
+        router_command = [
+            sys.executable, "-m", "migrate.router", "--state", store.path,
+            "--port", "0", "--log-level", "WARNING", "--trace",
+            "--trace-address", sink,
+        ]
+        if profile:
+            router_command[1:1] = ["-m", "cProfile", "-o", profile]
+        commands: list[tuple[str, list[str]]] = [
+            ("router", router_command),
+            ("bare", [sys.executable, "-m", "migrate.router.bench",
+                      "--serve-bare", backend]),
+        ]
+        nginx_note = "not installed: no nginx row"
+        if nginx_binary is not None:
+            nginx_note = _nginx_version(nginx_binary)
+            commands.append(("nginx", _nginx_command(nginx_binary, folder, backend)))
+        elif not nginx:
+            nginx_note = "left out"
+
+        urls = {"direct": backend}
+        for label, command in commands:
+            urls[label] = running.enter_context(_process(command, cores.proxy))[0]
+        for url in urls.values():
+            # Warm the proxies' pools and the interpreters' caches first.
+            _generate(url, "peak", min(1.0, seconds), concurrency, cores.load)
+        measured: dict[str, list[Row]] = {label: [] for label in urls}
+        for _ in range(rounds):
+            for label, url in urls.items():
+                measured[label].append(
+                    _load_row(label, url, seconds, rate, concurrency, wrk, cores.load)
                 )
 
+    rows = tuple(_median(found) for found in measured.values())
     return RouterBench(
-        _median(direct), _median(routed), concurrency, weight, rounds
+        rows, seconds, rate, concurrency,
+        "wrk" if wrk else "the bench's own generator", nginx_note, _machine(),
+        rounds, cores.text,
     )
 
 
-def _median(measurements: list[Measurement]) -> Measurement:
-    first = measurements[0]
-    return Measurement(
-        first.label,
-        first.requests,
-        statistics.median(m.seconds for m in measurements),
-        statistics.median(m.p50_ms for m in measurements),
-        statistics.median(m.p99_ms for m in measurements),
+@dataclasses.dataclass(frozen=True)
+class _Cores:
+    proxy: frozenset[int] | None
+    load: frozenset[int] | None
+    text: str
+
+
+def _cores(pin: bool) -> _Cores:
+    """The proxy under test gets a core of its own; the backend and the
+    load generator share the others, so a proxy's figure is its own cost
+    and not its neighbours' scheduling."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else []
+    if not pin or len(available) < 2:
+        return _Cores(None, None, "processes not pinned to cores")
+
+    proxy, load = frozenset(available[:1]), frozenset(available[1:])
+    return _Cores(
+        proxy, load,
+        f"proxy on core {available[0]}, backend and load generator on "
+        f"{', '.join(map(str, sorted(load)))}",
     )
 
 
-async def _load(label: str, url: str, requests: int, concurrency: int) -> Measurement:
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        # Warm the connections and the router's own pool first.
-        await _run(session, url, concurrency * 20, concurrency)
-        started = time.perf_counter()
-        latencies = await _run(session, url, requests, concurrency)
-        seconds = time.perf_counter() - started
+def _pinned(cores: frozenset[int] | None) -> Any:
+    if cores is None:
+        return None
 
-    cuts = statistics.quantiles(latencies, n=100)
-    return Measurement(label, requests, seconds, cuts[49] * 1000, cuts[98] * 1000)
+    return lambda: os.sched_setaffinity(0, cores)
 
 
-async def _run(
-    session: aiohttp.ClientSession, url: str, requests: int, concurrency: int
-) -> list[float]:
-    latencies: list[float] = []
-    numbers = iter(range(requests))
+def _median(rows: list[Row]) -> Row:
+    def middle(field: str) -> float:
+        return round(statistics.median(getattr(r, field) for r in rows), 3)
 
-    async def worker() -> None:
-        for number in numbers:
-            started = time.perf_counter()
-            async with session.get(f"{url}/invoices/{number}") as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"bench request answered {response.status}")
-            latencies.append(time.perf_counter() - started)
+    return Row(
+        rows[0].label, middle("peak_per_second"), middle("peak_p50_ms"),
+        middle("peak_p99_ms"), rows[0].rate, middle("p50_ms"), middle("p99_ms"),
+        sum(r.errors for r in rows),
+    )
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+
+def _load_row(
+    label: str, url: str, seconds: float, rate: float, concurrency: int,
+    wrk: str | None, cores: frozenset[int] | None,
+) -> Row:
+    if wrk is not None:
+        peak = _wrk(wrk, url, seconds, concurrency, cores)
+    else:
+        peak = _generate(url, "peak", seconds, concurrency, cores)
+    fixed = _generate(url, "rate", seconds, rate, cores)
+    return Row(
+        label,
+        round(peak["per_second"], 1),
+        round(peak["p50_ms"], 3),
+        round(peak["p99_ms"], 3),
+        rate,
+        round(fixed["p50_ms"], 3),
+        round(fixed["p99_ms"], 3),
+        int(peak["errors"] + fixed["errors"]),
+    )
+
+
+def _generate(
+    url: str, mode: str, seconds: float, amount: float,
+    cores: frozenset[int] | None = None,
+) -> dict[str, Any]:
+    found = subprocess.run(
+        [sys.executable, "-m", "migrate.router.bench", "--generate", url,
+         "--mode", mode, "--for", str(seconds), "--amount", str(amount)],
+        capture_output=True, text=True, timeout=seconds * 3 + 60, check=True,
+        preexec_fn=_pinned(cores),
+    )
+    result: dict[str, Any] = json.loads(found.stdout)
+    return result
+
+
+_WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)")
+
+
+def _wrk(
+    wrk: str, url: str, seconds: float, concurrency: int,
+    cores: frozenset[int] | None,
+) -> dict[str, Any]:
+    found = subprocess.run(
+        [wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s",
+         "--latency", f"{url}/invoices/10248"],
+        capture_output=True, text=True, timeout=seconds * 3 + 60, check=True,
+        preexec_fn=_pinned(cores),
+    )
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {
+        percent: float(value) * scale[unit]
+        for percent, value, unit in _WRK_LATENCY.findall(found.stdout)
+    }
+    rate = _WRK_RATE.search(found.stdout)
+    if rate is None or "50" not in latency:
+        raise RuntimeError(f"cannot read wrk's report: {found.stdout!r}")
+
+    errors = 0
+    for non_2xx, socket_errors in _WRK_ERRORS.findall(found.stdout):
+        if non_2xx:
+            errors += int(non_2xx)
+        if socket_errors:
+            errors += sum(int(n) for n in re.findall(r"\d+", socket_errors))
+    return {
+        "per_second": float(rate.group(1)),
+        "p50_ms": latency["50"],
+        "p99_ms": latency["99"],
+        "errors": errors,
+    }
+
+
+# The processes ------------------------------------------------------------
 
 
 @contextmanager
-def _process(command: list[str]) -> Iterator[str]:
-    """A server process that prints `... http://host:port` when ready."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+def _process(
+    command: list[str], cores: frozenset[int] | None = None
+) -> Iterator[tuple[str, str]]:
+    """A server that prints `... http://host:port [extra]` when ready."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=_pinned(cores))
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         if "http://" not in line:
-            raise RuntimeError(f"{command[2]} did not start: {line!r}")
-        yield line.split()[-1]
+            raise RuntimeError(f"{' '.join(command[:4])} did not start: {line!r}")
+        words = line.split()
+        url = next(w for w in words if w.startswith("http://"))
+        extra = words[-1] if words[-1] != url else ""
+        yield url, extra
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _nginx() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()),
+        None,
+    )
+
+
+def _nginx_version(binary: str) -> str:
+    found = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10)
+    return (found.stderr or found.stdout).strip().split(":")[-1].strip()
+
+
+def _nginx_command(binary: str, folder: Path, backend: str) -> list[str]:
+    """nginx as a proxy equivalent to the router; a wrapper prints its URL."""
+    prefix = folder / "nginx"
+    prefix.mkdir()
+    port = _free_port()
+    upstream = backend.removeprefix("http://")
+    (prefix / "nginx.conf").write_text(f"""
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream backend {{ server {upstream}; keepalive 512; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        client_max_body_size 10m;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_connect_timeout 10s;
+            proxy_read_timeout 10s;
+            add_header X-Migrate-Backend monolith always;
+        }}
+    }}
+}}
+""")
+    return [sys.executable, "-m", "migrate.router.bench", "--run-nginx", binary,
+            str(prefix), str(port)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _machine() -> dict[str, Any]:
+    processor = "unknown processor"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "processor": processor,
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+    }
+
+
+# Servers and the load generator, run as subprocesses ----------------------
+
+
+class _Backend(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_message_complete(self) -> None:
+        self.transport.write(_ANSWER)  # type: ignore[attr-defined]
+
+
+class _Sink(asyncio.DatagramProtocol):
+    """Takes the router's trace segments and drops them, as a daemon would."""
+
+    received = 0
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        _Sink.received += 1
 
 
 async def _serve_backend() -> None:
-    async def answer(request: web.Request) -> web.Response:
-        return web.Response(body=_BODY, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    print(f"backend listening on http://{host}:{port}", flush=True)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Backend, "127.0.0.1", 0, backlog=4096)
+    sink, _ = await loop.create_datagram_endpoint(_Sink, ("127.0.0.1", 0))
+    host, port = server.sockets[0].getsockname()[:2]
+    sink_host, sink_port = sink.get_extra_info("sockname")[:2]
+    print(f"backend listening on http://{host}:{port} {sink_host}:{sink_port}",
+          flush=True)
     await asyncio.Event().wait()
+
+
+async def _serve_bare(backend: str) -> None:
+    from migrate.router.http1 import (
+        Answer,
+        Request,
+        Upstream,
+        serve_http,
+        settle_memory,
+    )
+    from migrate.router.proxy import request_head, response_headers
+
+    upstream = Upstream("monolith", backend)
+
+    async def handle(request: Request) -> Answer:
+        head = request_head(request)
+        data = head + request.body if request.body else head
+        answer = await upstream.exchange(
+            data, bodiless=request.method == "HEAD", retry_stale=True
+        )
+        body = answer.body_now()
+        if body is None:
+            body = await answer.read()
+        return Answer(answer.status, response_headers(answer.headers, "monolith"),
+                      body, reason=answer.reason)
+
+    server = await serve_http(handle, "127.0.0.1", 0, max_body=10 * 1024 * 1024)
+    settle_memory()
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"bare proxy listening on http://{host}:{port}", flush=True)
+    await asyncio.Event().wait()
+
+
+def _run_nginx(binary: str, prefix: str, port: int) -> int:
+    process = subprocess.Popen(
+        [binary, "-p", prefix, "-c", f"{prefix}/nginx.conf", "-e", "stderr",
+         "-g", "daemon off;"],
+    )
+    deadline = time.monotonic() + 15
+    import socket
+
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    print(f"nginx listening on http://127.0.0.1:{port}", flush=True)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    return process.wait()
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection of the load generator."""
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[int] | None = None
+        self.parser = httptools.HttpResponseParser(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def send(self, request: bytes) -> asyncio.Future[int]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)  # type: ignore[attr-defined]
+        return self.waiter
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.parser.get_status_code())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionError("connection lost"))
+
+
+def _requests(host: str) -> list[bytes]:
+    return [
+        b"GET /invoices/%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (10000 + n, host.encode())
+        for n in range(_KEYS)
+    ]
+
+
+async def _connect(url: str, count: int) -> list[_Client]:
+    loop = asyncio.get_running_loop()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    clients = []
+    for _ in range(count):
+        _, client = await loop.create_connection(_Client, host, int(port))
+        clients.append(client)
+    return clients
+
+
+async def _peak(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    clients = await _connect(url, int(concurrency))
+    requests = _requests(url.removeprefix("http://"))
+    latencies: list[float] = []
+    errors = 0
+    # uvloop's clock counts whole milliseconds; latencies need finer.
+    clock = time.perf_counter
+    stop = clock() + seconds
+
+    async def run(client: _Client, offset: int) -> None:
+        nonlocal errors
+        n = offset
+        while clock() < stop:
+            started = clock()
+            status = await client.send(requests[n % _KEYS])
+            latencies.append(clock() - started)
+            if status != 200:
+                errors += 1
+            n += concurrency
+
+    began = clock()
+    await asyncio.gather(*(run(c, i) for i, c in enumerate(clients)))
+    elapsed = clock() - began
+    return _summary(latencies, elapsed, errors)
+
+
+async def _fixed_rate(url: str, seconds: float, rate: float) -> dict[str, Any]:
+    clients = await _connect(url, 32)
+    idle = list(clients)
+    requests = _requests(url.removeprefix("http://"))
+    latencies: list[float] = []
+    errors = 0
+    clock = time.perf_counter
+    total = int(seconds * rate)
+    began = clock() + 0.05
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(n: int, due: float) -> None:
+        nonlocal errors
+        while not idle:
+            await asyncio.sleep(0)
+        client = idle.pop()
+        try:
+            status = await client.send(requests[n % _KEYS])
+        except ConnectionError:
+            errors += 1
+            return
+        # From when it was due, not when it went out: a queue counts.
+        latencies.append(clock() - due)
+        idle.append(client)
+        if status != 200:
+            errors += 1
+
+    for n in range(total):
+        due = began + n / rate
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(n, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    return _summary(latencies, total / rate, errors)
+
+
+def _summary(latencies: list[float], seconds: float, errors: int) -> dict[str, Any]:
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
+    return {
+        "requests": len(latencies),
+        "per_second": len(latencies) / seconds,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "errors": errors,
+    }
+
+
+def _loop_runner() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+
+    return uvloop.run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m migrate.router.bench")
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--weight", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve-backend", action="store_true",
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="length of each measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measurements of each row; figures are medians")
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="requests per second for the latency measurement")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="connections for the peak measurement")
+    parser.add_argument("--no-nginx", action="store_true",
+                        help="leave nginx out even when it is installed")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"),
+                        default="auto", help="what generates the peak load")
+    parser.add_argument("--profile", help="write the router's cProfile data here")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the scheduler place the processes on cores")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve-backend", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
+    parser.add_argument("--run-nginx", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--for", dest="duration", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--amount", type=float, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
+    run = _loop_runner()
     if arguments.serve_backend:
-        asyncio.run(_serve_backend())
+        run(_serve_backend())
+        return 0
+
+    if arguments.serve_bare:
+        run(_serve_bare(arguments.serve_bare))
+        return 0
+
+    if arguments.run_nginx:
+        binary, prefix, port = arguments.run_nginx
+        return _run_nginx(binary, prefix, int(port))
+
+    if arguments.generate:
+        if arguments.mode == "peak":
+            found = run(_peak(arguments.generate, arguments.duration,
+                              int(arguments.amount)))
+        else:
+            found = run(_fixed_rate(arguments.generate, arguments.duration,
+                                    arguments.amount))
+        print(json.dumps(found))
         return 0
 
     result = bench_router(
-        arguments.requests,
-        arguments.concurrency,
-        arguments.weight,
-        arguments.rounds,
+        arguments.seconds, arguments.rate, arguments.concurrency,
+        rounds=arguments.rounds, nginx=not arguments.no_nginx,
+        generator=arguments.generator, profile=arguments.profile,
+        pin=not arguments.no_pin,
     )
-    print(result.report())
+    print(json.dumps(result.as_json(), indent=2) if arguments.json
+          else result.report())
     return 0
 
 

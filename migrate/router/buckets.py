@@ -74,3 +74,14 @@ def _murmur2(data: bytes, seed: int) -> int:
     h ^= h >> 13
     h = (h * _M) & _MASK
     return h ^ (h >> 15)
+
+
+def boundary(weight: int) -> int:
+    """The hash below which a key goes to the service at this weight."""
+    return _BOUNDARY[max(0, min(100, weight))]
+
+
+def hash_below(prefix: bytes, key: str, limit: int) -> bool:
+    """Whether salt-then-key hashes below `limit`; `prefix` is the encoded
+    salt, so the router encodes it once per table, not once per request."""
+    return _murmur2(prefix + key.encode(), 0) < limit

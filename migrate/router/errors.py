@@ -9,7 +9,12 @@
     ├── InvalidService      a context's service named like the monolith
     ├── InvalidRule         a route rule the table cannot compile
     ├── RouteTaken          a route already owned by another context
-    └── ServiceStillWrites  a service swapped while it holds the writes
+    ├── ServiceStillWrites  a service swapped while it holds the writes
+    ├── UnknownRoute        a route name its context does not have
+    ├── InvalidSetting      a shadow, SLO, override or rollout setting out of
+    │                       its range
+    ├── RolloutStopped      a progressive shift that stopped short, and why
+    └── AdminUnavailable    the router's admin API cannot be reached or refused
 
 Each carries the offending value, and its message names the rule it broke.
 """
@@ -113,3 +118,44 @@ class ServiceStillWrites(RouterError):
             f"{context} writes to '{service}'; move its writes to the monolith "
             f"before its service becomes '{replacement}'"
         )
+
+
+class UnknownRoute(RouterError):
+    def __init__(self, context: str, route: str, known: Iterable[str]):
+        self.context = context
+        self.route = route
+        self.known = tuple(known)
+        listed = "; ".join(self.known) or "none"
+        super().__init__(
+            f"route '{route}' is not one of {context}'s routes that fit here "
+            f"({listed})"
+        )
+
+
+class InvalidSetting(RouterError):
+    def __init__(self, context: str | None, setting: str, value: object, rule: str):
+        self.context = context
+        self.setting = setting
+        self.value = value
+        where = f" for {context}" if context else ""
+        super().__init__(f"{setting} {value!r}{where}: {rule}")
+
+
+class RolloutStopped(RouterError):
+    """A rollout ended before its last step; `report` says where and why."""
+
+    def __init__(self, context: str, weight: int, reason: str, report: object):
+        self.context = context
+        self.weight = weight
+        self.reason = reason
+        self.report = report
+        super().__init__(
+            f"rollout of {context} stopped with its reads at {weight} %: {reason}"
+        )
+
+
+class AdminUnavailable(RouterError):
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        self.problem = problem
+        super().__init__(f"router admin API at {where}: {problem}")

@@ -1,14 +1,19 @@
 """The strangler-fig router: one HTTP front door for the monolith and services.
 
-Every request goes to exactly one backend, chosen from a routing table held
-in memory:
+Every request is answered by exactly one backend, chosen from a routing
+table held in memory:
 
 - a request that matches no registered route goes to the monolith;
 - a read (GET, HEAD, OPTIONS) of a route goes to the context's service when
-  its bucket key falls on the service side of the read weight (see
+  its bucket key falls on the service side of the route's read weight (see
   `buckets`), else to the monolith. Weight 0 is always the monolith and 100
-  always the service; between the two, a route without a bucket key stays on
-  the monolith, because only a key keeps a client's reads on one side;
+  always the service; between the two, a read without a key goes to the
+  context's keyless side (the monolith unless configured), never to a
+  random one;
+- a tester's read carrying `X-Migrate-Side: service:<secret>` (or the
+  cookie `migrate_side` with the same value; `monolith:` for the other
+  way) goes to that side, if the secret is the one the operator set;
+  without it the override is ignored, counted and logged;
 - a write goes to the context's writer. While the context's writes are held
   (a writer flip in progress) it waits, up to the hold timeout (30 s), for
   the hold to lift, then goes to whoever writes by then; still held, it gets
@@ -16,9 +21,23 @@ in memory:
   refused before changing anything, so the write is sent again to the
   current writer, with a growing pause, until the hold timeout.
 
-A read the service cannot answer (refused connection, timeout, 5xx) is sent
-to the monolith instead. A write is never sent twice, except after a
-not-the-writer refusal: nobody knows whether a failed write took effect.
+When the service fails a read (refused connection, timeout, 5xx) the
+monolith answers it instead; after five failures in a row the service's
+circuit opens and its reads go straight to the monolith for five seconds,
+then one read tries it again. A write that fails is sent again (to the
+writer of the moment, for up to 10 s) only when it carries an
+`Idempotency-Key`, which the backends honour; any other write is never
+sent twice, except after a not-the-writer refusal.
+
+Each context may have an SLO (see `slo`): the router judges its service's
+answers over the SLO's window twice a second, and on a breach sets the
+context's read weight to 0 in the state store at once, with the figures
+as the ledger's reason, whatever a rollout of it is doing; a rollout sees
+it and stops. A context in shadow mode has a share of its requests copied
+to the other side and the answers compared (see `shadow`); copies carry
+`X-Migrate-Shadow: 1`, keep the client's Host and X-Forwarded-For, wait in
+a bounded queue (dropped and counted when it is full) and are sent after
+the client has its answer.
 
 The table is read from the state store at start, and a background task
 polls the store's revision every 200 ms; a new revision is loaded off the
@@ -29,64 +48,83 @@ Proxying keeps the client's Host and body, drops hop-by-hop headers (and any
 header named in Connection) both ways, appends the client's address to
 X-Forwarded-For, sets X-Forwarded-Proto and X-Forwarded-Host, and adds
 `X-Migrate-Backend` naming who answered (`router` for the router's own
-answers). Request bodies are read up to 10 MiB (413 past it) so a write can
-be sent again; response bodies are relayed as they arrive. Upstream
-connections are pooled and kept alive; connecting and each read time out
-after 10 s. Not supported: WebSocket upgrades, HTTP/2, trailers.
+answers). See `http1` for bodies, limits, timeouts and what is refused.
 
-`GET /_router/health` and `GET /_router/stats` are answered by the router.
+`GET /_router/health` and `GET /_router/stats` are answered by the router;
+the token-protected admin API is in `admin`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import hashlib
+import hmac
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
-
-from migrate.router.buckets import goes_to_service
-from migrate.router.state import MONOLITH, ContextState, RoutingTable, StateStore
-from migrate.router.table import READ_METHODS, Route
+from migrate.router import shadow as diff
+from migrate.router.buckets import boundary, murmur2
+from migrate.router.http1 import (
+    Answer,
+    Headers,
+    Request,
+    Upstream,
+    UpstreamAnswer,
+    UpstreamError,
+    serve_http,
+    settle_memory,
+)
+from migrate.router.slo import BREACH, Verdict, Window
+from migrate.router.state import MONOLITH, RevisionReader, RoutingTable, StateStore
+from migrate.router.table import Route
+from migrate.router.tracing import Tracer
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 BACKEND_HEADER = "X-Migrate-Backend"
 NOT_WRITER_HEADER = "X-Migrate-Not-Writer"
+SHADOW_HEADER = "X-Migrate-Shadow"
+OVERRIDE_HEADER = "X-Migrate-Side"
+OVERRIDE_COOKIE = "migrate_side"
 ROUTER = "router"
 UNMATCHED = "(unmatched)"
 
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
         # Recomputed from the body actually sent.
-        "content-length",
+        b"content-length",
     }
 )
 # The router has read the whole body already; asking the backend whether to
 # send it would only cost a round trip.
-_NOT_FORWARDED = _HOP_BY_HOP | {"expect", "x-forwarded-proto", "x-forwarded-host"}
-# Headers aiohttp's client would add on its own; a proxy adds none.
-_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-# Bodies up to this size are relayed whole, larger ones chunk by chunk.
-_WHOLE_BODY = 256 * 1024
-_CHUNK = 64 * 1024
+_NOT_FORWARDED = _HOP_BY_HOP | {
+    b"expect", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for",
+}
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+_OWN = {b"X-Migrate-Backend": b"router"}
+_JSON = (b"Content-Type", b"application/json")
+# Hashes of recent bucket keys; cleared when it grows past this.
+_HASHES_KEPT = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,30 +133,68 @@ class Settings:
 
     hold_timeout: float = 30.0
     upstream_timeout: float = 10.0
+    retry_timeout: float = 10.0
     max_body: int = 10 * MiB
     poll_interval: float = 0.2
     hold_poll: float = 0.05
     connections: int = 512
+    idle_timeout: float = 15.0
+    breaker_failures: int = 5
+    breaker_cooldown: float = 5.0
+    slo_interval: float = 0.5
+    shadow_workers: int = 4
+    shadow_queue: int = 256
+    shadow_max_body: int = MiB
+    tracing: bool = False
+    trace_per_second: int = 1
+    trace_rate: float = 0.05
+    trace_address: str | None = None
 
 
 class Stats:
     """Counters since start; plain dicts, cheap on the hot path."""
 
     def __init__(self) -> None:
-        self.requests: dict[str, dict[str, int]] = {}
+        # Answers per (context, backend); a flat dict is the cheapest count.
+        self.answers: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.fallbacks: dict[str, int] = {}
         self.held_writes: dict[str, int] = {}
         self.not_writer_retries: dict[str, int] = {}
+        self.write_retries: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.overrides: dict[str, int] = {}
+        self.overrides_ignored = 0
+        self.breaker_skips: dict[str, int] = {}
+        self.rollbacks: dict[str, int] = {}
+        self.shadow: dict[str, dict[str, int]] = {}
+        self.shadow_samples: collections.deque[dict[str, Any]] = (
+            collections.deque(maxlen=50)
+        )
 
     def answered(self, context: str, backend: str) -> None:
-        per_backend = self.requests.setdefault(context, {})
-        per_backend[backend] = per_backend.get(backend, 0) + 1
+        key = (context, backend)
+        self.answers[key] = self.answers.get(key, 0) + 1
+
+    @property
+    def requests(self) -> dict[str, dict[str, int]]:
+        """Answers per context, then per backend."""
+        nested: dict[str, dict[str, int]] = {}
+        for (context, backend), count in self.answers.items():
+            nested.setdefault(context, {})[backend] = count
+        return nested
 
     @staticmethod
     def bump(counter: dict[str, int], name: str) -> None:
         counter[name] = counter.get(name, 0) + 1
+
+    def shadowed(self, route: str, outcome: str) -> None:
+        counts = self.shadow.get(route)
+        if counts is None:
+            counts = self.shadow[route] = dict.fromkeys(
+                (*diff.OUTCOMES, "dropped", "skipped"), 0
+            )
+        counts[outcome] += 1
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -127,8 +203,56 @@ class Stats:
             "fallbacks": self.fallbacks,
             "held_writes": self.held_writes,
             "not_writer_retries": self.not_writer_retries,
+            "write_retries": self.write_retries,
             "refused": self.refused,
+            "overrides": self.overrides,
+            "overrides_ignored": self.overrides_ignored,
+            "breaker_skips": self.breaker_skips,
+            "rollbacks": self.rollbacks,
+            "shadow": self.shadow,
         }
+
+
+class Breaker:
+    """A backend's circuit: closed, open after failures in a row, half open
+    (one trial request) after the cooldown."""
+
+    __slots__ = ("failures", "opened_at", "trial", "threshold", "cooldown")
+
+    def __init__(self, threshold: int, cooldown: float):
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial = False
+        self.threshold = threshold
+        self.cooldown = cooldown
+
+    def allows(self, now: float) -> bool:
+        if self.opened_at is None:
+            return True
+
+        if self.trial or now - self.opened_at < self.cooldown:
+            return False
+
+        self.trial = True
+        return True
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.trial = False
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        if self.trial or self.failures >= self.threshold:
+            self.opened_at = now
+        self.trial = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+
+        return "half-open" if self.trial else "open"
 
 
 class _Refused(Exception):
@@ -140,13 +264,70 @@ class _Refused(Exception):
         self.body = {"error": code, "message": message, **details}
 
 
-class _Unreachable(Exception):
-    """A backend gave no answer: refused, reset, or timed out."""
+class _Lane:
+    """One route compiled against one table: everything a request needs."""
 
-    def __init__(self, backend: str, error: BaseException):
-        super().__init__(f"{backend}: {error!r}")
-        self.backend = backend
-        self.timed_out = isinstance(error, TimeoutError)
+    __slots__ = (
+        "route", "name", "context", "reads", "service", "weight", "limit",
+        "prefix", "key_kind", "key_name", "key_group", "keyless_service",
+        "shadow_share", "shadow_writes", "rules", "noise",
+    )
+
+    def __init__(self, route: Route, parameters: tuple[str, ...],
+                 table: RoutingTable):
+        state = table.contexts.get(route.context)
+        self.route = route
+        self.name = route.name
+        self.context = route.context
+        self.reads = route.reads
+        self.service = state.service if state else MONOLITH
+        self.weight = table.weight_of(route) if state else 0
+        self.limit = boundary(self.weight)
+        self.prefix = (state.salt if state else route.context).encode()
+        source = route.key_source
+        self.key_kind, self.key_name = source if source else ("", "")
+        # The regex group that holds a path-parameter key; 0 for none.
+        self.key_group = (
+            parameters.index(self.key_name) + 1
+            if self.key_kind == "param" else 0
+        )
+        self.keyless_service = bool(state and state.keyless_side == "service")
+        shadow = state.shadow if state else diff.ShadowSettings()
+        self.shadow_share = shadow.percent / 100
+        self.shadow_writes = route.name in shadow.safe_writes
+        self.rules = diff.Rules(shadow.ignore_paths, shadow.ignore_headers)
+        self.noise = shadow.noise
+
+
+class _Plan:
+    """A routing table compiled for one revision: per method, its routes'
+    regexes with their lanes, most specific first."""
+
+    def __init__(self, table: RoutingTable):
+        self.table = table
+        self.lanes: dict[str, tuple[tuple[re.Pattern[str], _Lane], ...]] = {
+            method: tuple(
+                (pattern, _Lane(route, parameters, table))
+                for pattern, parameters, route in candidates
+            )
+            for method, candidates in table.matcher.candidates().items()
+        }
+
+
+class _ShadowJob:
+    __slots__ = ("lane", "method", "target", "head", "body", "primary",
+                 "candidate", "observed")
+
+    def __init__(self, lane: _Lane, request: Request, head: bytes, primary: str,
+                 candidate: str, observed: diff.Observed):
+        self.lane = lane
+        self.method = request.method
+        self.target = request.target
+        self.head = head
+        self.body = request.body
+        self.primary = primary
+        self.candidate = candidate
+        self.observed = observed
 
 
 class Router:
@@ -157,38 +338,69 @@ class Router:
         self.settings = settings or Settings()
         self.stats = Stats()
         self.table: RoutingTable | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self._refreshing = asyncio.Lock()
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self.settings.upstream_timeout,
-            sock_read=self.settings.upstream_timeout,
-        )
+        self.tracer: Tracer | None = None
+        self.windows: dict[str, Window] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        self.breakers: dict[str, Breaker] = {}
+        self._plan: _Plan | None = None
+        self._upstreams: dict[str, Upstream] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing: asyncio.Lock | None = None
+        self._shadow_queue: asyncio.Queue[_ShadowJob] | None = None
+        self._random = random.Random()
+        self._hashes: dict[bytes, int] = {}
+        self._revision: RevisionReader | None = None
 
     # Lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        self.table = await asyncio.to_thread(self.store.snapshot)
-        log.info("routing table at revision %s", self.table.revision)
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.connections, keepalive_timeout=30
-        )
-        # Bodies pass through as the backend encoded them.
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        self._watcher = asyncio.create_task(self._watch(), name="router-watch")
+        self._refreshing = asyncio.Lock()
+        self._install(await asyncio.to_thread(self.store.snapshot))
+        log.info("routing table at revision %s", self.current().revision)
+        settings = self.settings
+        if settings.tracing:
+            self.tracer = Tracer(
+                settings.trace_per_second, settings.trace_rate, settings.trace_address
+            )
+        self._shadow_queue = asyncio.Queue(settings.shadow_queue)
+        self._tasks = [
+            asyncio.create_task(self._watch(), name="router-watch"),
+            asyncio.create_task(self._guard(), name="router-slo"),
+        ] + [
+            asyncio.create_task(self._shadow_worker(), name=f"router-shadow-{n}")
+            for n in range(settings.shadow_workers)
+        ]
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for upstream in self._upstreams.values():
+            upstream.close()
+        if self._revision is not None:
+            self._revision.close()
 
-        if self._session is not None:
-            await self._session.close()
+    def _install(self, table: RoutingTable) -> None:
+        settings = self.settings
+        for name, url in table.backends.items():
+            current = self._upstreams.get(name)
+            if current is not None and current.url == url:
+                continue
+            if current is not None:
+                current.close()
+            self._upstreams[name] = Upstream(
+                name, url, timeout=settings.upstream_timeout,
+                idle_timeout=settings.idle_timeout, limit=settings.connections,
+            )
+        for state in table.contexts.values():
+            if state.service not in self.breakers:
+                self.breakers[state.service] = Breaker(
+                    settings.breaker_failures, settings.breaker_cooldown
+                )
+            if state.name not in self.windows:
+                self.windows[state.name] = Window()
+        self._plan = _Plan(table)
+        self.table = table
 
     async def _watch(self) -> None:
         failing = False
@@ -203,7 +415,7 @@ class Router:
                 if not failing:
                     log.exception(
                         "cannot read the state store %s; routing by revision %s",
-                        self.store.path, self._current().revision,
+                        self.store.path, self.current().revision,
                     )
                 failing = True
             else:
@@ -213,9 +425,14 @@ class Router:
 
     async def refresh(self) -> None:
         """Load the table again if the store's revision moved."""
+        assert self._refreshing is not None
         async with self._refreshing:
-            current = self._current()
-            revision = await asyncio.to_thread(self.store.revision)
+            current = self.current()
+            if self._revision is None:
+                self._revision = self.store.revision_reader()
+            # Polled on the loop: a thread hand-off five times a second
+            # would cost more, and stall requests while it holds the GIL.
+            revision = self._revision()
             if revision == current.revision:
                 return
 
@@ -224,343 +441,657 @@ class Router:
                 "routing table at revision %s (was %s): %s",
                 table.revision, current.revision, describe_change(current, table),
             )
-            self.table = table
+            self._install(table)
 
-    def _current(self) -> RoutingTable:
+    def current(self) -> RoutingTable:
         if self.table is None:
             raise RuntimeError("the router has not started")
 
         return self.table
 
+    # The SLO guard -----------------------------------------------------
+
+    async def _guard(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.slo_interval)
+            try:
+                await self.judge_all()
+            except Exception:
+                log.exception("the SLO guard failed; it runs again shortly")
+
+    async def judge_all(self) -> None:
+        """Judge every context's SLO now; roll back the ones in breach."""
+        table = self.current()
+        now = time.monotonic()
+        for name, state in table.contexts.items():
+            if state.slo is None:
+                continue
+
+            verdict = self.windows[name].judge(state.slo, now)
+            self.verdicts[name] = verdict
+            exposed = state.read_weight > 0 or any(
+                table.weight_of(r) > 0 for r in table.routes if r.context == name
+            )
+            if verdict.kind != BREACH or not exposed:
+                continue
+
+            reason = f"SLO breach: {verdict.reason}"
+            log.warning("rolling %s back to the monolith: %s", name, reason)
+            await asyncio.to_thread(self.store.roll_back, name, ROUTER, reason)
+            self.windows[name].clear()
+            self.stats.bump(self.stats.rollbacks, name)
+            await self.refresh()
+
+    def verdict(self, context: str) -> Verdict | None:
+        """The SLO's verdict on the context right now; None without an SLO."""
+        state = self.current().contexts.get(context)
+        if state is None or state.slo is None:
+            return None
+
+        return self.windows[context].judge(state.slo, time.monotonic())
+
     # Requests ----------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        table = self._current()
+    async def handle(self, request: Request) -> Answer:
+        plan = self._plan
+        assert plan is not None
+        path = request.path
+        if path.startswith("/_router/") and request.method == "GET":
+            own = self._own(path)
+            if own is not None:
+                return own
+
+        tracer = self.tracer
+        segment = None
+        if tracer is None:
+            head = request_head(request)
+        else:
+            head = request_head(request, drop_trace=True)
+            line, segment = tracer.begin(request.lowered().get(b"x-amzn-trace-id"))
+            head = head[:-2] + line
+
+        # The plan's lanes are in order of specificity: the first match wins.
+        lane: _Lane | None = None
+        matched: re.Match[str] | None = None
+        for pattern, candidate in plan.lanes.get(request.method, ()):
+            matched = pattern.fullmatch(path)
+            if matched is not None:
+                lane = candidate
+                break
         try:
-            body = await self._body(request)
-            found = table.match(request.method, request.path)
-            if found is None:
-                return await self._forward(request, body, table, UNMATCHED, MONOLITH)
-
-            route, params = found
-            if request.method in READ_METHODS:
-                return await self._read(request, body, table, route, params)
-
-            return await self._write(request, body, route)
+            context = UNMATCHED if lane is None else lane.context
+            if lane is not None and not lane.reads:
+                answer = await self._write(request, head, lane)
+            elif (
+                lane is not None and matched is not None
+                and self._to_service(request, lane, matched)
+            ):
+                answer = await self._from_service(request, head, lane)
+            else:
+                # The monolith's share, inlined: most requests come this way,
+                # and a coroutine less is a microsecond less each.
+                upstream = self._upstreams.get(MONOLITH)
+                if upstream is None:
+                    raise _no_backend(MONOLITH, self.store.path)
+                body = request.body
+                method = request.method
+                try:
+                    relayed = await upstream.exchange(
+                        head + body if body else head,
+                        bodiless=method == "HEAD", retry_stale=method in _READS,
+                    )
+                except UpstreamError as error:
+                    self.stats.bump(self.stats.errors, MONOLITH)
+                    raise _unreachable(error, self.settings.upstream_timeout) \
+                        from None
+                whole = self._relay_now(request, relayed, MONOLITH)
+                if whole is None:
+                    whole = await self._relay(request, relayed, MONOLITH)
+                answer = whole
+                answers = self.stats.answers
+                key = (context, MONOLITH)
+                answers[key] = answers.get(key, 0) + 1
+            if (
+                lane is not None and lane.shadow_share
+                and self._random.random() < lane.shadow_share
+            ):
+                self._mirror(request, head, lane, answer)
         except _Refused as refusal:
             self.stats.bump(self.stats.refused, refusal.body["error"])
-            return _own_answer(refusal.status, refusal.body)
+            answer = own_answer(refusal.status, refusal.body)
 
-    async def _read(
-        self,
-        request: web.Request,
-        body: bytes | None,
-        table: RoutingTable,
-        route: Route,
-        params: Mapping[str, str],
-    ) -> web.StreamResponse:
-        state = table.contexts.get(route.context)
-        if state is None or not self._to_service(state, route, params):
-            return await self._forward(request, body, table, route.context, MONOLITH)
+        if segment is not None and tracer is not None:
+            tracer.end(segment, request.method, path, answer.status, context,
+                       answer.backend)
+        return answer
 
-        try:
-            upstream = await self._send(request, body, table, state.service)
-        except (_Unreachable, _Refused) as failure:
-            log.warning("read from %s failed, monolith answers: %s",
-                        state.service, failure)
+    def _to_service(
+        self, request: Request, lane: _Lane, found: re.Match[str]
+    ) -> bool:
+        """Whether a read goes to the context's service: by weight and key,
+        or by a tester's override."""
+        weight = lane.weight
+        if weight <= 0:
+            to_service = False
+        elif weight >= 100:
+            to_service = True
         else:
-            if upstream.status < 500:
-                return await self._relay(request, upstream, route.context,
-                                         state.service)
+            group = lane.key_group
+            key = found.group(group) if group else self._key(request, lane)
+            if key is None:
+                to_service = lane.keyless_service
+            else:
+                # The hash of a key never changes: hot keys are hashed once.
+                data = lane.prefix + key.encode()
+                hashed = self._hashes.get(data)
+                if hashed is None:
+                    if len(self._hashes) > _HASHES_KEPT:
+                        self._hashes.clear()
+                    hashed = self._hashes[data] = murmur2(data)
+                to_service = hashed < lane.limit
 
-            self.stats.bump(self.stats.errors, state.service)
-            upstream.release()
-            log.warning("read from %s answered %s, monolith answers",
-                        state.service, upstream.status)
+        lowered = request.lowered()
+        if b"x-migrate-side" in lowered or (
+            b"cookie" in lowered and b"migrate_side=" in lowered[b"cookie"]
+        ):
+            return self._override(request, lane, to_service)
 
-        self.stats.bump(self.stats.fallbacks, route.context)
-        return await self._forward(request, body, table, route.context, MONOLITH)
+        return to_service
+
+    async def _from_service(
+        self, request: Request, head: bytes, lane: _Lane
+    ) -> Answer:
+        """A read from the service, or from the monolith if it fails."""
+        service = lane.service
+        breaker = self.breakers.get(service)
+        # The SLO needs answer times finer than uvloop's millisecond clock.
+        started = time.monotonic()
+        if breaker is not None and not breaker.allows(started):
+            self.stats.bump(self.stats.breaker_skips, service)
+            self.stats.bump(self.stats.fallbacks, lane.context)
+            return await self._send(request, head, lane.context, MONOLITH)
+
+        upstream = self._upstreams.get(service)
+        failure = f"backend '{service}' has no URL"
+        if upstream is not None:
+            body = request.body
+            try:
+                answer = await upstream.exchange(
+                    head + body if body else head,
+                    bodiless=request.method == "HEAD", retry_stale=True,
+                )
+            except UpstreamError as error:
+                failure = str(error)
+                self.stats.bump(self.stats.errors, service)
+            else:
+                if answer.status < 500:
+                    try:
+                        relayed = self._relay_now(request, answer, service)
+                        if relayed is None:
+                            relayed = await self._relay(request, answer, service)
+                    except _Refused as error:
+                        failure = str(error)
+                    else:
+                        window = self.windows.get(lane.context)
+                        if window is not None:
+                            window.record(started, time.monotonic() - started)
+                        if breaker is not None and breaker.failures:
+                            breaker.succeeded()
+                        self.stats.answered(lane.context, service)
+                        return relayed
+                else:
+                    failure = f"answered {answer.status}"
+                    answer.discard()
+                    self.stats.bump(self.stats.errors, service)
+
+        now = time.monotonic()
+        window = self.windows.get(lane.context)
+        if window is not None:
+            window.record(now, None)
+        if breaker is not None:
+            breaker.failed(now)
+        log.warning("read from %s failed, monolith answers: %s", service, failure)
+        self.stats.bump(self.stats.fallbacks, lane.context)
+        return await self._send(request, head, lane.context, MONOLITH)
 
     @staticmethod
-    def _to_service(
-        state: ContextState, route: Route, params: Mapping[str, str]
-    ) -> bool:
-        if state.read_weight >= 100:
-            return True
+    def _key(request: Request, lane: _Lane) -> str | None:
+        kind = lane.key_kind
+        if kind == "header":
+            value = request.header(lane.key_name.lower().encode())
+            return None if value is None else value.decode("latin-1")
 
-        key = params.get(route.bucket_key) if route.bucket_key else None
-        return key is not None and goes_to_service(state.read_weight, state.salt, key)
+        if kind == "cookie":
+            return cookie(request.header(b"cookie"), lane.key_name)
 
-    async def _write(
-        self, request: web.Request, body: bytes | None, route: Route
-    ) -> web.StreamResponse:
+        return None
+
+    def _override(self, request: Request, lane: _Lane, to_service: bool) -> bool:
+        raw = request.header(b"x-migrate-side")
+        value = raw.decode("latin-1") if raw is not None else cookie(
+            request.header(b"cookie"), OVERRIDE_COOKIE
+        )
+        if value is None:
+            return to_service
+
+        side, _, secret = value.strip().partition(":")
+        expected = self.current().override_secret
+        granted = (
+            expected is not None
+            and side in ("service", MONOLITH)
+            and hmac.compare_digest(_digest(secret), expected)
+        )
+        if not granted:
+            self.stats.overrides_ignored += 1
+            log.warning(
+                "override to '%s' on %s %s from %s ignored: %s",
+                side, request.method, request.path, request.client,
+                "no override secret is set" if expected is None
+                else "the secret does not match",
+            )
+            return to_service
+
+        self.stats.bump(self.stats.overrides, f"{lane.context}:{side}")
+        return side == "service"
+
+    async def _write(self, request: Request, head: bytes, lane: _Lane) -> Answer:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.hold_timeout
-        pause = self.settings.hold_poll
+        settings = self.settings
+        deadline = loop.time() + settings.hold_timeout
+        retry_until = loop.time() + settings.retry_timeout
+        keyed = request.header(b"idempotency-key") is not None
+        pause = settings.hold_poll
         while True:
-            table, writer = await self._writer_once_released(route, deadline)
-            upstream = await self._send_or_refuse(request, body, table, writer)
-            refused = upstream.status == 503 and NOT_WRITER_HEADER in upstream.headers
-            if not refused or loop.time() >= deadline:
-                return await self._relay(request, upstream, route.context, writer)
+            writer = await self._writer_once_released(lane.context, deadline)
+            pool = self._upstreams.get(writer)
+            if pool is None:
+                raise _no_backend(writer, self.store.path)
 
-            # The writer refused before changing anything: safe to send again
-            # once the table names the new writer.
-            upstream.release()
-            self.stats.bump(self.stats.not_writer_retries, route.context)
+            body = request.body
+            try:
+                upstream = await pool.exchange(
+                    head + body if body else head, retry_stale=keyed
+                )
+            except UpstreamError as error:
+                self.stats.bump(self.stats.errors, writer)
+                if not keyed or loop.time() >= retry_until:
+                    raise _unreachable(error, settings.upstream_timeout) from None
+
+                log.warning("write to %s failed, sent again (Idempotency-Key): %s",
+                            writer, error)
+            else:
+                refused = (
+                    upstream.status == 503
+                    and _has(upstream.headers, b"x-migrate-not-writer")
+                )
+                # A not-the-writer refusal is waited out until the hold
+                # timeout only; the Idempotency-Key retries are for failures.
+                retry = (
+                    keyed and not refused and upstream.status in _RETRIED_STATUSES
+                )
+                if refused and loop.time() < deadline:
+                    # The writer refused before changing anything: safe to
+                    # send again once the table names the new writer.
+                    self.stats.bump(self.stats.not_writer_retries, lane.context)
+                elif retry and loop.time() < retry_until:
+                    log.warning("write to %s answered %s, sent again "
+                                "(Idempotency-Key)", writer, upstream.status)
+                else:
+                    answer = self._relay_now(request, upstream, writer)
+                    if answer is None:
+                        answer = await self._relay(request, upstream, writer)
+                    self.stats.answered(lane.context, writer)
+                    return answer
+
+                upstream.discard()
+
+            self.stats.bump(self.stats.write_retries, lane.context)
             await self.refresh()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    async def _writer_once_released(
-        self, route: Route, deadline: float
-    ) -> tuple[RoutingTable, str]:
-        """The table and the context's writer, once its writes are not held."""
+    async def _writer_once_released(self, context: str, deadline: float) -> str:
+        """The context's writer, once its writes are not held."""
         loop = asyncio.get_running_loop()
         counted = False
         while True:
-            table = self._current()
-            state = table.contexts.get(route.context)
+            state = self.current().contexts.get(context)
             if state is None:
-                return table, MONOLITH
+                return MONOLITH
 
             if not state.writes_held:
-                return table, state.writer
+                return state.writer
 
             if not counted:
-                self.stats.bump(self.stats.held_writes, route.context)
+                self.stats.bump(self.stats.held_writes, context)
                 counted = True
             if loop.time() >= deadline:
                 raise _Refused(
                     503, "writes_held",
-                    f"writes to {route.context} are held while its writer "
+                    f"writes to {context} are held while its writer "
                     f"changes; still held after {self.settings.hold_timeout} s",
-                    context=route.context,
+                    context=context,
                 )
 
             await asyncio.sleep(self.settings.hold_poll)
 
-    async def _forward(
-        self,
-        request: web.Request,
-        body: bytes | None,
-        table: RoutingTable,
-        context: str,
-        backend: str,
-    ) -> web.StreamResponse:
-        upstream = await self._send_or_refuse(request, body, table, backend)
-        return await self._relay(request, upstream, context, backend)
+    async def _send(
+        self, request: Request, head: bytes, context: str, backend: str
+    ) -> Answer:
+        """Send to one backend and relay its answer, whatever it is."""
+        upstream = self._upstreams.get(backend)
+        if upstream is None:
+            raise _no_backend(backend, self.store.path)
 
-    async def _send_or_refuse(
-        self,
-        request: web.Request,
-        body: bytes | None,
-        table: RoutingTable,
-        backend: str,
-    ) -> aiohttp.ClientResponse:
+        body = request.body
+        method = request.method
         try:
-            return await self._send(request, body, table, backend)
-        except _Unreachable as failure:
-            if failure.timed_out:
+            answer = await upstream.exchange(
+                head + body if body else head,
+                bodiless=method == "HEAD", retry_stale=method in _READS,
+            )
+        except UpstreamError as error:
+            self.stats.bump(self.stats.errors, backend)
+            raise _unreachable(error, self.settings.upstream_timeout) from None
+
+        relayed = self._relay_now(request, answer, backend)
+        if relayed is None:
+            relayed = await self._relay(request, answer, backend)
+        self.stats.answered(context, backend)
+        return relayed
+
+    def _relay_now(
+        self, request: Request, upstream: UpstreamAnswer, backend: str
+    ) -> Answer | None:
+        """The answer to relay if it is whole already; None if it needs waiting."""
+        status = upstream.status
+        if status >= 500:
+            self.stats.bump(self.stats.errors, backend)
+        if request.method == "HEAD" or status in (204, 304):
+            upstream.discard()
+            return Answer(status, response_headers(upstream.headers, backend), None,
+                          reason=upstream.reason, length=upstream.length,
+                          bodiless=True, backend=backend)
+
+        body = upstream.body_now()
+        if body is None:
+            return None
+
+        return Answer(status, response_headers(upstream.headers, backend), body,
+                      reason=upstream.reason, backend=backend)
+
+    async def _relay(
+        self, request: Request, upstream: UpstreamAnswer, backend: str
+    ) -> Answer:
+        """An answer whose body is still arriving: read whole, or streamed."""
+        headers = response_headers(upstream.headers, backend)
+        if upstream.whole:
+            try:
+                body = await upstream.read()
+            except UpstreamError as error:
+                self.stats.bump(self.stats.errors, backend)
                 raise _Refused(
-                    504, "backend_timeout",
-                    f"backend '{backend}' did not answer within "
-                    f"{self.settings.upstream_timeout} s",
+                    502, "backend_unavailable",
+                    f"backend '{backend}' broke off its answer: {error}",
                     backend=backend,
                 ) from None
 
-            raise _Refused(
-                502, "backend_unavailable",
-                f"backend '{backend}' could not be reached: {failure}",
-                backend=backend,
-            ) from None
+            return Answer(upstream.status, headers, body, reason=upstream.reason,
+                          backend=backend)
 
-    async def _send(
-        self,
-        request: web.Request,
-        body: bytes | None,
-        table: RoutingTable,
-        backend: str,
-    ) -> aiohttp.ClientResponse:
-        base = table.backends.get(backend)
-        if base is None:
-            raise _Refused(
-                502, "no_backend",
-                f"backend '{backend}' has no URL in the state store {self.store.path}",
-                backend=backend,
-            )
+        return Answer(upstream.status, headers, None, reason=upstream.reason,
+                      stream=upstream.chunks(), length=upstream.length,
+                      backend=backend)
 
-        assert self._session is not None
-        url = URL(base + request.rel_url.raw_path_qs, encoded=True)
-        try:
-            return await self._session.request(
-                request.method,
-                url,
-                headers=_upstream_headers(request),
-                data=body,
-                allow_redirects=False,
-                skip_auto_headers=_NO_AUTO_HEADERS,
-                timeout=self._timeout,
-            )
-        except (TimeoutError, aiohttp.ClientError) as error:
-            self.stats.bump(self.stats.errors, backend)
-            raise _Unreachable(backend, error) from error
+    # Shadow traffic ----------------------------------------------------
 
-    async def _relay(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        context: str,
-        backend: str,
-    ) -> web.StreamResponse:
-        self.stats.answered(context, backend)
-        if upstream.status >= 500:
-            self.stats.bump(self.stats.errors, backend)
-        headers = _downstream_headers(upstream.headers, backend)
-        try:
-            if request.method == "HEAD" or upstream.status in (204, 304):
-                declared = upstream.headers.get("Content-Length")
-                if declared is not None:
-                    headers["Content-Length"] = declared
-                return web.Response(
-                    status=upstream.status, reason=upstream.reason, headers=headers
-                )
+    def _mirror(self, request: Request, head: bytes, lane: _Lane,
+                answer: Answer) -> None:
+        queue = self._shadow_queue
+        if queue is None or answer.backend == ROUTER:
+            return
 
-            length = upstream.content_length
-            if length is not None and length <= _WHOLE_BODY:
-                try:
-                    body = await upstream.read()
-                except (TimeoutError, aiohttp.ClientError) as error:
-                    self.stats.bump(self.stats.errors, backend)
-                    return _own_answer(502, {
-                        "error": "backend_unavailable",
-                        "message": f"backend '{backend}' broke off its answer: "
-                                   f"{error!r}",
-                        "backend": backend,
-                    })
+        if not lane.reads and not lane.shadow_writes:
+            return
 
-                return web.Response(
-                    status=upstream.status,
-                    reason=upstream.reason,
-                    headers=headers,
-                    body=body,
-                )
+        if answer.body is None or answer.stream is not None:
+            self.stats.shadowed(lane.name, "skipped")
+            return
 
-            return await self._stream(request, upstream, headers)
-        finally:
-            upstream.release()
-
-    async def _stream(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        headers: CIMultiDict[str],
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=headers
-        )
-        if upstream.content_length is not None:
-            response.content_length = upstream.content_length
+        primary = answer.backend
+        if lane.reads:
+            candidate = MONOLITH if primary == lane.service else lane.service
         else:
-            response.enable_chunked_encoding()
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_chunked(_CHUNK):
-            await response.write(chunk)
-        await response.write_eof()
-        return response
+            candidate = MONOLITH if primary != MONOLITH else lane.service
+        observed = diff.Observed.of(answer.status, answer.headers, answer.body)
+        marked = head[:-2] + SHADOW_HEADER.encode() + b": 1\r\n\r\n"
+        job = _ShadowJob(lane, request, marked, primary, candidate, observed)
+        try:
+            queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.stats.shadowed(lane.name, "dropped")
 
-    async def _body(self, request: web.Request) -> bytes | None:
-        if not request.body_exists:
+    async def _shadow_worker(self) -> None:
+        assert self._shadow_queue is not None
+        while True:
+            job = await self._shadow_queue.get()
+            try:
+                await self._compare(job)
+            except Exception:
+                log.exception("shadow comparison of %s failed", job.lane.name)
+
+    async def _compare(self, job: _ShadowJob) -> None:
+        lane = job.lane
+        candidate = await self._shadow_call(job, job.candidate)
+        if candidate is None:
+            self.stats.shadowed(lane.name, diff.CANDIDATE_ERROR)
+            return
+
+        noise: set[str] | None = None
+        if lane.noise and lane.reads:
+            again = await self._shadow_call(job, job.primary)
+            if again is not None:
+                noise = diff.differences(job.observed, again)
+
+        outcome, found = diff.outcome(job.observed, candidate, lane.rules, noise)
+        self.stats.shadowed(lane.name, outcome)
+        if outcome == diff.DIFFERENT:
+            self.stats.shadow_samples.append({
+                "route": lane.name,
+                "request": f"{job.method} {job.target.decode('latin-1')}",
+                "primary": job.primary,
+                "candidate": job.candidate,
+                "differences": list(found[:20]),
+            })
+
+    async def _shadow_call(self, job: _ShadowJob, backend: str) -> diff.Observed | None:
+        upstream = self._upstreams.get(backend)
+        if upstream is None:
             return None
 
-        limit = self.settings.max_body
-        length = request.content_length
-        if length is not None and length > limit:
-            raise _too_large(length, limit)
+        data = job.head + job.body if job.body else job.head
+        try:
+            answer = await upstream.exchange(
+                data, bodiless=job.method == "HEAD", retry_stale=job.method in _READS
+            )
+            length = answer.length
+            if length is not None and length > self.settings.shadow_max_body:
+                answer.discard()
+                return None
 
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            body = await answer.read()
+        except UpstreamError as error:
+            log.debug("shadow copy to %s failed: %s", backend, error)
+            return None
+
+        headers = response_headers(answer.headers, backend)
+        return diff.Observed.of(answer.status, headers, body)
 
     # The router's own endpoints ----------------------------------------
 
-    async def health(self, request: web.Request) -> web.StreamResponse:
-        table = self._current()
-        return _own_answer(200, {"status": "ok", "revision": table.revision})
+    def _own(self, path: str) -> Answer | None:
+        table = self.current()
+        if path == "/_router/health":
+            return own_answer(200, {"status": "ok", "revision": table.revision})
 
-    async def statistics(self, request: web.Request) -> web.StreamResponse:
-        table = self._current()
-        return _own_answer(200, {"revision": table.revision, **self.stats.as_json()})
+        if path == "/_router/stats":
+            return own_answer(
+                200, {"revision": table.revision, **self.stats.as_json()}
+            )
+
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters, breakers, SLO verdicts and shadow results, as JSON."""
+        table = self.current()
+        verdicts = {
+            name: verdict.as_json()
+            for name in table.contexts
+            if (verdict := self.verdict(name)) is not None
+        }
+        return {
+            "revision": table.revision,
+            **self.stats.as_json(),
+            "breakers": {name: b.state for name, b in self.breakers.items()},
+            "slo": verdicts,
+            "shadow_samples": list(self.stats.shadow_samples),
+            "shadow_queue": (
+                self._shadow_queue.qsize() if self._shadow_queue else 0
+            ),
+            "traces_sampled": self.tracer.sampled if self.tracer else None,
+        }
 
 
-_ROUTER_KEY = web.AppKey("router", Router)
+def _unreachable(error: UpstreamError, timeout: float) -> _Refused:
+    if error.timed_out:
+        return _Refused(
+            504, "backend_timeout",
+            f"backend '{error.backend}' did not answer within {timeout} s",
+            backend=error.backend,
+        )
 
-
-def _too_large(size: int, limit: int) -> _Refused:
     return _Refused(
-        413, "body_too_large",
-        f"request body of {size} bytes or more is over the router's limit "
-        f"of {limit} bytes",
-        limit=limit,
+        502, "backend_unavailable",
+        f"backend '{error.backend}' could not be reached: {error}",
+        backend=error.backend,
     )
 
 
-def _own_answer(status: int, body: Mapping[str, Any]) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps(body),
-        content_type="application/json",
-        headers={BACKEND_HEADER: ROUTER},
+def _no_backend(backend: str, path: str) -> _Refused:
+    return _Refused(
+        502, "no_backend",
+        f"backend '{backend}' has no URL in the state store {path}",
+        backend=backend,
     )
 
 
-def _dropped(always: frozenset[str], connection: Iterable[str]) -> frozenset[str]:
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _has(headers: Headers, name: bytes) -> bool:
+    return any(n.lower() == name for n, _ in headers)
+
+
+def cookie(header: bytes | None, name: str) -> str | None:
+    """One cookie's value from a Cookie header, or None."""
+    if not header:
+        return None
+
+    wanted = name.encode() + b"="
+    for part in header.split(b";"):
+        part = part.strip()
+        if part.startswith(wanted):
+            return part[len(wanted):].strip(b'"').decode("latin-1")
+    return None
+
+
+def own_answer(status: int, body: Mapping[str, Any]) -> Answer:
+    return Answer(
+        status,
+        [_JSON, (b"X-Migrate-Backend", b"router")],
+        json.dumps(body).encode(),
+        backend=ROUTER,
+    )
+
+
+def _dropped(always: frozenset[bytes], headers: Headers) -> frozenset[bytes]:
     named = {
-        name.strip().lower()
-        for value in connection
-        for name in value.split(",")
-        if name.strip()
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+        if token.strip()
     }
     return always | named if named else always
 
 
-def _upstream_headers(request: web.Request) -> list[tuple[str, str]]:
+def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
+    """The request line and headers the backend gets, ending in a blank line.
+
+    As it goes it records the request's headers by lower-case name, so the
+    router's later look-ups cost nothing more.
+    """
     incoming = request.headers
-    dropped = _dropped(_NOT_FORWARDED, incoming.getall("Connection", ()))
-    forwarded_for: list[str] = []
-    headers: list[tuple[str, str]] = []
-    for name, value in incoming.items():
-        lowered = name.lower()
-        if lowered in dropped or lowered.startswith("proxy-"):
+    lowered: dict[bytes, bytes] = {}
+    dropped = _NOT_FORWARDED
+    lines = [request.method.encode(), b" ", request.target, b" HTTP/1.1\r\n"]
+    forwarded_for: list[bytes] = []
+    host = None
+    for name, value in incoming:
+        low = name.lower()
+        lowered[low] = value
+        if low in dropped or low.startswith(b"proxy-"):
+            if low == b"x-forwarded-for":
+                forwarded_for.append(value)
+            elif low == b"connection":
+                dropped = _dropped(_NOT_FORWARDED, incoming)
             continue
-        if lowered == "x-forwarded-for":
-            forwarded_for.append(value)
-        else:
-            headers.append((name, value))
+        if low == b"host":
+            host = value
+        elif drop_trace and low == b"x-amzn-trace-id":
+            continue
+        lines += (name, b": ", value, b"\r\n")
+    request.remember(lowered)
+    if dropped is not _NOT_FORWARDED:
+        # Headers named in Connection may have come before it: filter again.
+        lines = [lines[0], lines[1], lines[2], lines[3]] + [
+            part
+            for name, value in incoming
+            if (low := name.lower()) not in dropped
+            and not low.startswith(b"proxy-")
+            and not (drop_trace and low == b"x-amzn-trace-id")
+            for part in (name, b": ", value, b"\r\n")
+        ]
 
-    forwarded_for.append(request.remote or "unknown")
-    headers.append(("X-Forwarded-For", ", ".join(forwarded_for)))
-    headers.append(("X-Forwarded-Proto", request.scheme))
-    if request.host:
-        headers.append(("X-Forwarded-Host", request.host))
-    return headers
+    forwarded_for.append(request.client.encode())
+    lines += (b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\n",
+              b"X-Forwarded-Proto: ", request.scheme.encode(), b"\r\n")
+    if host:
+        lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+    body = request.body
+    if body is not None or request.method in _WITH_BODY:
+        lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
-def _downstream_headers(
-    incoming: CIMultiDictProxy[str], backend: str
-) -> CIMultiDict[str]:
-    dropped = _dropped(_HOP_BY_HOP, incoming.getall("Connection", ()))
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in incoming.items():
-        lowered = name.lower()
-        if lowered not in dropped and not lowered.startswith("proxy-"):
-            headers.add(name, value)
-    headers[BACKEND_HEADER] = backend
+def response_headers(incoming: Headers, backend: str) -> Headers:
+    """A backend's headers as the client gets them, naming who answered."""
+    dropped = _HOP_BY_HOP
+    for name, _ in incoming:
+        if len(name) == 10 and name.lower() == b"connection":
+            dropped = _dropped(_HOP_BY_HOP, incoming)
+            break
+
+    headers = [
+        (name, value)
+        for name, value in incoming
+        if (lowered := name.lower()) not in dropped
+        and not lowered.startswith(b"proxy-")
+        and lowered != b"x-migrate-backend"
+    ]
+    headers.append((b"X-Migrate-Backend", backend.encode()))
     return headers
 
 
@@ -589,18 +1120,125 @@ def describe_change(before: RoutingTable, after: RoutingTable) -> str:
             changes.append(f"{name} service {old.service} -> {state.service}")
         if old.salt != state.salt:
             changes.append(f"{name} buckets reshuffled (new salt)")
+        if old.shadow != state.shadow:
+            changes.append(f"{name} shadow {state.shadow.text()}")
+        if old.slo != state.slo:
+            changes.append(
+                f"{name} SLO {state.slo.text() if state.slo else 'removed'}"
+            )
+        if old.keyless_side != state.keyless_side:
+            changes.append(f"{name} keyless reads to {state.keyless_side}")
+    if before.route_weights != after.route_weights:
+        moved = sorted(
+            f"{method} {rule} {after.route_weights.get((method, rule), 'context')}"
+            for method, rule in before.route_weights.keys() | after.route_weights.keys()
+            if before.route_weights.get((method, rule))
+            != after.route_weights.get((method, rule))
+        )
+        changes.append("route weights " + ", ".join(moved))
     if before.routes != after.routes:
         changes.append(f"{len(after.routes)} routes")
     if before.backends != after.backends:
         urls = sorted(after.backends.items())
         changes.append("backends " + ", ".join(f"{n}={u}" for n, u in urls))
+    if before.override_secret != after.override_secret:
+        changes.append("override secret changed")
     return "; ".join(changes) or "no routing change"
+
+
+# Serving ------------------------------------------------------------------
+
+
+async def serve(
+    store: StateStore | str | os.PathLike[str],
+    host: str,
+    port: int,
+    settings: Settings | None = None,
+    started: asyncio.Future[tuple[str, int]] | None = None,
+    admin: tuple[str, int, str] | None = None,
+    admin_started: asyncio.Future[tuple[str, int]] | None = None,
+) -> None:
+    """Run the router until cancelled; `started` gets the bound address.
+
+    `admin` is (host, port, token) for the admin API; None runs without it.
+    """
+    from migrate.router.admin import AdminApi
+
+    if not isinstance(store, StateStore):
+        store = StateStore(store)
+    settings = settings or Settings()
+    router = Router(store, settings)
+    await router.start()
+    servers: list[asyncio.Server] = []
+    try:
+        server = await serve_http(router.handle, host, port,
+                                  max_body=settings.max_body)
+        servers.append(server)
+        address = server.sockets[0].getsockname()
+        log.info("router listening on http://%s:%s", address[0], address[1])
+        if admin is not None:
+            api = AdminApi(router, admin[2])
+            admin_server = await serve_http(api.handle, admin[0], admin[1],
+                                            max_body=MiB)
+            servers.append(admin_server)
+            admin_address = admin_server.sockets[0].getsockname()
+            log.info("admin API on http://%s:%s", admin_address[0],
+                     admin_address[1])
+            if admin_started is not None:
+                admin_started.set_result((admin_address[0], admin_address[1]))
+        settle_memory()
+        if started is not None:
+            started.set_result((address[0], address[1]))
+        await asyncio.Event().wait()
+    finally:
+        for server in servers:
+            server.close()
+        await router.stop()
+
+
+class RunningRouter:
+    """A router served on the current event loop; `stop()` to end it."""
+
+    def __init__(self, router: Router, server: asyncio.Server):
+        self.router = router
+        self.server = server
+        self.port: int = server.sockets[0].getsockname()[1]
+
+    @classmethod
+    async def start(
+        cls, store: StateStore, settings: Settings | None = None,
+        host: str = "127.0.0.1", port: int = 0,
+    ) -> RunningRouter:
+        settings = settings or Settings()
+        router = Router(store, settings)
+        await router.start()
+        server = await serve_http(router.handle, host, port,
+                                  max_body=settings.max_body)
+        return cls(router, server)
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.router.stop()
+
+
+# Embedding in aiohttp -------------------------------------------------------
+
+_ROUTER_KEY: Any = None
 
 
 def create_app(
     store: StateStore | str | os.PathLike[str], settings: Settings | None = None
-) -> web.Application:
-    """The router as an aiohttp application, ready for any aiohttp runner."""
+) -> Any:
+    """The router as an aiohttp application, for hosts that run aiohttp.
+
+    Routing, fallback, held writes, shadow and SLO behave as with `serve`;
+    aiohttp parses the requests, so its limits apply, and it is slower.
+    """
+    from aiohttp import web
+
+    global _ROUTER_KEY
+    if _ROUTER_KEY is None:
+        _ROUTER_KEY = web.AppKey("router", Router)
     if not isinstance(store, StateStore):
         store = StateStore(store)
     settings = settings or Settings()
@@ -611,39 +1249,58 @@ def create_app(
         yield
         await router.stop()
 
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read() if request.body_exists else None
+        incoming = Request(
+            request.method,
+            request.raw_path.encode("latin-1"),
+            list(request.raw_headers),
+            body,
+            request.remote or "unknown",
+            scheme=request.scheme,
+        )
+        answer = await router.handle(incoming)
+        return await _aiohttp_answer(request, answer)
+
     app = web.Application(client_max_size=settings.max_body)
     app[_ROUTER_KEY] = router
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/_router/health", router.health, allow_head=False)
-    app.router.add_get("/_router/stats", router.statistics, allow_head=False)
-    app.router.add_route("*", "/{tail:.*}", router.handle)
+    app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
 
-def router_of(app: web.Application) -> Router:
+async def _aiohttp_answer(request: Any, answer: Answer) -> Any:
+    from aiohttp import web
+    from multidict import CIMultiDict
+
+    headers: CIMultiDict[str] = CIMultiDict(
+        (n.decode("latin-1"), v.decode("latin-1")) for n, v in answer.headers
+    )
+    reason = answer.reason.decode("latin-1") or None
+    if answer.bodiless:
+        if answer.length is not None:
+            headers["Content-Length"] = str(answer.length)
+        return web.Response(status=answer.status, reason=reason, headers=headers)
+
+    if answer.stream is None:
+        return web.Response(status=answer.status, reason=reason, headers=headers,
+                            body=answer.body)
+
+    response = web.StreamResponse(status=answer.status, reason=reason,
+                                  headers=headers)
+    if answer.length is not None:
+        response.content_length = answer.length
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    async for chunk in answer.stream:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def router_of(app: Any) -> Router:
     """The `Router` behind an application made by `create_app`."""
-    return app[_ROUTER_KEY]
+    router: Router = app[_ROUTER_KEY]
+    return router
 
-
-async def serve(
-    store: StateStore | str | os.PathLike[str],
-    host: str,
-    port: int,
-    settings: Settings | None = None,
-    started: asyncio.Future[tuple[str, int]] | None = None,
-) -> None:
-    """Run the router until cancelled; `started` gets the bound address."""
-    app = create_app(store, settings)
-    # Access logs cost more than routing; stats and backends' logs remain.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        address = runner.addresses[0]
-        log.info("router listening on http://%s:%s", address[0], address[1])
-        if started is not None:
-            started.set_result((address[0], address[1]))
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

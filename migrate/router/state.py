@@ -16,6 +16,14 @@ monolith as its writer; registering its routes again keeps both. The salt of
 a context's sticky buckets defaults to the context's name; changing it
 reshuffles every key, so it changes only when asked.
 
+Besides weights and writers the store keeps, each change in the ledger:
+a route's own read weight (which a change of its context's weight clears,
+so a shift moves the whole context unless asked otherwise), the side that
+reads without a bucket key go to, shadow settings, the SLO the router
+enforces, the hash of the secret that lets testers force a side (never
+the secret), and the progress of a rollout (`rollouts`; its steps are
+ledgered as weight changes).
+
 What the store does not do: it does not check that a backend's URL answers,
 nor that a writer really is ready to write; fencing and sync lag are the
 business of whoever flips the writer.
@@ -25,6 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,13 +45,17 @@ from migrate.router.errors import (
     InvalidBackendUrl,
     InvalidRule,
     InvalidService,
+    InvalidSetting,
     InvalidWeight,
     InvalidWriter,
     RouteTaken,
     ServiceStillWrites,
     UnknownBackend,
     UnknownContext,
+    UnknownRoute,
 )
+from migrate.router.shadow import ShadowSettings, check_path
+from migrate.router.slo import Slo
 from migrate.router.table import Matcher, Route, check_route
 
 MONOLITH = "monolith"
@@ -83,7 +97,43 @@ CREATE TABLE IF NOT EXISTS revision (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO revision (only, value) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS route_weights (
+    method TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    weight INTEGER NOT NULL CHECK (weight BETWEEN 0 AND 100),
+    PRIMARY KEY (method, rule)
+);
+CREATE TABLE IF NOT EXISTS keyless (
+    context TEXT PRIMARY KEY REFERENCES contexts (context),
+    side TEXT NOT NULL CHECK (side IN ('monolith', 'service'))
+);
+CREATE TABLE IF NOT EXISTS shadows (
+    context TEXT PRIMARY KEY REFERENCES contexts (context),
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS slos (
+    context TEXT PRIMARY KEY REFERENCES contexts (context),
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS options (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollouts (
+    context TEXT PRIMARY KEY REFERENCES contexts (context),
+    steps TEXT NOT NULL,
+    every REAL NOT NULL,
+    step INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
+
+KEYLESS_SIDES = ("monolith", "service")
+_OVERRIDE_SECRET = "override_secret_sha256"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +146,9 @@ class ContextState:
     writer: str
     writes_held: bool
     salt: str
+    keyless_side: str = MONOLITH
+    shadow: ShadowSettings = ShadowSettings()
+    slo: Slo | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +162,11 @@ class ContextStatus:
     writes_held: bool
     salt: str
     routes: tuple[Route, ...]
+    route_weights: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    keyless_side: str = MONOLITH
+    shadow: ShadowSettings = ShadowSettings()
+    slo: Slo | None = None
+    rollout: Rollout | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +185,31 @@ class LedgerEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class Rollout:
+    """A progressive shift of a context's reads, as far as it has come."""
+
+    context: str
+    steps: tuple[int, ...]
+    every: float
+    step: int  # index into steps of the weight last set; -1 before the first
+    state: str  # one of ROLLOUT_STATES
+    reason: str
+    actor: str
+    started_at: str
+    updated_at: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_ROLLOUT_STATES
+
+
+RUNNING, PAUSED, WAITING = "running", "paused", "waiting"
+DONE, STOPPED, ROLLED_BACK = "done", "stopped", "rolled back"
+ROLLOUT_STATES = (RUNNING, PAUSED, WAITING, DONE, STOPPED, ROLLED_BACK)
+ACTIVE_ROLLOUT_STATES = frozenset({RUNNING, PAUSED, WAITING})
+
+
+@dataclasses.dataclass(frozen=True)
 class RoutingTable:
     """Everything a router needs, as of one revision; never changes."""
 
@@ -135,6 +218,10 @@ class RoutingTable:
     contexts: Mapping[str, ContextState]
     routes: tuple[Route, ...]
     matcher: Matcher = dataclasses.field(repr=False, compare=False)
+    route_weights: Mapping[tuple[str, str], int] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    override_secret: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -143,6 +230,8 @@ class RoutingTable:
         backends: Mapping[str, str],
         contexts: Mapping[str, ContextState],
         routes: Iterable[Route],
+        route_weights: Mapping[tuple[str, str], int] | None = None,
+        override_secret: str | None = None,
     ) -> RoutingTable:
         routes = tuple(routes)
         return cls(
@@ -151,7 +240,18 @@ class RoutingTable:
             MappingProxyType(dict(contexts)),
             routes,
             Matcher(routes),
+            MappingProxyType(dict(route_weights or {})),
+            override_secret,
         )
+
+    def weight_of(self, route: Route) -> int:
+        """The read weight of one route: its own, or its context's."""
+        own = self.route_weights.get((route.method, route.rule))
+        if own is not None:
+            return own
+
+        state = self.contexts.get(route.context)
+        return 0 if state is None else state.read_weight
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         return self.matcher.match(method, path)
@@ -231,6 +331,7 @@ class StateStore:
             if before == after:
                 return revision
 
+            _drop_weights_of_removed(connection, context, wanted)
             connection.execute("DELETE FROM routes WHERE context = ?", (context,))
             connection.executemany(
                 "INSERT INTO routes (method, rule, context, bucket_key) "
@@ -241,13 +342,258 @@ class StateStore:
                 connection, actor, context, "routes", before or None, after, reason
             )
 
-    def set_weight(self, context: str, weight: int, actor: str, reason: str) -> int:
-        """Send `weight` % of the context's keyed reads to its service."""
+    def set_weight(
+        self,
+        context: str,
+        weight: int,
+        actor: str,
+        reason: str,
+        *,
+        route: str | None = None,
+    ) -> int:
+        """Send `weight` % of the context's keyed reads to its service.
+
+        Without `route` the whole context moves, and routes that had a
+        weight of their own follow it again. With `route` ("GET /rule", or
+        just the rule for every read method of it) only that route moves.
+        """
         whole = isinstance(weight, int) and not isinstance(weight, bool)
         if not whole or not 0 <= weight <= 100:
             raise InvalidWeight(context, weight)
 
-        return self._change(context, "read_weight", weight, actor, reason)
+        with self._changing() as connection:
+            current = _require_context(connection, context)
+            if route is not None:
+                return _set_route_weight(
+                    connection, current, route, weight, actor, reason
+                )
+
+            revision = _clear_route_weights(connection, context, actor, reason)
+            return max(
+                revision,
+                _update(connection, current, "read_weight", weight, actor, reason),
+            )
+
+    def roll_back(self, context: str, actor: str, reason: str) -> int:
+        """Every read of the context back to the monolith, and any rollout
+        of it marked rolled back, in one transaction."""
+        with self._changing() as connection:
+            current = _require_context(connection, context)
+            _clear_route_weights(connection, context, actor, reason)
+            revision = _update(connection, current, "read_weight", 0, actor, reason)
+            connection.execute(
+                "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
+                "WHERE context = ? AND state IN (?, ?, ?)",
+                (ROLLED_BACK, reason, _now(), context, *sorted(ACTIVE_ROLLOUT_STATES)),
+            )
+            return revision
+
+    def set_keyless_side(
+        self, context: str, side: str, actor: str, reason: str
+    ) -> int:
+        """Where reads without a bucket key go while the weight is 1-99."""
+        if side not in KEYLESS_SIDES:
+            raise InvalidSetting(
+                context, "keyless side", side, "it is 'monolith' or 'service'"
+            )
+
+        with self._changing() as connection:
+            _require_context(connection, context)
+            row = connection.execute(
+                "SELECT side FROM keyless WHERE context = ?", (context,)
+            ).fetchone()
+            before = row[0] if row else MONOLITH
+            if before == side:
+                return _revision(connection)
+
+            connection.execute(
+                "INSERT INTO keyless (context, side) VALUES (?, ?) "
+                "ON CONFLICT (context) DO UPDATE SET side = excluded.side",
+                (context, side),
+            )
+            return _record(connection, actor, context, "keyless side", before, side,
+                           reason)
+
+    def set_shadow(
+        self,
+        context: str,
+        percent: int,
+        actor: str,
+        reason: str,
+        *,
+        ignore_paths: Iterable[str] | None = None,
+        ignore_headers: Iterable[str] | None = None,
+        noise: bool | None = None,
+        safe_writes: Iterable[str] | None = None,
+    ) -> int:
+        """Mirror `percent` % of the context's requests to the other side.
+
+        Settings left as None keep their current value. `safe_writes` are
+        "METHOD /rule" of the context's write routes that may be copied.
+        """
+        whole = isinstance(percent, int) and not isinstance(percent, bool)
+        if not whole or not 0 <= percent <= 100:
+            raise InvalidSetting(
+                context, "shadow share", percent, "shares run 0-100 %"
+            )
+
+        with self._changing() as connection:
+            _require_context(connection, context)
+            before = _shadow_of(connection, context)
+            after = dataclasses.replace(
+                before,
+                percent=percent,
+                ignore_paths=(
+                    before.ignore_paths if ignore_paths is None
+                    else _checked_paths(context, ignore_paths)
+                ),
+                ignore_headers=(
+                    before.ignore_headers if ignore_headers is None
+                    else tuple(h.strip() for h in ignore_headers if h.strip())
+                ),
+                noise=before.noise if noise is None else noise,
+                safe_writes=(
+                    before.safe_writes if safe_writes is None
+                    else _checked_writes(connection, context, safe_writes)
+                ),
+            )
+            if after == before:
+                return _revision(connection)
+
+            connection.execute(
+                "INSERT INTO shadows (context, settings) VALUES (?, ?) "
+                "ON CONFLICT (context) DO UPDATE SET settings = excluded.settings",
+                (context, json.dumps(after.as_json())),
+            )
+            return _record(connection, actor, context, "shadow", before.text(),
+                           after.text(), reason)
+
+    def set_slo(
+        self, context: str, slo: Slo | None, actor: str, reason: str
+    ) -> int:
+        """The SLO the router holds the context's service to; None for none."""
+        if slo is not None:
+            _check_slo(context, slo)
+
+        with self._changing() as connection:
+            _require_context(connection, context)
+            before = _slo_of(connection, context)
+            if before == slo:
+                return _revision(connection)
+
+            if slo is None:
+                connection.execute("DELETE FROM slos WHERE context = ?", (context,))
+            else:
+                connection.execute(
+                    "INSERT INTO slos (context, settings) VALUES (?, ?) "
+                    "ON CONFLICT (context) DO UPDATE SET settings = excluded.settings",
+                    (context, json.dumps(dataclasses.asdict(slo))),
+                )
+            return _record(
+                connection, actor, context, "slo",
+                before.text() if before else None, slo.text() if slo else None,
+                reason,
+            )
+
+    def set_override_secret(
+        self, secret: str | None, actor: str, reason: str
+    ) -> int:
+        """The secret a tester's override must carry; only its hash is kept."""
+        if secret is not None and len(secret) < 16:
+            raise InvalidSetting(
+                None, "override secret", f"{len(secret)} characters",
+                "a secret has at least 16 characters",
+            )
+
+        digest = None if secret is None else _digest(secret)
+        with self._changing() as connection:
+            row = connection.execute(
+                "SELECT value FROM options WHERE name = ?", (_OVERRIDE_SECRET,)
+            ).fetchone()
+            before = row[0] if row else None
+            if before == digest:
+                return _revision(connection)
+
+            if digest is None:
+                connection.execute(
+                    "DELETE FROM options WHERE name = ?", (_OVERRIDE_SECRET,)
+                )
+            else:
+                connection.execute(
+                    "INSERT INTO options (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (_OVERRIDE_SECRET, digest),
+                )
+            return _record(
+                connection, actor, None, "override secret",
+                "set" if before else None, "set" if digest else None, reason,
+            )
+
+    # Rollouts ----------------------------------------------------------
+
+    def start_rollout(
+        self, context: str, steps: Iterable[int], every: float, actor: str,
+        reason: str,
+    ) -> Rollout:
+        """Record a new rollout of the context, replacing a finished one."""
+        steps = tuple(steps)
+        with self._changing() as connection:
+            _require_context(connection, context)
+            current = _rollout_of(connection, context)
+            if current is not None and current.active:
+                raise InvalidSetting(
+                    context, "rollout", f"{current.state} at step "
+                    f"{current.step + 1} of {len(current.steps)}",
+                    "one rollout of a context at a time; stop it first",
+                )
+
+            now = _now()
+            connection.execute(
+                "INSERT OR REPLACE INTO rollouts (context, steps, every, step, "
+                "state, reason, actor, started_at, updated_at) "
+                "VALUES (?, ?, ?, -1, ?, ?, ?, ?, ?)",
+                (context, json.dumps(steps), every, RUNNING, reason, actor, now,
+                 now),
+            )
+            rollout = _rollout_of(connection, context)
+            assert rollout is not None
+            return rollout
+
+    def update_rollout(
+        self,
+        context: str,
+        *,
+        state: str,
+        reason: str,
+        step: int | None = None,
+        only_if: Iterable[str] = ACTIVE_ROLLOUT_STATES,
+    ) -> Rollout | None:
+        """Move an active rollout on; None (and no change) once it has ended,
+        for instance because the router rolled it back meanwhile."""
+        if state not in ROLLOUT_STATES:
+            raise InvalidSetting(
+                context, "rollout state", state,
+                f"it is one of {', '.join(ROLLOUT_STATES)}",
+            )
+
+        allowed = tuple(only_if)
+        with self._changing() as connection:
+            current = _rollout_of(connection, context)
+            if current is None or current.state not in allowed:
+                return None
+
+            connection.execute(
+                "UPDATE rollouts SET state = ?, reason = ?, step = ?, "
+                "updated_at = ? WHERE context = ?",
+                (state, reason, current.step if step is None else step, _now(),
+                 context),
+            )
+            return _rollout_of(connection, context)
+
+    def rollout(self, context: str) -> Rollout | None:
+        """The context's latest rollout, finished or not."""
+        with self._reading() as connection:
+            return _rollout_of(connection, context)
 
     def set_writer(self, context: str, writer: str, actor: str, reason: str) -> int:
         """Send the context's writes to `writer`: the monolith or its service."""
@@ -277,13 +623,18 @@ class StateStore:
         with self._connection() as connection:
             return _revision(connection)
 
+    def revision_reader(self) -> RevisionReader:
+        """A poller of the revision on one connection kept open: a read of
+        a few microseconds, cheap enough to run on an event loop."""
+        return RevisionReader(self.path)
+
     def snapshot(self) -> RoutingTable:
         """The whole routing table as of one revision."""
         with self._reading() as connection:
             revision = _revision(connection)
             backends = dict(connection.execute("SELECT name, url FROM backends"))
             contexts = {
-                row["context"]: _context_state(row)
+                row["context"]: _context_state(connection, row)
                 for row in connection.execute("SELECT * FROM contexts")
             }
             routes = [
@@ -292,20 +643,40 @@ class StateStore:
                     "SELECT * FROM routes ORDER BY context, rule, method"
                 )
             ]
+            route_weights = {
+                (method, rule): weight
+                for method, rule, weight in connection.execute(
+                    "SELECT method, rule, weight FROM route_weights"
+                )
+            }
+            secret = connection.execute(
+                "SELECT value FROM options WHERE name = ?", (_OVERRIDE_SECRET,)
+            ).fetchone()
 
-        return RoutingTable.build(revision, backends, contexts, routes)
+        return RoutingTable.build(
+            revision, backends, contexts, routes, route_weights,
+            secret[0] if secret else None,
+        )
 
     def status(self) -> dict[str, ContextStatus]:
         """Per context: service, weight, writer, held writes and routes."""
         table = self.snapshot()
-        return {
-            name: ContextStatus(
+        with self._reading() as connection:
+            rollouts = {name: _rollout_of(connection, name) for name in table.contexts}
+        statuses: dict[str, ContextStatus] = {}
+        for name, state in sorted(table.contexts.items()):
+            routes = tuple(r for r in table.routes if r.context == name)
+            statuses[name] = ContextStatus(
                 name, state.service, state.read_weight, state.writer,
-                state.writes_held, state.salt,
-                tuple(r for r in table.routes if r.context == name),
+                state.writes_held, state.salt, routes,
+                {
+                    r.name: table.route_weights[(r.method, r.rule)]
+                    for r in routes
+                    if (r.method, r.rule) in table.route_weights
+                },
+                state.keyless_side, state.shadow, state.slo, rollouts[name],
             )
-            for name, state in sorted(table.contexts.items())
-        }
+        return statuses
 
     def history(self, context: str | None = None) -> tuple[LedgerEntry, ...]:
         """Ledger rows, oldest first; one context's, or all of them."""
@@ -353,6 +724,26 @@ class StateStore:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+
+class RevisionReader:
+    """Reads the revision counter over one open connection.
+
+    In WAL mode a reader never waits for a writer, so a read is a few
+    microseconds; a locked or unreadable file raises sqlite3.Error after
+    at most one second.
+    """
+
+    def __init__(self, path: str):
+        self._connection = sqlite3.connect(
+            path, timeout=1, isolation_level=None, check_same_thread=False
+        )
+
+    def __call__(self) -> int:
+        return _revision(self._connection)
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def _now() -> str:
@@ -520,15 +911,178 @@ def _routes_text(routes: Iterable[Route]) -> str:
     return "; ".join(lines)
 
 
-def _context_state(row: sqlite3.Row) -> ContextState:
+def _context_state(connection: sqlite3.Connection, row: sqlite3.Row) -> ContextState:
+    context = row["context"]
+    keyless = connection.execute(
+        "SELECT side FROM keyless WHERE context = ?", (context,)
+    ).fetchone()
     return ContextState(
-        row["context"],
+        context,
         row["service"],
         row["read_weight"],
         row["writer"],
         bool(row["writes_held"]),
         row["salt"],
+        keyless[0] if keyless else MONOLITH,
+        _shadow_of(connection, context),
+        _slo_of(connection, context),
     )
+
+
+def _shadow_of(connection: sqlite3.Connection, context: str) -> ShadowSettings:
+    row = connection.execute(
+        "SELECT settings FROM shadows WHERE context = ?", (context,)
+    ).fetchone()
+    if row is None:
+        return ShadowSettings()
+
+    fields = json.loads(row[0])
+    return ShadowSettings(
+        fields["percent"],
+        tuple(fields["ignore_paths"]),
+        tuple(fields["ignore_headers"]),
+        bool(fields["noise"]),
+        tuple(fields["safe_writes"]),
+    )
+
+
+def _slo_of(connection: sqlite3.Connection, context: str) -> Slo | None:
+    row = connection.execute(
+        "SELECT settings FROM slos WHERE context = ?", (context,)
+    ).fetchone()
+    return None if row is None else Slo(**json.loads(row[0]))
+
+
+def _rollout_of(connection: sqlite3.Connection, context: str) -> Rollout | None:
+    row = connection.execute(
+        "SELECT * FROM rollouts WHERE context = ?", (context,)
+    ).fetchone()
+    if row is None:
+        return None
+
+    return Rollout(
+        row["context"], tuple(json.loads(row["steps"])), row["every"], row["step"],
+        row["state"], row["reason"], row["actor"], row["started_at"],
+        row["updated_at"],
+    )
+
+
+def _check_slo(context: str, slo: Slo) -> None:
+    if not 0 <= slo.max_error_rate <= 1:
+        raise InvalidSetting(context, "SLO error rate", slo.max_error_rate,
+                             "a rate runs 0-1 (0 % to 100 %)")
+    if slo.max_p99_ms <= 0:
+        raise InvalidSetting(context, "SLO p99", slo.max_p99_ms,
+                             "a latency is above 0 ms")
+    if slo.window_seconds < 1:
+        raise InvalidSetting(context, "SLO window", slo.window_seconds,
+                             "a window is at least 1 s")
+    if slo.window_seconds > 600:
+        raise InvalidSetting(context, "SLO window", slo.window_seconds,
+                             "a window is at most 600 s")
+    if slo.min_requests < 1:
+        raise InvalidSetting(context, "SLO minimum requests", slo.min_requests,
+                             "a window needs at least 1 request to judge")
+
+
+def _checked_paths(context: str, paths: Iterable[str]) -> tuple[str, ...]:
+    checked = []
+    for path in paths:
+        problem = check_path(path)
+        if problem is not None:
+            raise InvalidSetting(context, "shadow ignore path", path, problem)
+        checked.append(path)
+    return tuple(checked)
+
+
+def _checked_writes(
+    connection: sqlite3.Connection, context: str, writes: Iterable[str]
+) -> tuple[str, ...]:
+    routes = {r.name: r for r in _routes_in(connection, context)}
+    checked = []
+    for name in writes:
+        method, _, rule = name.strip().partition(" ")
+        route = routes.get(f"{method.upper()} {rule.strip()}")
+        if route is None or route.reads:
+            writes_of = sorted(n for n, r in routes.items() if not r.reads)
+            raise UnknownRoute(context, name, writes_of)
+        checked.append(route.name)
+    return tuple(sorted(checked))
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _set_route_weight(
+    connection: sqlite3.Connection,
+    current: sqlite3.Row,
+    route: str,
+    weight: int,
+    actor: str,
+    reason: str,
+) -> int:
+    context = current["context"]
+    routes = [r for r in _routes_in(connection, context) if r.reads]
+    method, _, rule = route.strip().rpartition(" ")
+    chosen = [
+        r for r in routes
+        if r.rule == rule.strip() and (not method or r.method == method.upper())
+    ]
+    if not chosen:
+        raise UnknownRoute(context, route, sorted(r.name for r in routes))
+
+    revision = _revision(connection)
+    for r in chosen:
+        row = connection.execute(
+            "SELECT weight FROM route_weights WHERE method = ? AND rule = ?",
+            (r.method, r.rule),
+        ).fetchone()
+        before = row[0] if row else current["read_weight"]
+        if row is not None and before == weight:
+            continue
+
+        connection.execute(
+            "INSERT INTO route_weights (method, rule, weight) VALUES (?, ?, ?) "
+            "ON CONFLICT (method, rule) DO UPDATE SET weight = excluded.weight",
+            (r.method, r.rule, weight),
+        )
+        revision = _record(connection, actor, context, f"read_weight {r.name}",
+                           before, weight, reason)
+    return revision
+
+
+def _clear_route_weights(
+    connection: sqlite3.Connection, context: str, actor: str, reason: str
+) -> int:
+    revision = _revision(connection)
+    rows = connection.execute(
+        "SELECT w.method, w.rule, w.weight FROM route_weights w JOIN routes r "
+        "ON r.method = w.method AND r.rule = w.rule WHERE r.context = ?",
+        (context,),
+    ).fetchall()
+    for method, rule, weight in rows:
+        connection.execute(
+            "DELETE FROM route_weights WHERE method = ? AND rule = ?", (method, rule)
+        )
+        revision = _record(connection, actor, context, f"read_weight {method} {rule}",
+                           weight, "context's", reason)
+    return revision
+
+
+def _drop_weights_of_removed(
+    connection: sqlite3.Connection,
+    context: str,
+    wanted: Mapping[tuple[str, str], Route],
+) -> None:
+    for method, rule in connection.execute(
+        "SELECT method, rule FROM routes WHERE context = ?", (context,)
+    ).fetchall():
+        if (method, rule) not in wanted:
+            connection.execute(
+                "DELETE FROM route_weights WHERE method = ? AND rule = ?",
+                (method, rule),
+            )
 
 
 def _ledger_entry(row: sqlite3.Row) -> LedgerEntry:

@@ -13,6 +13,10 @@ which beats `path`. A HEAD request matches a GET route. Values of matched
 parameters are the path's text, unconverted: `"0042"` stays `"0042"`, which
 is also what an nginx capture would hash for a sticky bucket.
 
+A route's bucket key names where the sticky key of its reads comes from: a
+path parameter (`customer_id`), a header (`header:X-Customer-Id`) or a
+cookie (`cookie:customer`).
+
 Matching never compiles anything: every regex is built once per table.
 """
 
@@ -39,6 +43,9 @@ _CONVERTERS: Mapping[str, tuple[str, int]] = {
     "path": (r"[^/].*?", 3),
 }
 _LITERAL = 0
+# A bucket key is a path parameter's name, or `header:<name>`/`cookie:<name>`.
+KEY_SOURCES = ("header", "cookie")
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 _PLACEHOLDER = re.compile(
     r"<(?:(?P<converter>[A-Za-z_]\w*)(?P<arguments>\([^)]*\))?:)?"
     r"(?P<name>[A-Za-z_]\w*)>"
@@ -57,6 +64,23 @@ class Route:
     @property
     def reads(self) -> bool:
         return self.method in READ_METHODS
+
+    @property
+    def key_source(self) -> tuple[str, str] | None:
+        """Where a request's bucket key comes from: ("param" | "header" |
+        "cookie", name), or None for a route without a key."""
+        if self.bucket_key is None:
+            return None
+
+        kind, _, name = self.bucket_key.partition(":")
+        if name and kind in KEY_SOURCES:
+            return kind, name
+
+        return "param", self.bucket_key
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.rule}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +157,16 @@ def check_route(route: Route) -> CompiledRule:
         raise InvalidRule(route.rule, f"method '{route.method}' is not one of {known}")
 
     compiled = compile_rule(route.rule)
+    source = route.key_source
+    if source is not None and source[0] != "param":
+        if not _TOKEN.fullmatch(source[1]):
+            raise InvalidRule(
+                route.rule, f"bucket key '{route.bucket_key}': a {source[0]} name "
+                "is letters, digits and -_."
+            )
+
+        return compiled
+
     if route.bucket_key is not None and route.bucket_key not in compiled.parameters:
         raise InvalidRule(
             route.rule,
@@ -165,6 +199,10 @@ class Matcher:
                 (compiled.pattern, compiled.parameters, route)
                 for compiled, route in candidates
             )
+
+    def candidates(self) -> dict[str, tuple[_Candidate, ...]]:
+        """Per method, (regex, parameter names, route), most specific first."""
+        return dict(self._by_method)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route a request belongs to and its parameters, or None."""

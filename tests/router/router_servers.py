@@ -2,7 +2,7 @@
 
 Each backend is a small aiohttp server on its own thread and event loop,
 bound to port 0, that answers with who it is and what it received. The
-router runs the same way, in-process, from `create_app`.
+router runs the same way, in-process, on its own server stack.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import requests
 from aiohttp import web
 
-from migrate.router.proxy import Settings, create_app
+from migrate.router.proxy import RunningRouter as ProxyServer
+from migrate.router.proxy import Settings
 from migrate.router.state import StateStore
 
 BILLING_ROUTES = [
@@ -37,14 +38,14 @@ class ServerThread:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port = 0
 
-    def start(self) -> ServerThread:
+    def start(self, port: int = 0) -> ServerThread:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._start(port), self._loop).result(10)
         return self
 
-    async def _start(self) -> None:
+    async def _start(self, port: int) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -70,7 +71,9 @@ class EchoBackend:
     `status` makes every answer that status; `delay` holds every answer
     that many seconds; `refuse_writes` answers writes
     503 with X-Migrate-Not-Writer, as a fenced host does; `on_write` runs
-    in the backend's thread when a write arrives.
+    in the backend's thread when a write arrives; `reply`, when set, makes
+    the answer from what was seen: (status, JSON body) or (status, body,
+    headers). `fail_next` answers that many next requests 503.
     """
 
     def __init__(self, name: str):
@@ -79,6 +82,8 @@ class EchoBackend:
         self.delay = 0.0
         self.refuse_writes = False
         self.on_write: Callable[[], object] | None = None
+        self.reply: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+        self.fail_next = 0
         self.extra_headers: dict[str, str] = {}
         self.received: list[dict[str, Any]] = []
         app = web.Application()
@@ -110,6 +115,17 @@ class EchoBackend:
                 status=503,
                 headers={"X-Migrate-Not-Writer": "billing", "Retry-After": "1"},
             )
+
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return web.json_response({"error": "unavailable"}, status=503)
+
+        if self.reply is not None:
+            status, body, *rest = self.reply(seen)
+            headers = {**self.extra_headers, **(rest[0] if rest else {})}
+            if isinstance(body, bytes):
+                return web.Response(status=status, body=body, headers=headers)
+            return web.json_response(body, status=status, headers=headers)
 
         return web.json_response(
             seen, status=self.status, headers=self.extra_headers
@@ -145,15 +161,39 @@ def expected_big_body(size: int) -> bytes:
     return _pattern(0, size)
 
 
+class LoopThread:
+    """An event loop on its own thread, for servers that are not aiohttp's."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
 class RunningRouter:
+    """The kit's router on its own thread and event loop, on port 0."""
+
     def __init__(self, store: StateStore, settings: Settings):
-        self.app = create_app(store, settings)
-        self.server = ServerThread(self.app).start()
+        self.thread = LoopThread()
+        self.running = self.thread.call(ProxyServer.start(store, settings))
+        self.router = self.running.router
         self.session = requests.Session()
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return f"http://127.0.0.1:{self.running.port}"
+
+    @property
+    def port(self) -> int:
+        return int(self.running.port)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.get(self.url + path, timeout=30, **kwargs)
@@ -164,9 +204,13 @@ class RunningRouter:
     def backend_of(self, path: str) -> str:
         return self.get(path).headers["X-Migrate-Backend"]
 
+    def on_loop(self, coroutine: Any) -> Any:
+        return self.thread.call(coroutine)
+
     def stop(self) -> None:
         self.session.close()
-        self.server.stop()
+        self.thread.call(self.running.stop())
+        self.thread.stop()
 
 
 def echoed(response: requests.Response) -> dict[str, Any]:
@@ -179,3 +223,37 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to 127.0.0.1:port and read until the server closes
+    the connection or stays quiet for `timeout` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                return received
+            if not chunk:
+                return received
+            received += chunk
+
+
+def statuses(raw: bytes) -> list[int]:
+    """The status codes of the HTTP/1.1 answers in a raw byte stream."""
+    import re
+
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", raw)]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()

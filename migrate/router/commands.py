@@ -1,0 +1,278 @@
+"""The router's commands: `migrate bench router`, `shadow`, `diffs`, `slo`,
+`override-secret` and `rollout pause|resume|stop`.
+
+Each is a thin layer over the state store, the admin API or the bench.
+Exit codes: 0 done; 1 the operation failed or (for the bench and `diffs`)
+found a shortfall; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import sys
+from typing import Any
+
+import click
+
+
+def _store() -> Any:
+    from migrate.router.state import StateStore
+    from migrate.settings import Settings
+
+    settings = Settings.from_env()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return StateStore(settings.state_path)
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str))
+
+
+@click.group("bench")
+def bench() -> None:
+    """Measure parts of the kit on this machine."""
+
+
+@bench.command("router")
+@click.option("--seconds", default=3.0, show_default=True,
+              help="length of each measurement")
+@click.option("--rounds", default=3, show_default=True,
+              help="measurements of each row; the figures are medians")
+@click.option("--rate", default=500.0, show_default=True,
+              help="requests per second for the latency measurement")
+@click.option("--concurrency", default=32, show_default=True,
+              help="connections for the peak measurement")
+@click.option("--no-nginx", is_flag=True, help="leave nginx out even if installed")
+@click.option("--generator", type=click.Choice(["auto", "wrk", "python"]),
+              default="auto", show_default=True,
+              help="what generates the peak load (auto: wrk when installed)")
+@click.option("--profile", type=click.Path(dir_okay=False),
+              help="write the router's cProfile data to this file")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def bench_router_command(seconds: float, rounds: int, rate: float,
+                         concurrency: int, no_nginx: bool, generator: str,
+                         profile: str | None, as_json: bool) -> None:
+    """What the router costs: direct, router, bare proxy and nginx, side by side.
+
+    Exits 1 when the router misses a gate (1 ms at p50 and 3 ms at p99
+    added at the fixed rate; 80 % of the bare proxy's peak)."""
+    from migrate.router.bench import bench_router
+
+    result = bench_router(seconds, rate, concurrency, rounds=rounds,
+                          nginx=not no_nginx, generator=generator, profile=profile)
+    if as_json:
+        _echo_json(result.as_json())
+    else:
+        click.echo(result.report())
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.command("shadow")
+@click.argument("context")
+@click.argument("percent", type=int)
+@click.option("--ignore", "ignore_paths", multiple=True,
+              help="a JSON path whose differences do not count ($.generated_at)")
+@click.option("--ignore-header", "ignore_headers", multiple=True,
+              help="a response header whose differences do not count")
+@click.option("--noise/--no-noise", default=None,
+              help="ask the primary twice and ignore what differs between them")
+@click.option("--safe-write", "safe_writes", multiple=True,
+              help="a write route safe to mirror, as 'POST /rule'")
+@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--json", "as_json", is_flag=True)
+def shadow_command(context: str, percent: int, ignore_paths: tuple[str, ...],
+                   ignore_headers: tuple[str, ...], noise: bool | None,
+                   safe_writes: tuple[str, ...], reason: str, as_json: bool) -> None:
+    """Mirror PERCENT % of CONTEXT's requests to the other side and compare."""
+    store = _store()
+    store.set_shadow(
+        context, percent, "migrate shadow", reason or "operator",
+        ignore_paths=ignore_paths or None,
+        ignore_headers=ignore_headers or None,
+        noise=noise,
+        safe_writes=safe_writes or None,
+    )
+    settings = store.status()[context].shadow
+    if as_json:
+        _echo_json({"context": context, **settings.as_json()})
+    else:
+        click.echo(f"{context} shadow: {settings.text()}.")
+
+
+@click.command("diffs")
+@click.argument("context")
+@click.option("--limit", default=0.01, show_default=True,
+              help="share of shadowed requests that may differ or fail")
+@click.option("--json", "as_json", is_flag=True)
+def diffs_command(context: str, limit: float, as_json: bool) -> None:
+    """Show what shadowing CONTEXT found, per route, from the running router.
+
+    Exits 1 when the share of differences is above --limit."""
+    from migrate.router.admin import AdminClient
+    from migrate.router.rollout import shadow_gate
+
+    client = AdminClient.for_state(_store().path)
+    found = client.shadow(context)
+    refusal = shadow_gate(client, limit)(context)
+    if as_json:
+        _echo_json({**found, "refusal": refusal})
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("route", "same", "different", "ignored", "candidate error",
+                      "dropped")
+        for route, counts in sorted(found["routes"].items()):
+            table.add_row(route, *(str(counts[k]) for k in (
+                "same", "different", "ignored", "candidate_error", "dropped")))
+        console = Console(soft_wrap=True)
+        console.print(table)
+        for sample in found["samples"][-5:]:
+            console.print(f"  {sample['request']}: {', '.join(sample['differences'])}")
+        if refusal:
+            console.print(refusal)
+    if refusal:
+        sys.exit(1)
+
+
+@click.command("slo")
+@click.argument("context")
+@click.option("--max-error-rate", help="e.g. 1% or 0.01")
+@click.option("--max-p99", help="e.g. 500ms or 0.5s")
+@click.option("--window", help="e.g. 30s or 1m")
+@click.option("--min-requests", type=int,
+              help="fewer requests than this in the window judge nothing")
+@click.option("--off", is_flag=True, help="remove the context's SLO")
+@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--json", "as_json", is_flag=True)
+def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
+                window: str | None, min_requests: int | None, off: bool,
+                reason: str, as_json: bool) -> None:
+    """Set (or show) the SLO the router holds CONTEXT's service to.
+
+    On a breach the router sets the context's read weight to 0 at once."""
+    from migrate.router.rollout import parse_duration
+    from migrate.router.slo import Slo
+
+    store = _store()
+    current = store.status()
+    if context not in current:
+        store.history(context)  # names the known contexts
+    slo = current[context].slo
+    changing = any(v is not None for v in (max_error_rate, max_p99, window,
+                                           min_requests))
+    if off:
+        store.set_slo(context, None, "migrate slo", reason or "operator")
+        slo = None
+    elif changing:
+        base = slo or Slo()
+        slo = Slo(
+            _rate(max_error_rate) if max_error_rate else base.max_error_rate,
+            parse_duration(max_p99) * 1000 if max_p99 else base.max_p99_ms,
+            parse_duration(window) if window else base.window_seconds,
+            min_requests if min_requests is not None else base.min_requests,
+        )
+        store.set_slo(context, slo, "migrate slo", reason or "operator")
+
+    verdict = _verdict(store, context) if slo is not None else None
+    if as_json:
+        _echo_json({
+            "context": context,
+            "slo": dataclasses.asdict(slo) if slo else None,
+            "verdict": verdict,
+        })
+        return
+
+    if slo is None:
+        click.echo(f"{context} has no SLO; the router never rolls it back.")
+        return
+
+    click.echo(f"{context} SLO: {slo.text()}.")
+    if verdict is not None:
+        click.echo(f"Now: {verdict['verdict']}: {verdict['reason']}.")
+
+
+def _rate(text: str) -> float:
+    from migrate.router.errors import InvalidSetting
+
+    try:
+        if text.strip().endswith("%"):
+            return float(text.strip()[:-1]) / 100
+        return float(text)
+    except ValueError:
+        raise InvalidSetting(None, "error rate", text,
+                             "a rate is like 1% or 0.01") from None
+
+
+def _verdict(store: Any, context: str) -> dict[str, Any] | None:
+    from migrate.router.admin import AdminClient
+    from migrate.router.errors import AdminUnavailable
+
+    try:
+        found: dict[str, Any] = AdminClient.for_state(store.path).get(
+            f"/admin/slo/{context}"
+        )
+    except AdminUnavailable:
+        return None
+    return found
+
+
+@click.command("override-secret")
+@click.option("--off", is_flag=True, help="remove the secret: no override works")
+@click.option("--reason", default="", help="why, for the ledger")
+def override_secret_command(off: bool, reason: str) -> None:
+    """Make a new secret that lets testers force a side; prints it once.
+
+    A read carrying `X-Migrate-Side: service:<secret>` (or the cookie
+    `migrate_side=service:<secret>`) goes to the service whatever the
+    weight; `monolith:<secret>` to the monolith. Only its hash is kept."""
+    store = _store()
+    if off:
+        store.set_override_secret(None, "migrate override-secret",
+                                  reason or "operator")
+        click.echo("No override secret: overrides are ignored.")
+        return
+
+    secret = secrets.token_urlsafe(24)
+    store.set_override_secret(secret, "migrate override-secret",
+                              reason or "operator")
+    click.echo(secret)
+
+
+@click.group("rollout")
+def rollout_group() -> None:
+    """Pause, resume or stop a progressive shift (`migrate shift --steps`)."""
+
+
+def _rollout_action(action: str) -> click.Command:
+    @click.command(action)
+    @click.argument("context")
+    @click.option("--reason", default="", help="why, recorded with the rollout")
+    def command(context: str, reason: str) -> None:
+        from migrate.router import rollout
+        from migrate.router.errors import InvalidSetting
+
+        store = _store()
+        store.history(context)
+        done = getattr(rollout, f"{action}_rollout")(store, context, reason)
+        if not done:
+            current = store.rollout(context)
+            state = current.state if current else "none"
+            raise InvalidSetting(context, "rollout", state,
+                                 f"there is no rollout to {action}")
+        click.echo(f"{context}: rollout {action}{'d' if action != 'stop' else 'ped'}.")
+
+    command.__doc__ = f"{action.capitalize()} CONTEXT's rollout."
+    return command
+
+
+for _action in ("pause", "resume", "stop"):
+    rollout_group.add_command(_rollout_action(_action))
+
+commands: list[click.Command] = [
+    bench, shadow_command, diffs_command, slo_command, override_secret_command,
+    rollout_group,
+]
