@@ -2,51 +2,81 @@
 
 Each handler reports partial batch failures (`ReportBatchItemFailures`), so
 one bad record does not send the whole batch round again; a record that keeps
-failing reaches the queue's dead-letter queue. The side effects themselves
-deliver once per business key, so a redelivered record sends nothing twice.
+failing reaches the queue's dead-letter queue.
+
+Once per business key, twice over. With IDEMPOTENCY_TABLE set (the stack's
+DynamoDB table on AWS, the emulator's in tests) powertools' idempotency
+records each side effect's key (the invoice id; invoice and payment for a
+reminder) before it runs and its outcome after, for 14 days, longer than a
+dead-letter queue keeps a message. A redelivered record, after a timeout
+half way through a batch say, then does not run the side effect again; the
+record a killed invocation left "in progress" lapses at that invocation's
+deadline. Beneath that, every outlet delivers once per name, which is all
+there is when no table is set (`migrate up` on a laptop).
+
+Where the results land: with OUTPUT_BUCKET set, S3 objects under
+`<side effect>/` in that bucket, each written only if absent; otherwise
+files: invoice e-mails in MAIL_DIR (default `mail`), reminders in
+MAIL_DIR/reminders, invoice PDFs in MAIL_DIR/documents.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
+import boto3
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.exceptions import ClientError
 
 from migrate.kernel.events import Envelope
 from monolith.billing import side_effects
 
 logger = Logger(service="billing")
+tracer = Tracer(service="billing")
 processor = BatchProcessor(event_type=EventType.SQS)
 
+RECORD_SECONDS = 14 * 24 * 3600
+_ALREADY_THERE = {"PreconditionFailed", "ConditionalRequestConflict"}
 
-class FolderMailbox:
-    """A mailbox that writes each message to a file named by its key.
 
-    The file appears whole or not at all (written aside, then hard-linked
-    into place), and linking fails when the key was delivered before.
+class FolderOutlet:
+    """Files in a folder, each written once.
+
+    A file appears whole or not at all (written aside, then hard-linked into
+    place), and linking fails when the name was delivered before.
     """
 
     def __init__(self, folder: Path):
         self.folder = folder
 
     def deliver(self, key: str, message: str) -> bool:
+        return self.store(f"{key}.eml", message.encode("utf-8"))
+
+    def store(self, name: str, content: bytes) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / f"{key}.eml"
         with tempfile.NamedTemporaryFile(
-            "w", dir=self.folder, delete=False, suffix=".tmp", encoding="utf-8"
+            "wb", dir=self.folder, delete=False, suffix=".tmp"
         ) as draft:
-            draft.write(message)
+            draft.write(content)
         try:
-            os.link(draft.name, target)
+            os.link(draft.name, self.folder / name)
         except FileExistsError:
             return False
         finally:
@@ -54,13 +84,97 @@ class FolderMailbox:
         return True
 
 
-def _mailbox() -> FolderMailbox:
-    return FolderMailbox(Path(os.environ.get("MAIL_DIR", "mail")))
+class BucketOutlet:
+    """Objects under a prefix of an S3 bucket, each written only if absent."""
+
+    def __init__(self, bucket: str, prefix: str):
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def deliver(self, key: str, message: str) -> bool:
+        return self.store(f"{key}.eml", message.encode("utf-8"))
+
+    def store(self, name: str, content: bytes) -> bool:
+        try:
+            _s3().put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + name,
+                Body=content,
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _ALREADY_THERE:
+                return False
+
+            raise
+        return True
 
 
-def _send_invoice_email(record: SQSRecord) -> None:
+@functools.cache
+def _s3() -> Any:
+    return boto3.session.Session().client("s3")
+
+
+def _outlet(effect: str, folder: Path) -> FolderOutlet | BucketOutlet:
+    bucket = os.environ.get("OUTPUT_BUCKET")
+    if bucket:
+        return BucketOutlet(bucket, f"{effect}/")
+
+    return FolderOutlet(folder)
+
+
+def _mail_dir() -> Path:
+    return Path(os.environ.get("MAIL_DIR", "mail"))
+
+
+@functools.cache
+def _idempotency_store() -> DynamoDBPersistenceLayer | None:
+    table = os.environ.get("IDEMPOTENCY_TABLE")
+    if not table:
+        logger.info("IDEMPOTENCY_TABLE is not set: the outlets alone deliver once")
+        return None
+
+    return DynamoDBPersistenceLayer(table_name=table)
+
+
+def _once(
+    action: Callable[..., bool], key: str, data: dict[str, Any], context: Any
+) -> bool:
+    """`action(data=data)`, unless it already ran for the same key."""
+    store = _idempotency_store()
+    if store is None:
+        return action(data=data)
+
+    config = IdempotencyConfig(
+        event_key_jmespath=key,
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=RECORD_SECONDS,
+    )
+    config.register_lambda_context(context)
+    guarded = idempotent_function(
+        data_keyword_argument="data", config=config, persistence_store=store
+    )(action)
+    return bool(guarded(data=data))
+
+
+def _email_invoice(data: dict[str, Any]) -> bool:
+    return side_effects.invoice_email(data, _outlet("invoice_email", _mail_dir()))
+
+
+def _render_invoice(data: dict[str, Any]) -> bool:
+    folder = _mail_dir() / "documents"
+    return side_effects.invoice_pdf(data, _outlet("invoice_pdf", folder))
+
+
+def _remind_of_balance(data: dict[str, Any]) -> bool:
+    folder = _mail_dir() / "reminders"
+    return side_effects.payment_reminder(data, _outlet("payment_reminder", folder))
+
+
+def _invoice_email_record(record: SQSRecord, lambda_context: Any) -> None:
     envelope = Envelope.from_json(record.body)
-    sent = side_effects.invoice_email(envelope.data["invoice"], _mailbox())
+    invoice = envelope.data["invoice"]
+    sent = _once(_email_invoice, "invoice_id", invoice, lambda_context)
     logger.info(
         "invoice e-mail",
         extra={
@@ -71,10 +185,63 @@ def _send_invoice_email(record: SQSRecord) -> None:
     )
 
 
-def invoice_email(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _invoice_pdf_record(record: SQSRecord, lambda_context: Any) -> None:
+    envelope = Envelope.from_json(record.body)
+    invoice = envelope.data["invoice"]
+    rendered = _once(_render_invoice, "invoice_id", invoice, lambda_context)
+    logger.info(
+        "invoice PDF",
+        extra={
+            "invoice_id": envelope.aggregate_id,
+            "rendered": rendered,
+            "event_id": envelope.event_id,
+        },
+    )
+
+
+def _payment_reminder_record(record: SQSRecord, lambda_context: Any) -> None:
+    envelope = Envelope.from_json(record.body)
+    key = "[invoice.invoice_id, payment_id]"
+    sent = _once(_remind_of_balance, key, envelope.data, lambda_context)
+    logger.info(
+        "payment reminder",
+        extra={
+            "invoice_id": envelope.aggregate_id,
+            "payment_id": envelope.data["payment_id"],
+            "sent": sent,
+            "event_id": envelope.event_id,
+        },
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def invoice_email(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event,
-        record_handler=_send_invoice_email,
+        record_handler=_invoice_email_record,
+        processor=processor,
+        context=context,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def invoice_pdf(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event,
+        record_handler=_invoice_pdf_record,
+        processor=processor,
+        context=context,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def payment_reminder(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event,
+        record_handler=_payment_reminder_record,
         processor=processor,
         context=context,
     )

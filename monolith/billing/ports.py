@@ -52,3 +52,9 @@ class Mailbox(Protocol):
     def deliver(self, key: str, message: str) -> bool:
         """Deliver once per key; False when that key was delivered before."""
         ...
+
+
+class Archive(Protocol):
+    def store(self, name: str, content: bytes) -> bool:
+        """Keep a document once per name; False when it was kept before."""
+        ...

@@ -36,3 +36,9 @@ class UnitOfWork(Protocol):
 class Ports(Protocol):
     command: Callable[[], UnitOfWork]
     query: Callable[[], UnitOfWork]
+
+
+class Mailbox(Protocol):
+    def deliver(self, key: str, message: str) -> bool:
+        """Deliver once per key; False when that key was delivered before."""
+        ...

@@ -1,0 +1,69 @@
+"""`migrate deploy` as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from migrate.router.state import StateStore
+
+
+def _migrate(home: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrate.cli", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MIGRATE_HOME": str(home)},
+        timeout=120,
+    )
+
+
+def test_template_is_written_beside_the_zips_and_checked(tmp_path: Path) -> None:
+    built = _migrate(tmp_path, "deploy", "build", "billing")
+    written = _migrate(tmp_path, "deploy", "template", "billing")
+
+    folder = tmp_path / "deploy" / "billing"
+    document = yaml.safe_load((folder / "template.yaml").read_text())
+    code = [
+        r["Properties"]["CodeUri"]
+        for r in document["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    ]
+    assert built.returncode == 0, built.stderr
+    assert written.returncode == 0, written.stderr
+    assert "find nothing to report" in written.stdout
+    assert code and all(zipfile.is_zipfile(folder / uri) for uri in code)
+
+
+def test_settings_outside_lambdas_ranges_are_refused(tmp_path: Path) -> None:
+    done = _migrate(tmp_path, "deploy", "template", "billing", "--timeout", "901")
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: timeout 901: Lambda runs 1-900 seconds"
+
+
+def test_routes_without_routing_state_says_how_to_get_it(tmp_path: Path) -> None:
+    done = _migrate(tmp_path, "deploy", "routes", "--nginx")
+
+    assert done.returncode == 1
+    assert "`migrate up` or `migrate extract` creates it" in done.stderr
+
+
+def test_routes_for_alb_print_what_alb_cannot_do(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    state = StateStore(tmp_path / "router.db")
+    state.set_backend("monolith", "http://127.0.0.1:8701")
+    state.set_backend("billing", "http://127.0.0.1:8713")
+    state.register_routes("billing", "billing", [("GET", "/invoices/<int:i>", "i")])
+
+    rules = tmp_path / "rules.yaml"
+    done = _migrate(tmp_path, "deploy", "routes", "--alb", "--out", str(rules))
+
+    assert done.returncode == 0, done.stderr
+    assert "ALB cannot: ALB stickiness is a cookie per client" in done.stderr
+    assert yaml.safe_load(rules.read_text())["Resources"]
