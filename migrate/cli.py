@@ -26,7 +26,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Modules that add commands to `migrate`: each exposes `commands`, a list of
 # click commands. Listed here so `migrate --help` shows them all.
-COMMAND_MODULES: tuple[str, ...] = ("migrate.check.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "migrate.check.commands",
+    "migrate.deploy.commands",
+    "migrate.contracts.commands",
+    "migrate.router.commands",
+)
 
 
 def _system():  # type: ignore[no-untyped-def]
@@ -109,7 +114,7 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
         )
 
     _refuse_to_seed_over(settings, reset)
-    data = read_dump(dump) if dump is not None else synthetic.generate(orders)
+    data = read_dump(dump) if dump is not None else synthetic.generate(orders or 0)
     report = _seed_database(settings, data, reset, as_json, load)
     payload = dataclasses.asdict(report)
 
@@ -393,6 +398,18 @@ def shift(
             f"weight {weight!r} for {context}: weights run 0-100"
         ) from None
 
+    if not 0 <= percent <= 100:
+        raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
+
+    current = system.state.status().get(context)
+    if current is not None and percent > current.read_weight:
+        # Raising a weight needs the contracts' yes; lowering never waits.
+        from migrate.contracts.gate import refusal
+
+        refused = refusal(context, system.settings)
+        if refused is not None:
+            raise ShiftRefused(refused)
+
     system.state.set_weight(context, percent, "migrate shift", reason or "operator")
     _emit(
         as_json,
@@ -616,13 +633,19 @@ def run() -> None:
         error.show()
         sys.exit(2)
     except MigrateError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(error.exit_code)
+        _fail(str(error), error.exit_code, type(error).__name__)
     except OSError as error:
         # A folder that cannot be made, a port that cannot be bound: the
         # operating system's own words name the path or the address.
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        _fail(str(error), 1, type(error).__name__)
+
+
+def _fail(message: str, code: int, kind: str) -> None:
+    """One line on stderr; with --json, the same as a JSON object on stdout."""
+    click.echo(f"error: {message}", err=True)
+    if "--json" in sys.argv:
+        click.echo(json.dumps({"error": kind, "message": message, "exit_code": code}))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

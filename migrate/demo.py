@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from migrate.errors import MigrateError
+from migrate.errors import MigrateError, ShiftRefused
 from migrate.kernel.sql import create_engine
 from migrate.system import System
 
@@ -209,6 +209,8 @@ def run(
     system: System, *, orders: int, dump: Path | None, seconds: float, say: Say
 ) -> DemoReport:
     from migrate.cli import _seed_database
+    from migrate.contracts.gate import refusal
+    from migrate.contracts.verify import verify as verify_contracts
     from migrate.extract.run import extract
     from migrate.seed import synthetic
     from migrate.seed.load import seed
@@ -229,6 +231,10 @@ def run(
         say("extracting billing")
         extract(system, CONTEXT, force=True)
         system.up(say)
+        say("verifying every contract, billing's on both hosts")
+        verified = verify_contracts(settings)
+        if not verified.ok:
+            raise ShiftRefused(f"contracts fail: {verified.mismatches[:3]}")
 
         monolith = create_engine(settings.monolith_url)
         traffic = Traffic(settings.router_url, *_reference_data(monolith))
@@ -236,6 +242,9 @@ def run(
         flip_seconds = 0.0
         traffic.start()
         for weight in (0, 50, 100):
+            refused = refusal(CONTEXT, settings) if weight else None
+            if refused:
+                raise ShiftRefused(refused)
             system.state.set_weight(CONTEXT, weight, "migrate demo", "demo step")
             steps.append(_measure(traffic, f"reads at {weight} %", seconds, say))
         before = Counter(traffic.backends)

@@ -107,6 +107,7 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         f"{context.name}_service.py": "service.py.j2",
         "config.yaml": "config.yaml.j2",
         "migrations/env.py": "env.py.j2",
+        f"{context.name}_contracts.py": "contracts.py.j2",
     }
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))

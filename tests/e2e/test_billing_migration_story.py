@@ -18,6 +18,8 @@ import requests
 import sqlalchemy as sa
 from workspaces import free_port_base, postgres_databases
 
+from migrate.contracts.gate import refusal
+from migrate.contracts.verify import verify as verify_contracts
 from migrate.demo import Traffic, _reference_data
 from migrate.extract.run import ExtractReport, extract
 from migrate.kernel.sql import create_engine
@@ -77,6 +79,9 @@ def _tell(env: dict[str, str], northwind_dump: Path):  # type: ignore[no-untyped
         system.up()
         extraction = extract(system, "billing")
         system.up()
+        verified = verify_contracts(settings)
+        assert verified.ok, verified.mismatches
+        assert refusal("billing", settings) is None
 
         traffic = Traffic(
             settings.router_url, *_reference_data(create_engine(settings.monolith_url))

@@ -112,3 +112,18 @@ def test_seeding_over_orders_is_refused_before_generating_anything(
 
     assert answer.returncode == 1
     assert "already holds 3 orders" in answer.stderr
+
+
+def test_raising_a_weight_before_the_contracts_are_verified_is_refused(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "billing")
+
+    answer = migrate(workspace, "shift", "billing", "10")
+    status = json.loads(migrate(workspace, "status", "--json").stdout)
+
+    assert answer.returncode == 1
+    assert "contracts do not allow it" in answer.stderr
+    assert "migrate can-i-deploy billing" in answer.stderr
+    assert status["contexts"]["billing"]["read_weight"] == 0

@@ -1,0 +1,4 @@
+"""Provider states, one module per provider context (`STATES` in each).
+
+See `migrate.contracts.states` for how a state handler is written.
+"""

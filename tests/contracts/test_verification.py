@@ -1,0 +1,140 @@
+"""Providers verified against their consumers' contracts, on real hosts.
+
+Every host runs for real: the monolith as `python -m monolith`, billing's
+generated service under `nameko run`, each on a fresh database, with the
+provider states set through the contexts' own APIs. Breaking changes are
+made in a copy of the code, never in the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from contract_helpers import copy_of_code
+
+from migrate.contracts.gate import refusal
+from migrate.contracts.verify import Report, verify
+from migrate.settings import Settings
+
+API = "monolith/billing/api.py"
+ROUTES = "monolith/billing/routes.py"
+ENVELOPES = "migrate/kernel/events.py"
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory: pytest.TempPathFactory,
+             extracted_dir: Path) -> tuple[Settings, Report]:
+    home = tmp_path_factory.mktemp("verified")
+    settings = Settings.from_env({"MIGRATE_HOME": str(home),
+                                  "MIGRATE_EXTRACTED": str(extracted_dir)})
+    return settings, verify(settings)
+
+
+def test_every_contract_is_kept_on_every_host(
+    verified: tuple[Settings, Report],
+) -> None:
+    _, report = verified
+
+    assert report.ok, "\n".join(m.text() for m in report.mismatches)
+    assert sorted((v.provider, v.host) for v in report.verifications) == [
+        ("billing", "monolith"), ("billing", "service"), ("catalog", "monolith"),
+        ("customers", "monolith"), ("ordering", "monolith"), ("shipping", "monolith"),
+    ]
+
+
+def test_verifying_every_contract_on_both_hosts_takes_under_30_seconds(
+    verified: tuple[Settings, Report],
+) -> None:
+    _, report = verified
+
+    assert report.seconds < 30
+
+
+def test_a_context_whose_contracts_are_kept_may_shift(
+    verified: tuple[Settings, Report],
+) -> None:
+    settings, _ = verified
+
+    assert refusal("billing", settings) is None
+
+
+def verify_changed(settings: Settings, tmp_path: Path,
+                   edits: dict[str, tuple[str, str]], host: str = "monolith") -> Report:
+    root = copy_of_code(tmp_path / "code", edits)
+    return verify(settings, providers=["billing"], host=host, root=root)
+
+
+def test_a_renamed_response_field_breaks_the_contract_naming_the_field(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {API: (
+        '"total": money.text(invoice.total),',
+        '"grand_total": money.text(invoice.total),')})
+
+    texts = [m.text() for m in report.mismatches]
+    assert not report.ok
+    assert any("a request for an invoice: $.total: expected a value, got nothing" in t
+               for t in texts), texts
+    assert "$.total" in str(refusal("billing", settings))
+
+
+def test_a_changed_type_breaks_the_contract_naming_the_field(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {API: (
+        '"invoice_id": invoice.invoice_id,', '"invoice_id": str(invoice.invoice_id),')})
+
+    assert [(m.path, m.expected, m.actual) for m in report.mismatches
+            if m.description == "a request for an invoice"] == [
+        ("$.invoice_id", "10248", '"10248"')]
+    assert "$.invoice_id" in str(refusal("billing", settings))
+
+
+def test_a_dropped_attribute_a_filter_policy_uses_breaks_the_contract(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {ENVELOPES: (
+        '"origin": self.origin,', "")})
+
+    dropped = [m for m in report.mismatches if m.path == "metadata.origin"]
+    assert {m.description for m in dropped} == {
+        "an InvoiceIssued event", "a PaymentReceived event"}
+    assert all("filter polic" in m.note and m.actual.startswith("nothing")
+               for m in dropped)
+    assert "metadata.origin" in str(refusal("billing", settings))
+
+
+def test_a_changed_status_code_breaks_the_contract_naming_it(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {ROUTES: (
+        "return Reply(201, body", "return Reply(200, body")})
+
+    assert [(m.path, m.expected, m.actual) for m in report.mismatches] == [
+        ("status", "201", "200")]
+    assert "status: expected 201, got 200" in str(refusal("billing", settings))
+
+
+def test_a_break_in_the_service_host_is_found_on_the_service(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {API: (
+        '"invoice_id": invoice.invoice_id,', '"invoice_id": str(invoice.invoice_id),'),
+    }, host="service")
+
+    assert [v.host for v in report.verifications] == ["service"]
+    assert "$.invoice_id" in {m.path for m in report.mismatches}
+
+
+def test_a_new_optional_field_and_reordered_keys_keep_the_contract(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    report = verify_changed(settings, tmp_path, {API: (
+        '''        "invoice_id": invoice.invoice_id,
+        "order_id": invoice.order_id,''',
+        '''        "order_id": invoice.order_id,
+        "currency": "USD",
+        "invoice_id": invoice.invoice_id,''')})
+
+    assert report.ok, [m.text() for m in report.mismatches]
