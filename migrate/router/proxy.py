@@ -24,10 +24,13 @@ table held in memory:
 When the service fails a read (refused connection, timeout, 5xx) the
 monolith answers it instead; after five failures in a row the service's
 circuit opens and its reads go straight to the monolith for five seconds,
-then one read tries it again. A write that fails is sent again (to the
-writer of the moment, for up to 10 s) only when it carries an
-`Idempotency-Key`, which the backends honour; any other write is never
-sent twice, except after a not-the-writer refusal.
+then one read tries it again. A read that a replica answers 404 (the
+side that is not the context's writer may not have applied the writer's
+latest change yet) is asked of the writer and counted as a replica miss,
+so a client always finds what it has just created. A write that fails is
+sent again (to the writer of the moment, for up to 10 s) only when it
+carries an `Idempotency-Key`, which the backends honour; any other write
+is never sent twice, except after a not-the-writer refusal.
 
 Each context may have an SLO (see `slo`): the router judges its service's
 answers over the SLO's window twice a second, and on a breach sets the
@@ -159,6 +162,7 @@ class Stats:
         self.answers: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.fallbacks: dict[str, int] = {}
+        self.replica_misses: dict[str, int] = {}
         self.held_writes: dict[str, int] = {}
         self.not_writer_retries: dict[str, int] = {}
         self.write_retries: dict[str, int] = {}
@@ -201,6 +205,7 @@ class Stats:
             "requests": self.requests,
             "errors": self.errors,
             "fallbacks": self.fallbacks,
+            "replica_misses": self.replica_misses,
             "held_writes": self.held_writes,
             "not_writer_retries": self.not_writer_retries,
             "write_retries": self.write_retries,
@@ -270,7 +275,7 @@ class _Lane:
     __slots__ = (
         "route", "name", "context", "reads", "service", "weight", "limit",
         "prefix", "key_kind", "key_name", "key_group", "keyless_service",
-        "shadow_share", "shadow_writes", "rules", "noise",
+        "shadow_share", "shadow_writes", "rules", "noise", "writer",
     )
 
     def __init__(self, route: Route, parameters: tuple[str, ...],
@@ -281,6 +286,7 @@ class _Lane:
         self.context = route.context
         self.reads = route.reads
         self.service = state.service if state else MONOLITH
+        self.writer = state.writer if state else MONOLITH
         self.weight = table.weight_of(route) if state else 0
         self.limit = boundary(self.weight)
         self.prefix = (state.salt if state else route.context).encode()
@@ -544,13 +550,22 @@ class Router:
                     self.stats.bump(self.stats.errors, MONOLITH)
                     raise _unreachable(error, self.settings.upstream_timeout) \
                         from None
-                whole = self._relay_now(request, relayed, MONOLITH)
-                if whole is None:
-                    whole = await self._relay(request, relayed, MONOLITH)
-                answer = whole
-                answers = self.stats.answers
-                key = (context, MONOLITH)
-                answers[key] = answers.get(key, 0) + 1
+                if (
+                    relayed.status == 404 and lane is not None
+                    and lane.writer != MONOLITH
+                ):
+                    # The monolith is a replica here and may lag its writer.
+                    relayed.discard()
+                    self.stats.bump(self.stats.replica_misses, lane.context)
+                    answer = await self._send(request, head, context, lane.writer)
+                else:
+                    whole = self._relay_now(request, relayed, MONOLITH)
+                    if whole is None:
+                        whole = await self._relay(request, relayed, MONOLITH)
+                    answer = whole
+                    answers = self.stats.answers
+                    key = (context, MONOLITH)
+                    answers[key] = answers.get(key, 0) + 1
             if (
                 lane is not None and lane.shadow_share
                 and self._random.random() < lane.shadow_share
@@ -624,6 +639,16 @@ class Router:
                 failure = str(error)
                 self.stats.bump(self.stats.errors, service)
             else:
+                if answer.status == 404 and lane.writer != service:
+                    # A replica that has not yet applied the writer's latest
+                    # change answers 404 for what the client just created:
+                    # the writer has the final word.
+                    answer.discard()
+                    window = self.windows.get(lane.context)
+                    if window is not None:
+                        window.record(started, time.monotonic() - started)
+                    self.stats.bump(self.stats.replica_misses, lane.context)
+                    return await self._send(request, head, lane.context, MONOLITH)
                 if answer.status < 500:
                     try:
                         relayed = self._relay_now(request, answer, service)

@@ -33,6 +33,15 @@ def _rows_seen(service: sa.Engine) -> int:
     return int(seen or 0)
 
 
+def _rows_to_copy(system: System, monolith: sa.Engine) -> int:
+    tables = data_tables(system.manifest.context("billing"))
+    with monolith.connect() as db:
+        return sum(
+            int(db.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)
+            for t in tables
+        )
+
+
 def test_a_backfill_killed_three_times_finishes_in_parity(
     system: System, workspace: dict[str, str]
 ) -> None:
@@ -52,10 +61,13 @@ def test_a_backfill_killed_three_times_finishes_in_parity(
     env = {**workspace, "MIGRATE_BACKFILL_CHUNK": "50"}
     chance = random.Random(int(os.environ.get("MIGRATE_KILL_SEED", "5")))
 
+    total = _rows_to_copy(system, create_engine(settings.monolith_url))
+
     kills, seen_at_kill = 0, []
     for _ in range(3):
         # A random point a few chunks on, well before the copy could end.
-        target = _rows_seen(service) + chance.randrange(ORDERS // 2, ORDERS)
+        left = total - _rows_seen(service)
+        target = total - left + chance.randrange(left // 6, left // 3)
         copy = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

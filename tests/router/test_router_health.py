@@ -241,3 +241,54 @@ class TestWindow:
             window.record(1005.0, None)
 
         assert window.judge(Slo(0.01, 100, 30, 50), now=1010.0).kind == kind
+
+
+class TestReplicaMisses:
+    def test_a_read_the_lagging_service_cannot_find_is_answered_by_the_writer(
+        self, store: StateStore, billing: EchoBackend, start_router: StartRouter
+    ) -> None:
+        billing.reply = lambda seen: (404, {"error": "invoice_not_found"})
+        store.set_weight("billing", 100, "ops", "all reads")
+        router = start_router()
+
+        answer = router.get("/invoices/9001")
+
+        assert answer.status_code == 200
+        assert answer.headers["X-Migrate-Backend"] == "monolith"
+        assert router.get("/_router/stats").json()["replica_misses"] == {
+            "billing": 1
+        }
+
+    def test_a_lagging_monolith_replica_hands_a_miss_to_the_service(
+        self,
+        store: StateStore,
+        monolith: EchoBackend,
+        billing: EchoBackend,
+        start_router: StartRouter,
+    ) -> None:
+        monolith.reply = lambda seen: (404, {"error": "invoice_not_found"})
+        store.set_writer("billing", "billing", "ops", "flip")
+        router = start_router()
+
+        answer = router.get("/invoices/9001")
+
+        assert answer.status_code == 200
+        assert answer.headers["X-Migrate-Backend"] == "billing"
+
+    def test_the_writer_s_own_404_is_the_answer(
+        self,
+        store: StateStore,
+        monolith: EchoBackend,
+        billing: EchoBackend,
+        start_router: StartRouter,
+    ) -> None:
+        monolith.reply = lambda seen: (404, {"error": "invoice_not_found"})
+        billing.reply = lambda seen: (404, {"error": "invoice_not_found"})
+        store.set_weight("billing", 100, "ops", "all reads")
+        router = start_router()
+
+        answer = router.get("/invoices/9001")
+
+        assert answer.status_code == 404
+        assert answer.json() == {"error": "invoice_not_found"}
+        assert [seen["backend"] for seen in monolith.received] == ["monolith"]

@@ -369,13 +369,13 @@ class TestReadFallback:
     def test_a_4xx_from_the_service_is_its_answer(
         self, store: StateStore, billing: EchoBackend, start_router: StartRouter
     ) -> None:
-        billing.status = 404
+        billing.status = 422
         store.set_weight("billing", 100, "test", "all reads")
         router = start_router()
 
         response = router.get("/invoices/42")
 
-        assert response.status_code == 404
+        assert response.status_code == 422
         assert response.headers["X-Migrate-Backend"] == "billing"
 
 
