@@ -83,7 +83,13 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=spec.cwd,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **spec.env},
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    # Each process names itself so in its logs and traces.
+                    "MIGRATE_PROCESS_NAME": spec.name,
+                    **spec.env,
+                },
                 start_new_session=True,
             )
         (self.run_dir / f"{spec.name}.pid").write_text(str(process.pid))

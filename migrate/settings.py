@@ -11,9 +11,13 @@ ports of its own:
     <CONTEXT>_DATABASE_URL  an extracted service's      sqlite:///<home>/<context>.db
     AWS_ENDPOINT_URL        SQS and SNS; unset, the local emulator on loopback
     MIGRATE_VISIBILITY_SECONDS  how long a received message stays hidden   30
+    MIGRATE_TRACING         X-Ray tracing of every process, on or off     on
+    AWS_XRAY_DAEMON_ADDRESS where segments go (UDP); the collector listens
+                            there                            127.0.0.1:2000
 
-Ports from the base: router +0, monolith +1, emulator +2, the service of the
-n-th context of the manifest +10+n.
+Ports from the base: router +0, monolith +1, emulator +2, the router's
+admin API and dashboard +3, the trace collector's HTTP side +5, the service
+of the n-th context of the manifest +10+n.
 """
 
 from __future__ import annotations
@@ -116,6 +120,28 @@ class Settings:
     @property
     def uses_emulator(self) -> bool:
         return "AWS_ENDPOINT_URL" not in self.environ
+
+    @property
+    def admin_port(self) -> int:
+        return self.port_base + 3
+
+    @property
+    def collector_http_port(self) -> int:
+        return self.port_base + 5
+
+    @property
+    def trace_address(self) -> str:
+        """Where every process sends its X-Ray segments (UDP host:port)."""
+        return self.environ.get("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000")
+
+    @property
+    def tracing(self) -> bool:
+        """Tracing is on in a system `migrate up` starts, unless turned off."""
+        return self.environ.get("MIGRATE_TRACING", "on").lower() != "off"
+
+    @property
+    def traces_path(self) -> Path:
+        return self.home / "traces.db"
 
     @property
     def router_url(self) -> str:

@@ -11,6 +11,7 @@ finally each side effect's function under the local Lambda runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,8 @@ class System:
                     ready_url=f"{settings.endpoint_url}/",
                 )
             )
+        if settings.tracing:
+            start(self._collector())
         say("creating topics, queues and subscriptions")
         resources = self.resources()
         say("migrating the monolith's database")
@@ -166,7 +169,44 @@ class System:
         for extraction in self.extractions():
             state.set_backend(extraction.context, self.service_url(extraction.context))
 
+    def _collector(self) -> ProcessSpec:
+        settings = self.settings
+        return ProcessSpec(
+            "collector",
+            [
+                PYTHON,
+                "-m",
+                "migrate.observe.collector",
+                "--listen",
+                settings.trace_address,
+                "--store",
+                str(settings.traces_path),
+                "--http-port",
+                str(settings.collector_http_port),
+            ],
+            ready_url=f"http://127.0.0.1:{settings.collector_http_port}/health",
+        )
+
+    def _telemetry(self) -> dict[str, str]:
+        """What every process needs to trace itself into the collector."""
+        settings = self.settings
+        found = {
+            "MIGRATE_TRACING": "on" if settings.tracing else "off",
+            "AWS_XRAY_DAEMON_ADDRESS": settings.trace_address,
+        }
+        for name in ("MIGRATE_TRACE_RATE", "MIGRATE_TRACE_PER_SECOND"):
+            if name in settings.environ:
+                found[name] = settings.environ[name]
+        return found
+
     def _specs(self, resources: Resources) -> list[ProcessSpec]:
+        telemetry = self._telemetry()
+        return [
+            dataclasses.replace(spec, env={**telemetry, **spec.env})
+            for spec in self._process_specs(resources)
+        ]
+
+    def _process_specs(self, resources: Resources) -> list[ProcessSpec]:
         settings = self.settings
         app = self.manifest.name
         endpoint = ["--endpoint", settings.endpoint_url]
@@ -199,6 +239,8 @@ class System:
                     str(settings.state_path),
                     "--port",
                     str(settings.router_port),
+                    "--admin-port",
+                    str(settings.admin_port),
                 ],
                 ready_url=f"{settings.router_url}/_router/health",
             ),

@@ -8,6 +8,7 @@ import threading
 
 from waitress import serve
 
+from migrate.observe import setup_process
 from monolith.host import Monolith
 from monolith.web import create_app
 
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_process("monolith")
 
     host = Monolith(args.database)
     threading.Thread(target=_catch_up_forever, args=(host,), daemon=True).start()

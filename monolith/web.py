@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from migrate.kernel.http import Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
 from migrate.kernel.uow import role_of, set_role
+from migrate.observe import logs, tracing
 from monolith.host import Monolith
 
 ROLES = (WRITER, FENCED, REPLICA)
@@ -33,9 +34,11 @@ def create_app(host: Monolith) -> Flask:
             app.add_url_rule(
                 route.rule,
                 endpoint=f"{name}.{route.endpoint}",
-                view_func=_view(route, ports, errors),
+                view_func=_view(name, route, ports, errors),
                 methods=[route.method],
             )
+    # A segment per request, continuing the router's trace (when tracing is on).
+    tracing.instrument_flask(app)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -99,9 +102,15 @@ def create_app(host: Monolith) -> Flask:
     return app
 
 
-def _view(route: Any, ports: Any, errors: Any) -> Any:
+def _view(context: str, route: Any, ports: Any, errors: Any) -> Any:
+    label = f"{route.method} {route.rule}"
+
     def view(**params: Any) -> Response:
-        reply = serve(route, ports, params, request.get_data(), request.headers, errors)
+        tracing.annotate(context=context, route=label)
+        with logs.bind(context=context, route=label, backend="monolith"):
+            reply = serve(
+                route, ports, params, request.get_data(), request.headers, errors
+            )
         return _json(reply)
 
     view.__name__ = route.endpoint

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workspaces import free_port_base, postgres_databases, unavailable
+from workspaces import postgres_databases, system_environment, unavailable
 
 from migrate.settings import PROJECT_ROOT, Settings
 
@@ -53,12 +53,7 @@ def northwind_dump() -> Path:
 @pytest.fixture
 def workspace(tmp_path: Path) -> dict[str, str]:
     """Environment for a whole system of its own: folder, ports, extractions."""
-    return {
-        **os.environ,
-        "MIGRATE_HOME": str(tmp_path / "var"),
-        "MIGRATE_EXTRACTED": str(tmp_path / "extracted"),
-        "MIGRATE_PORT_BASE": str(free_port_base()),
-    }
+    return system_environment(tmp_path)
 
 
 @pytest.fixture

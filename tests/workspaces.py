@@ -8,6 +8,7 @@ import random
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,19 @@ def postgres_databases(count: int) -> Iterator[list[str]]:
             for name in names:
                 db.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+def system_environment(folder: Path) -> dict[str, str]:
+    """Environment for a whole system of its own under `folder`: its files,
+    its ports, and its own trace collector."""
+    base = free_port_base()
+    return {
+        **os.environ,
+        "MIGRATE_HOME": str(folder / "var"),
+        "MIGRATE_EXTRACTED": str(folder / "extracted"),
+        "MIGRATE_PORT_BASE": str(base),
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{base + 4}",
+    }
 
 
 def free_port_base(span: int = 20) -> int:

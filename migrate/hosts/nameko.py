@@ -18,8 +18,58 @@ from werkzeug.wrappers import Request, Response
 from migrate.hosts.service import ROLES, ServiceHost
 from migrate.kernel.http import Reply
 from migrate.kernel.sql import WRITER
+from migrate.kernel.uow import AlreadyHandled
+from migrate.observe import process_name, tracing
 
 log = logging.getLogger(__name__)
+
+
+class Traced(DependencyProvider):
+    """An X-Ray segment for every worker of the service.
+
+    A worker of an `@http` entrypoint continues the trace of the request's
+    `X-Amzn-Trace-Id`; a worker of a `consume` entrypoint continues the
+    trace of the message, whose header the SQS entrypoint put in the
+    worker's context data (a greenthread does not inherit another's X-Ray
+    context, so the header is handed over explicitly). Tracing is set up
+    here, once per process, from the environment (see
+    `migrate.observe.tracing`).
+    """
+
+    def setup(self) -> None:
+        self.name = process_name(f"{self.container.service_name}-service")
+        tracing.configure(self.name)
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        if not tracing.enabled():
+            return
+
+        entrypoint = worker_ctx.entrypoint.method_name
+        header = worker_ctx.data.get("trace_header")
+        request = worker_ctx.args[0] if worker_ctx.args else None
+        if isinstance(request, Request):
+            header = request.headers.get(tracing.HEADER)
+        segment = tracing.begin_segment(
+            self.name, header, context=self.container.service_name,
+            entrypoint=entrypoint,
+        )
+        if isinstance(request, Request) and segment is not None:
+            segment.put_http_meta("method", request.method)
+            segment.put_http_meta("url", request.url)
+
+    def worker_result(
+        self, worker_ctx: Any, result: Any = None, exc_info: Any = None
+    ) -> None:
+        if not tracing.enabled():
+            return
+
+        status = result.status_code if isinstance(result, Response) else None
+        error = exc_info[1] if exc_info and not _duplicate(exc_info) else None
+        tracing.end_segment(status, error)
+
+
+def _duplicate(exc_info: Any) -> bool:
+    return issubclass(exc_info[0], AlreadyHandled)
 
 
 class ContextHost(DependencyProvider):
@@ -27,6 +77,8 @@ class ContextHost(DependencyProvider):
         self.context = context
 
     def setup(self) -> None:
+        # Before the engine exists, so that its statements are traced.
+        tracing.configure(process_name(f"{self.container.service_name}-service"))
         self.host = ServiceHost(self.context, self.container.config["DATABASE_URL"])
 
     def start(self) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from migrate.observe import tracing
+
 WRITER = "writer"
 FENCED = "fenced"
 REPLICA = "replica"
@@ -32,6 +34,9 @@ def outbox_table(metadata: sa.MetaData, context: str) -> sa.Table:
         sa.Column("occurred_at", sa.String(40), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("published_at", sa.String(40), nullable=True, index=True),
+        # The X-Ray header of the request that made the change, so the relay
+        # that publishes the event continues that request's trace.
+        sa.Column("trace_header", sa.String(200), nullable=True),
     )
 
 
@@ -69,9 +74,11 @@ def create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         # Batches an executemany that SQLAlchemy cannot turn into one
         # multi-row INSERT (ON CONFLICT, UPDATE) into few round trips.
-        return sa.create_engine(
+        engine = sa.create_engine(
             url, pool_pre_ping=True, executemany_mode="values_plus_batch"
         )
+        tracing.instrument_engine(engine)
+        return engine
 
     engine = sa.create_engine(
         url, future=True, connect_args={"timeout": 30, "check_same_thread": False}
@@ -93,4 +100,5 @@ def create_engine(url: str) -> Engine:
         readonly = connection.get_execution_options().get("readonly", False)
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
+    tracing.instrument_engine(engine)
     return engine

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import HOSTING as _HOSTING
 from migrate.kernel.sql import WRITER, inbox_table, outbox_table
+from migrate.observe import tracing
 
 
 class AlreadyHandled(Exception):
@@ -162,6 +163,7 @@ class UnitOfWork:
         envelopes = [Envelope.wrap(event, self._origin) for event in self._events]
         if envelopes:
             self._take_outbox_turn()
+            trace_header = tracing.current_header()
             self.connection.execute(
                 self._outbox.insert(),
                 [
@@ -173,6 +175,7 @@ class UnitOfWork:
                         "origin": e.origin,
                         "occurred_at": e.occurred_at,
                         "payload": e.to_json(),
+                        "trace_header": trace_header,
                     }
                     for e in envelopes
                 ],

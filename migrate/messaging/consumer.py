@@ -37,6 +37,7 @@ from migrate.kernel.uow import AlreadyHandled
 from migrate.messaging import queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
+from migrate.observe import tracing
 
 _log = logging.getLogger(__name__)
 
@@ -124,10 +125,11 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
         return False
 
     try:
-        handler(received)
-    except AlreadyHandled:
-        _log.debug("event %s was handled before; deleting it", received.event_id)
-        return True
+        # The handler's work continues the trace of the change it applies.
+        with tracing.segment(
+            header=received.trace_header, event_type=received.envelope.event_type
+        ):
+            first = _first_time(handler, received)
     # Whatever the handler raised, the message stays for redelivery.
     except Exception:  # noqa: BLE001
         _log.exception(
@@ -138,6 +140,17 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
             received.message_id,
             received.receive_count,
         )
+        return False
+
+    if not first:
+        _log.debug("event %s was handled before; deleting it", received.event_id)
+    return True
+
+
+def _first_time(handler: Handler, received: ReceivedMessage) -> bool:
+    try:
+        handler(received)
+    except AlreadyHandled:
         return False
 
     return True

@@ -60,11 +60,18 @@ def redrive(sqs: BaseClient, dlq_url: str, queue_url: str) -> int:
         if not batch:
             return moved
         for message in batch:
-            sqs.send_message(
-                QueueUrl=queue_url,
-                MessageBody=message["Body"],
-                MessageAttributes=_sendable(message.get("MessageAttributes", {})),
-            )
+            sent: dict[str, Any] = {
+                "QueueUrl": queue_url,
+                "MessageBody": message["Body"],
+                "MessageAttributes": _sendable(message.get("MessageAttributes", {})),
+            }
+            trace = message.get("Attributes", {}).get("AWSTraceHeader")
+            if trace:
+                # Set explicitly: the emulator does not carry it over itself.
+                sent["MessageSystemAttributes"] = {
+                    "AWSTraceHeader": {"DataType": "String", "StringValue": trace}
+                }
+            sqs.send_message(**sent)
         queue_ops.delete(sqs, dlq_url, [m["ReceiptHandle"] for m in batch])
         moved += len(batch)
 

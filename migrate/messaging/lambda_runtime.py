@@ -83,12 +83,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Protocol, Self
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
+from migrate.errors import ConfigurationError
 from migrate.messaging import queue_ops
 from migrate.messaging.clients import EMULATOR_REGION, sqs_client
 from migrate.messaging.errors import (
@@ -97,6 +99,7 @@ from migrate.messaging.errors import (
     MessagingError,
     SettingInvalid,
 )
+from migrate.observe import logs, setup_process, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -140,6 +143,8 @@ class LambdaContext:
         )
         self.identity = None
         self.client_context = None
+        # What Lambda sets as `_X_AMZN_TRACE_ID` for the invocation.
+        self.trace_header = ""
         self._deadline = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
@@ -180,6 +185,8 @@ class InProcess:
         self, event: dict[str, Any], context: LambdaContext, timeout: float
     ) -> Any:
         started = time.monotonic()
+        if context.trace_header:
+            os.environ["_X_AMZN_TRACE_ID"] = context.trace_header
         try:
             response = self.handler(event, context)
         except Exception as exc:
@@ -224,7 +231,14 @@ class Sandbox:
     ) -> Any:
         connection = self._ready()
         connection.send(
-            ("invoke", event, context.aws_request_id, timeout, context.log_stream_name)
+            (
+                "invoke",
+                event,
+                context.aws_request_id,
+                timeout,
+                context.log_stream_name,
+                context.trace_header,
+            )
         )
         if not connection.poll(timeout):
             self._stop()
@@ -332,6 +346,7 @@ def _serve_invocations(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.update(variables)
+    logs.configure(function_name)
     region = os.environ.get("AWS_REGION", EMULATOR_REGION)
     account_id = os.environ.get("MIGRATE_LAMBDA_ACCOUNT", "000000000000")
     memory = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
@@ -351,11 +366,14 @@ def _serve_invocations(
         if request[0] != "invoke":
             return
 
-        _, event, request_id, timeout, log_stream = request
+        _, event, request_id, timeout, log_stream, trace_header = request
         context = LambdaContext(
             function_name, region, account_id, timeout, memory, request_id
         )
         context.log_stream_name = log_stream
+        context.trace_header = trace_header
+        # Lambda's runtime sets it per invocation; X-Ray's SDK reads it.
+        os.environ["_X_AMZN_TRACE_ID"] = trace_header
         try:
             response = handler(event, context)
         except Exception as exc:
@@ -375,11 +393,16 @@ def _serve_invocations(
 def lambda_variables(
     function_name: str, region: str, memory_limit_in_mb: int, spec: str
 ) -> dict[str, str]:
-    """The environment variables Lambda sets for a function, less the ones
-    that would make libraries believe they run on AWS (`LAMBDA_TASK_ROOT`
-    turns on powertools' tracer, which would then look for a daemon)."""
+    """The environment variables Lambda sets for a function. `LAMBDA_TASK_ROOT`
+    only when tracing is on: it turns on powertools' tracer and X-Ray's
+    Lambda mode, which send the handler's subsegments to the daemon's
+    address, where the kit's collector then listens."""
     module, _, function = spec.partition(":")
+    traced = (
+        {"LAMBDA_TASK_ROOT": str(Path.cwd())} if tracing.enabled() else {}
+    )
     return {
+        **traced,
         "AWS_LAMBDA_FUNCTION_NAME": function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_limit_in_mb),
@@ -490,10 +513,15 @@ class LambdaRuntime:
             self.memory_limit_in_mb,
         )
         ids = tuple(record["messageId"] for record in event["Records"])
+        segment = self._segment(messages, context)
+        context.trace_header = str(_function_header(segment))
         try:
             response = self._environment(slot).invoke(event, context, self.timeout)
             kept = reported_failures(response, ids)
         except BatchFailed as failed:
+            if segment is not None:
+                segment.failed(failed.reason)
+                tracing.emit(segment.finish())
             _log.warning(
                 "%s request %s failed its batch of %d: %s",
                 self.function_name,
@@ -510,6 +538,9 @@ class LambdaRuntime:
         )
         deleted = tuple(i for i in done if handles[i] not in refused)
         kept_ids = tuple(i for i in ids if i not in deleted)
+        if segment is not None:
+            segment.annotations["failed_items"] = len(kept)
+            tracing.emit(segment.finish())
         if kept:
             _log.info(
                 "%s request %s reported %d of %d message(s) failed",
@@ -519,6 +550,35 @@ class LambdaRuntime:
                 len(ids),
             )
         return Invocation(context.aws_request_id, ids, deleted, kept_ids, None)
+
+    def _segment(
+        self, messages: Sequence[Mapping[str, Any]], context: LambdaContext
+    ) -> tracing.Document | None:
+        """The invocation's segment: as on AWS, a trace of its own, linked to
+        the trace of each message of the batch. It is sampled when one of
+        those traces is, else as the local sampler decides."""
+        if not tracing.enabled():
+            return None
+
+        headers = [_message_header(m) for m in messages]
+        linked = [h for h in headers if h is not None]
+        if not any(h.sampled for h in linked) and not tracing.should_sample():
+            return None
+
+        segment = tracing.Document(
+            self.function_name,
+            tracing.new_trace_id(),
+            origin="AWS::Lambda::Function",
+        )
+        segment.aws = {
+            "function_arn": context.invoked_function_arn,
+            "request_id": context.aws_request_id,
+        }
+        segment.annotations["batch_size"] = len(messages)
+        for message, header in zip(messages, headers, strict=True):
+            if header is not None:
+                segment.link(header, message_id=str(message["MessageId"]))
+        return segment
 
     def run(self, stop_event: threading.Event) -> None:
         """Poll and invoke with `concurrency` pollers until `stop_event` is
@@ -651,6 +711,20 @@ class LambdaRuntime:
         if "MD5OfMessageAttributes" in message:
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
         return record
+
+
+def _message_header(message: Mapping[str, Any]) -> tracing.TraceHeader | None:
+    system = message.get("Attributes", {}).get(tracing.ATTRIBUTE)
+    attribute = message.get("MessageAttributes", {}).get(tracing.ATTRIBUTE, {})
+    return tracing.TraceHeader.parse(system or attribute.get("StringValue"))
+
+
+def _function_header(segment: tracing.Document | None) -> tracing.TraceHeader:
+    """What Lambda puts in `_X_AMZN_TRACE_ID` for the handler."""
+    if segment is None:
+        return tracing.TraceHeader(tracing.new_trace_id(), None, False)
+
+    return segment.header()
 
 
 def reported_failures(response: Any, message_ids: Sequence[str]) -> set[str]:
@@ -810,11 +884,8 @@ def _queue_arn(sqs: BaseClient, queue_url: str, timeout: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments().parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        setup_process(arguments.function_name, level=arguments.log_level)
         handler: Handler | str = arguments.handler
         if arguments.in_process:
             handler = load_handler(arguments.handler)
@@ -834,7 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             environment=function_environment(arguments.env, arguments.endpoint),
         )
         runtime.warm()
-    except (MessagingError, BotoCoreError, ClientError) as exc:
+    except (MessagingError, ConfigurationError, BotoCoreError, ClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

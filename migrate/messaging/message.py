@@ -50,8 +50,11 @@ class ReceivedMessage:
 
     @property
     def trace_header(self) -> str | None:
-        """X-Ray's header as SQS carries it (`AWSTraceHeader`), if any."""
-        return self.system_attributes.get("AWSTraceHeader")
+        """X-Ray's header: SQS's `AWSTraceHeader` system attribute, else the
+        message attribute of that name that the relay set on SNS."""
+        return self.system_attributes.get("AWSTraceHeader") or self.attributes.get(
+            "AWSTraceHeader"
+        )
 
     @classmethod
     def from_sqs(cls, message: Mapping[str, Any]) -> ReceivedMessage:

@@ -18,7 +18,8 @@ Configuration (the service's Nameko config):
 
 Queue URLs are looked up by name (GetQueueUrl) when the service starts; an
 unknown queue stops the start with `QueueNotFound`. The worker context's
-data carries the message's `event_id`, for logging and tracing providers.
+data carries the message's `event_id` and its X-Ray `trace_header`, for
+logging and tracing providers.
 
 What it guarantees:
 
@@ -317,7 +318,12 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                 provider,
                 (received,),
                 {},
-                context_data={"event_id": received.event_id},
+                # The header travels explicitly: the worker's greenthread
+                # does not inherit this one's X-Ray context.
+                context_data={
+                    "event_id": received.event_id,
+                    "trace_header": received.trace_header,
+                },
                 handle_result=functools.partial(self._handle_result, loop, received),
             )
         except ContainerBeingKilled:

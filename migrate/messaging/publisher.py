@@ -94,11 +94,18 @@ class SnsPublisher:
         message_id: str = answer["MessageId"]
         return message_id
 
-    def publish_batch(self, topic_arn: str, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish in order; return SNS's message ids in the same order."""
+    def publish_batch(
+        self,
+        topic_arn: str,
+        envelopes: Sequence[Envelope],
+        attributes: Sequence[Mapping[str, str] | None] | None = None,
+    ) -> list[str]:
+        """Publish in order; return SNS's message ids in the same order.
+        `attributes`, when given, adds string message attributes to each
+        envelope's (one mapping or None per envelope)."""
         message_ids: list[str] = []
         accepted: list[str] = []
-        for chunk in _chunks(topic_arn, envelopes):
+        for chunk in _chunks(topic_arn, envelopes, attributes):
             answer = self._sns.publish_batch(
                 TopicArn=topic_arn, PublishBatchRequestEntries=chunk
             )
@@ -172,12 +179,15 @@ def _wire_size(body: str, attributes: Mapping[str, Mapping[str, str]]) -> int:
 
 
 def _chunks(
-    topic_arn: str, envelopes: Sequence[Envelope]
+    topic_arn: str,
+    envelopes: Sequence[Envelope],
+    attributes: Sequence[Mapping[str, str] | None] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     chunk_size = 0
     for index, envelope in enumerate(envelopes):
-        entry = _entry(topic_arn, envelope, index=index)
+        extra = attributes[index] if attributes else None
+        entry = _entry(topic_arn, envelope, extra, index=index)
         size = _wire_size(entry["Message"], entry["MessageAttributes"])
         if chunk and (
             len(chunk) == SNS_BATCH_LIMIT or chunk_size + size > SNS_SIZE_LIMIT

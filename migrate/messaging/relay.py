@@ -46,6 +46,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -62,6 +63,7 @@ from migrate.messaging.errors import (
     SettingInvalid,
 )
 from migrate.messaging.publisher import SnsPublisher
+from migrate.observe import setup_process, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -166,15 +168,20 @@ class OutboxRelay:
 
                 envelopes, malformed = _envelopes(context, rows)
                 positions = [row.position for row in rows]
+                traces = _Traces(topic_arn, [r.trace_header for r in rows])
                 try:
-                    self._publisher.publish_batch(topic_arn, envelopes)
+                    self._publisher.publish_batch(
+                        topic_arn, envelopes, traces.attributes[: len(envelopes)]
+                    )
                 except PublishFailed as failed:
+                    traces.sent(failed)
                     # What SNS accepted before the refusal is out; stamp it so
                     # that only the rest is published again.
                     self._stamp(outbox, positions[: len(failed.published)])
                     published += len(failed.published)
                     raise
 
+                traces.sent()
                 self._stamp(outbox, positions[: len(envelopes)])
                 published += len(envelopes)
                 _log.debug("relayed %d %s event(s)", len(envelopes), context)
@@ -189,9 +196,9 @@ class OutboxRelay:
 
         return published, None
 
-    def _unpublished(self, outbox: sa.Table) -> Sequence[sa.Row[tuple[int, str]]]:
+    def _unpublished(self, outbox: sa.Table) -> Sequence[sa.Row[Any]]:
         query = (
-            sa.select(outbox.c.position, outbox.c.payload)
+            sa.select(outbox.c.position, outbox.c.payload, outbox.c.trace_header)
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.position)
             .limit(self._batch)
@@ -214,13 +221,49 @@ class OutboxRelay:
             )
 
 
+class _Traces:
+    """The traces a batch continues: one relay segment per sampled row.
+
+    Each row's stored header names the request that made the change. Its
+    event leaves with a header whose parent is this relay's call to SNS, so
+    the consumer's segment hangs below the publish. A row of an unsampled
+    request keeps its header as it was (`Sampled=0` travels on).
+    """
+
+    def __init__(self, topic_arn: str, headers: Sequence[str | None]):
+        self.documents: list[tracing.Document | None] = []
+        self.attributes: list[dict[str, str] | None] = []
+        for text in headers:
+            header = tracing.TraceHeader.parse(text)
+            document = None
+            if header is not None and header.sampled and tracing.enabled():
+                document = tracing.Document(
+                    tracing.service_name(), header.root, header.parent
+                )
+                call = document.child("SNS", namespace="aws")
+                call.aws = {"operation": "PublishBatch", "topic_arn": topic_arn}
+                header = call.header()
+            self.documents.append(document)
+            self.attributes.append(
+                None if header is None else {tracing.ATTRIBUTE: str(header)}
+            )
+
+    def sent(self, failed: PublishFailed | None = None) -> None:
+        for document in self.documents:
+            if document is None:
+                continue
+            if failed is not None:
+                document.subsegments[0].failed(failed)
+            tracing.emit(document.finish())
+
+
 def _envelopes(
-    context: str, rows: Sequence[sa.Row[tuple[int, str]]]
+    context: str, rows: Sequence[sa.Row[Any]]
 ) -> tuple[list[Envelope], OutboxRowMalformed | None]:
     """The envelopes of the rows up to the first malformed one, and the error
     for that row if there is one."""
     envelopes: list[Envelope] = []
-    for position, payload in rows:
+    for position, payload, _ in rows:
         try:
             envelopes.append(Envelope.from_json(payload))
         except (ValueError, TypeError) as exc:
@@ -291,10 +334,7 @@ EXIT_USAGE = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments().parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_process("relay", level=arguments.log_level)
     try:
         routes = parse_routes(arguments.route)
         relay = OutboxRelay(

@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sqlite3
 import sys
 
+from migrate.errors import ConfigurationError
+from migrate.observe import setup_process, tracing
 from migrate.router.proxy import MiB, Settings, serve
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -52,16 +54,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--max-body", type=int, default=defaults.max_body,
         help=f"largest request body in bytes (default {defaults.max_body // MiB} MiB)",
     )
+    traced = tracing.Config.from_env()
     parser.add_argument(
-        "--trace", action="store_true",
-        help="send X-Ray segments of sampled requests to the daemon address",
+        "--trace", action=argparse.BooleanOptionalAction, default=traced.enabled,
+        help="send X-Ray segments of sampled requests to the daemon address "
+             "(default: on when MIGRATE_TRACING=on)",
     )
     parser.add_argument("--trace-per-second", type=int,
-                        default=defaults.trace_per_second,
-                        help="requests traced each second before the rate applies")
-    parser.add_argument("--trace-rate", type=float, default=defaults.trace_rate,
-                        help="share of the other requests traced (0-1)")
-    parser.add_argument("--trace-address",
+                        default=traced.per_second,
+                        help="requests traced each second before the rate applies "
+                             "(default MIGRATE_TRACE_PER_SECOND or 1)")
+    parser.add_argument("--trace-rate", type=float, default=traced.rate,
+                        help="share of the other requests traced, 0-1 "
+                             "(default MIGRATE_TRACE_RATE or 0.05)")
+    parser.add_argument("--trace-address", default=traced.address,
                         help="the X-Ray daemon's UDP host:port "
                              "(default AWS_XRAY_DAEMON_ADDRESS or 127.0.0.1:2000)")
     parser.add_argument("--log-level", default="INFO")
@@ -118,12 +124,12 @@ def _event_loop_runner() -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = _arguments(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        arguments = _arguments(argv)
+        setup_process("router", level=arguments.log_level)
+    except ConfigurationError as error:
+        print(f"router: {error}", file=sys.stderr)
+        return EXIT_USAGE
     run = _event_loop_runner()
     try:
         run(_run(arguments))  # type: ignore[operator]

@@ -60,10 +60,12 @@ the token-protected admin API is in `admin`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -73,6 +75,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from migrate.observe.tracing import RequestTracer
 from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
@@ -88,7 +91,6 @@ from migrate.router.http1 import (
 from migrate.router.slo import BREACH, Verdict, Window
 from migrate.router.state import MONOLITH, RevisionReader, RoutingTable, StateStore
 from migrate.router.table import Route
-from migrate.router.tracing import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,71 @@ class Settings:
     trace_address: str | None = None
 
 
+# Upper bounds of the latency buckets, in seconds (Prometheus's defaults,
+# with finer steps below 5 ms, where a proxy's own time is measured).
+LATENCY_BOUNDS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)
+
+
+class Latency:
+    """Answers of one route group from one backend: a latency histogram
+    (cumulative buckets, as Prometheus reads them), the sum, the count,
+    and the answers that were server errors."""
+
+    __slots__ = ("buckets", "sum", "count", "errors")
+
+    def __init__(self) -> None:
+        # One slot per bound, and a last one for +Inf.
+        self.buckets = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.sum = 0.0
+        self.count = 0
+        self.errors = 0
+
+    def observe(self, seconds: float, failed: bool) -> None:
+        self.buckets[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+        if failed:
+            self.errors += 1
+
+    def cumulative(self) -> list[int]:
+        return list(itertools.accumulate(self.buckets))
+
+    def quantile(self, q: float) -> float | None:
+        """The bucket bound under which `q` of the answers fall, in seconds;
+        None without answers (the last bound when beyond it)."""
+        if not self.count:
+            return None
+
+        rank = q * self.count
+        for bound, seen in zip(LATENCY_BOUNDS, self.cumulative(), strict=False):
+            if seen >= rank:
+                return bound
+        return LATENCY_BOUNDS[-1]
+
+    def as_json(self) -> dict[str, Any]:
+        p50, p99 = self.quantile(0.5), self.quantile(0.99)
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "sum_seconds": self.sum,
+            "p50_ms": None if p50 is None else p50 * 1000,
+            "p99_ms": None if p99 is None else p99 * 1000,
+            "buckets": dict(
+                zip([*map(str, LATENCY_BOUNDS), "+Inf"], self.cumulative(),
+                    strict=True)
+            ),
+        }
+
+
 class Stats:
     """Counters since start; plain dicts, cheap on the hot path."""
 
     def __init__(self) -> None:
+        # Answer times per (context, backend), from request to answer.
+        self.latency: dict[tuple[str, str], Latency] = {}
         # Answers per (context, backend); a flat dict is the cheapest count.
         self.answers: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
@@ -200,8 +263,20 @@ class Stats:
             )
         counts[outcome] += 1
 
+    def observe(self, context: str, backend: str, seconds: float,
+                failed: bool) -> None:
+        key = (context, backend)
+        found = self.latency.get(key)
+        if found is None:
+            found = self.latency[key] = Latency()
+        found.observe(seconds, failed)
+
     def as_json(self) -> dict[str, Any]:
+        latency: dict[str, dict[str, Any]] = {}
+        for (context, backend), seen in self.latency.items():
+            latency.setdefault(context, {})[backend] = seen.as_json()
         return {
+            "latency": latency,
             "requests": self.requests,
             "errors": self.errors,
             "fallbacks": self.fallbacks,
@@ -344,7 +419,7 @@ class Router:
         self.settings = settings or Settings()
         self.stats = Stats()
         self.table: RoutingTable | None = None
-        self.tracer: Tracer | None = None
+        self.tracer: RequestTracer | None = None
         self.windows: dict[str, Window] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.breakers: dict[str, Breaker] = {}
@@ -365,7 +440,7 @@ class Router:
         log.info("routing table at revision %s", self.current().revision)
         settings = self.settings
         if settings.tracing:
-            self.tracer = Tracer(
+            self.tracer = RequestTracer(
                 settings.trace_per_second, settings.trace_rate, settings.trace_address
             )
         self._shadow_queue = asyncio.Queue(settings.shadow_queue)
@@ -507,6 +582,7 @@ class Router:
             if own is not None:
                 return own
 
+        started = time.monotonic()
         tracer = self.tracer
         segment = None
         if tracer is None:
@@ -575,8 +651,11 @@ class Router:
             self.stats.bump(self.stats.refused, refusal.body["error"])
             answer = own_answer(refusal.status, refusal.body)
 
+        status = answer.status
+        self.stats.observe(context, answer.backend, time.monotonic() - started,
+                           status >= 500)
         if segment is not None and tracer is not None:
-            tracer.end(segment, request.method, path, answer.status, context,
+            tracer.end(segment, request.method, path, status, context,
                        answer.backend)
         return answer
 

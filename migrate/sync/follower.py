@@ -20,6 +20,7 @@ import threading
 from migrate.messaging.clients import sqs_client
 from migrate.messaging.consumer import consume
 from migrate.messaging.message import ReceivedMessage
+from migrate.observe import setup_process
 from monolith.host import Monolith
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--endpoint", help="SQS endpoint URL (the emulator)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_process(f"{args.context}-follower", context=args.context)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

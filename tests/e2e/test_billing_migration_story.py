@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from workspaces import free_port_base, postgres_databases
+from workspaces import postgres_databases, system_environment
 
 from migrate.contracts.gate import refusal
 from migrate.contracts.verify import verify as verify_contracts
@@ -57,12 +57,7 @@ def story(
 ):
     """The story on SQLite files, then with both databases on PostgreSQL."""
     home = tmp_path_factory.mktemp("story")
-    env = {
-        **os.environ,
-        "MIGRATE_HOME": str(home / "var"),
-        "MIGRATE_EXTRACTED": str(home / "extracted"),
-        "MIGRATE_PORT_BASE": str(free_port_base()),
-    }
+    env = system_environment(home)
     with postgres_databases(2 if request.param == "postgres" else 0) as urls:
         if urls:
             env["MONOLITH_DATABASE_URL"], env["BILLING_DATABASE_URL"] = urls

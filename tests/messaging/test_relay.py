@@ -165,10 +165,10 @@ class _WaitWhile:
         self._building = building
         self._publisher = publisher
 
-    def publish_batch(self, topic_arn: str, envelopes: Any) -> Any:
+    def publish_batch(self, topic_arn: str, envelopes: Any, attributes: Any) -> Any:
         while self._building.is_set():
             time.sleep(0.01)
-        return self._publisher.publish_batch(topic_arn, envelopes)
+        return self._publisher.publish_batch(topic_arn, envelopes, attributes)
 
 
 def test_relay_outlives_a_missing_emulator_and_catches_up_when_it_starts(

@@ -292,3 +292,36 @@ class TestReplicaMisses:
         assert answer.status_code == 404
         assert answer.json() == {"error": "invoice_not_found"}
         assert [seen["backend"] for seen in monolith.received] == ["monolith"]
+
+
+class TestLatency:
+    def test_answers_are_timed_per_route_group_and_backend(
+        self, store: StateStore, billing: EchoBackend, start_router: StartRouter
+    ) -> None:
+        billing.delay = 0.03
+        store.set_weight("billing", 100, "ops", "all reads")
+        router = start_router()
+
+        for n in range(4):
+            router.get(f"/invoices/{n}")
+        router.get("/orders/1")
+
+        latency = router.get("/_router/stats").json()["latency"]
+        served = latency["billing"]["billing"]
+        assert served["count"] == 4
+        assert served["errors"] == 0
+        assert served["p50_ms"] == 50.0
+        assert served["buckets"]["0.025"] == 0
+        assert served["buckets"]["+Inf"] == 4
+        assert latency["(unmatched)"]["monolith"]["count"] == 1
+
+    def test_server_errors_count_against_the_backend_that_answered(
+        self, store: StateStore, monolith: EchoBackend, start_router: StartRouter
+    ) -> None:
+        monolith.status = 503
+        router = start_router()
+
+        router.get("/orders/1")
+
+        latency = router.get("/_router/stats").json()["latency"]
+        assert latency["(unmatched)"]["monolith"]["errors"] == 1

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
 
-from migrate.router.tracing import Tracer
+from migrate.observe.tracing import RequestTracer
 
 StartRouter = Callable[..., RunningRouter]
 
@@ -110,7 +110,7 @@ def test_without_tracing_no_trace_header_is_added(
 
 
 def test_trace_ids_are_unique_and_well_formed() -> None:
-    tracer = Tracer(1, 0.0, "127.0.0.1:9")
+    tracer = RequestTracer(1, 0.0, "127.0.0.1:9")
 
     lines = [tracer.begin(None)[0].decode() for _ in range(1000)]
 
