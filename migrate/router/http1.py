@@ -20,7 +20,14 @@ What the client side guarantees:
 - requests pipelined on one connection are answered in order; at most
   eight wait, after which the router stops reading from that client;
 - `Expect: 100-continue` is answered at once when the body fits;
-- Upgrade requests (WebSocket) are refused with 501.
+- Upgrade requests (WebSocket) are refused with 501;
+- a slow or silent client is cut off (see `ClientTimeouts`): a request's
+  head must arrive whole within 10 s of its first byte, and its body at
+  1 KiB/s or faster after 10 s of grace, else the router answers 408 and
+  closes; a new connection must start its first request within 10 s, and
+  a kept-alive one its next within 75 s, else it is closed without a word.
+  A connection whose request is being answered is never cut off for it:
+  the backend's own timeout applies.
 
 What the backend side guarantees:
 
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
 import ssl
@@ -153,6 +161,27 @@ class Answer:
 Handler = Callable[[Request], Awaitable[Answer]]
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientTimeouts:
+    """How long the router waits for a client; seconds, and bytes a second.
+
+    `keep_alive` is above the 60 s idle timeout of AWS's load balancers, so
+    a balancer in front never sends on a connection the router is closing.
+    """
+
+    head: float = 10.0
+    body_grace: float = 10.0
+    body_rate: float = 1024.0
+    keep_alive: float = 75.0
+
+    def __post_init__(self) -> None:
+        for name in ("head", "body_grace", "body_rate", "keep_alive"):
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"client timeout {name} is {getattr(self, name)!r}; it is above 0"
+                )
+
+
 class _Refusal:
     """An answer the wire layer writes itself, after which it closes."""
 
@@ -172,13 +201,30 @@ class _Stop(Exception):
     """Raised inside a parser callback to stop parsing this input."""
 
 
-class _ClientConnection(asyncio.Protocol):
-    """One client's connection: parse requests, answer them in order."""
+# What a client connection is waiting for, as its timer sees it.
+_IDLE, _HEAD, _BODY = 0, 1, 2
 
-    def __init__(self, handler: Handler, max_body: int, scheme: str):
+
+class _ClientConnection(asyncio.Protocol):
+    """One client's connection: parse requests, answer them in order.
+
+    One timer per connection enforces the client timeouts. It is set once
+    and, when it fires, looks at what the connection is doing and sets
+    itself again for the next deadline, so a request costs two reads of
+    the loop's clock and no timer of its own.
+    """
+
+    def __init__(self, handler: Handler, max_body: int, scheme: str,
+                 timeouts: ClientTimeouts):
         self._handler = handler
         self._max_body = max_body
         self._scheme = scheme
+        self._timeouts = timeouts
+        self._waiting = _IDLE
+        self._since = 0.0
+        self._served = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: collections.deque[Request | _Refusal] = collections.deque()
         self._busy = False
         self._closed = False
@@ -202,9 +248,15 @@ class _ClientConnection(asyncio.Protocol):
         if peer:
             self.client = str(peer[0])
         self._parser = httptools.HttpRequestParser(self)
+        loop = self._loop = asyncio.get_running_loop()
+        self._since = loop.time()
+        self._timer = loop.call_at(self._since + self._timeouts.head, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         waiter = self._writable
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -236,6 +288,8 @@ class _ClientConnection(asyncio.Protocol):
     # Parser callbacks --------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._waiting = _HEAD
+        self._since = self._loop.time()  # type: ignore[union-attr]
         self._url = b""
         self._headers = []
         self._body = []
@@ -256,6 +310,9 @@ class _ClientConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._framed:
+            self._waiting = _BODY
+            self._since = self._loop.time()  # type: ignore[union-attr]
         for name, value in self._headers:
             if name.lower() == b"expect" and value.lower() == b"100-continue":
                 if not self._queue and not self._busy and self.transport:
@@ -268,6 +325,7 @@ class _ClientConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._waiting = _IDLE
         parser = self._parser
         if parser.should_upgrade():
             # Refused as the parser raises HttpParserUpgrade right after.
@@ -345,6 +403,60 @@ class _ClientConnection(asyncio.Protocol):
                     return
         finally:
             self._busy = False
+            self._served = True
+            if self._waiting == _IDLE:
+                self._since = self._loop.time()  # type: ignore[union-attr]
+
+    # Client timeouts ---------------------------------------------------
+
+    def _check(self) -> None:
+        """The timer: cut off a client past its deadline, else wait again."""
+        self._timer = None
+        if self._closed or self._stopped:
+            return
+
+        loop = self._loop
+        assert loop is not None
+        timeouts = self._timeouts
+        now = loop.time()
+        waiting = self._waiting
+        if self._paused_reading or (
+            waiting == _IDLE and (self._busy or self._queue)
+        ):
+            # Being answered, or not read from: nothing to hold against it.
+            deadline = now + timeouts.head
+        elif waiting == _HEAD:
+            deadline = self._since + timeouts.head
+            if now >= deadline:
+                self._cut_off(
+                    f"the request's head did not arrive within {timeouts.head:g} s"
+                )
+                return
+        elif waiting == _BODY:
+            deadline = (
+                self._since + timeouts.body_grace + self._size / timeouts.body_rate
+            )
+            if now >= deadline:
+                self._cut_off(
+                    f"the request's body arrived slower than {timeouts.body_rate:g} "
+                    f"bytes/s ({self._size} bytes in {now - self._since:.1f} s)"
+                )
+                return
+        else:
+            wait = timeouts.keep_alive if self._served else timeouts.head
+            deadline = self._since + wait
+            if now >= deadline:
+                # Between requests nobody waits for an answer: just close.
+                log.debug("closing a connection from %s idle for %g s",
+                          self.client, wait)
+                if self.transport is not None:
+                    self.transport.close()
+                return
+        self._timer = loop.call_at(deadline, self._check)
+
+    def _cut_off(self, problem: str) -> None:
+        log.info("cutting off %s: %s", self.client, problem)
+        self._refuse(408, "request_timeout", problem)
 
     def _head(self, request: Request, answer: Answer) -> list[bytes]:
         lines = [b"HTTP/1.1 %d %s\r\n" % (answer.status, answer.reason)]
@@ -426,11 +538,13 @@ async def serve_http(
     max_body: int,
     backlog: int = 1024,
     scheme: str = "http",
+    timeouts: ClientTimeouts | None = None,
 ) -> asyncio.Server:
     """Listen on host:port and answer every request through `handler`."""
     loop = asyncio.get_running_loop()
+    limits = timeouts or ClientTimeouts()
     return await loop.create_server(
-        lambda: _ClientConnection(handler, max_body, scheme),
+        lambda: _ClientConnection(handler, max_body, scheme, limits),
         host,
         port,
         backlog=backlog,

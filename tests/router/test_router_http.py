@@ -1,11 +1,17 @@
-"""HTTP hygiene on raw sockets: smuggling refused, framing, pipelining."""
+"""HTTP hygiene on raw sockets: smuggling refused, framing, pipelining,
+slow and silent clients cut off."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
+from collections.abc import Callable
 
 import pytest
 from router_servers import EchoBackend, RunningRouter, raw_exchange, statuses
+
+from migrate.router.http1 import ClientTimeouts
 
 
 def _posts(backend: EchoBackend) -> list[dict[str, object]]:
@@ -184,3 +190,137 @@ def test_the_backend_connection_is_kept_alive_between_requests(
     assert len(monolith.received) == 20
     assert ports == {"127.0.0.1"}
     assert upstream._open == 1  # noqa: SLF001
+
+
+# Client timeouts: a slow or silent client is cut off. -----------------------
+
+QUICK = ClientTimeouts(head=0.5, body_grace=0.5, body_rate=100, keep_alive=0.8)
+
+
+@pytest.fixture
+def impatient(start_router: Callable[..., RunningRouter]) -> RunningRouter:
+    return start_router(client_timeouts=QUICK)
+
+
+def _read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """What the router sends until it closes, and when it closed."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    received = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            return received, float("inf")
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+
+
+def _trickle(sock: socket.socket, data: bytes, pause: float) -> None:
+    """Send `data` a few bytes at a time, `pause` seconds apart."""
+    for offset in range(0, len(data), 4):
+        sock.sendall(data[offset:offset + 4])
+        time.sleep(pause)
+
+
+class TestClientTimeouts:
+    def test_a_head_that_trickles_in_too_slowly_gets_408_and_a_close(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            sock.sendall(b"GET /orders HTTP/1.1\r\nHost: shop\r\n")
+            # Slowloris: a header byte now and then, never the blank line.
+            for _ in range(8):
+                sock.sendall(b"X")
+                time.sleep(0.1)
+
+            answer, closed_after = _read_until_closed(sock, 3)
+
+        assert statuses(answer) == [408]
+        assert b'"request_timeout"' in answer
+        assert b"head did not arrive within 0.5 s" in answer
+        assert closed_after < 2.5
+        assert monolith.received == []
+
+    def test_a_body_that_stalls_gets_408_and_a_close(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            sock.sendall(b"POST /orders HTTP/1.1\r\nHost: shop\r\n"
+                         b"Content-Length: 100\r\n\r\n" + b"a" * 10)
+
+            answer, closed_after = _read_until_closed(sock, 3)
+
+        assert statuses(answer) == [408]
+        assert b"body arrived slower than 100 bytes/s (10 bytes in" in answer
+        assert closed_after < 2.5
+        assert monolith.received == []
+
+    def test_a_body_that_trickles_below_the_rate_is_cut_off(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            sock.sendall(b"POST /orders HTTP/1.1\r\nHost: shop\r\n"
+                         b"Content-Length: 400\r\n\r\n")
+            # 4 bytes every 0.1 s is 40 bytes/s, under the 100 allowed.
+            with contextlib.suppress(OSError):
+                _trickle(sock, b"b" * 120, 0.1)
+
+            answer, _ = _read_until_closed(sock, 3)
+
+        assert statuses(answer) == [408]
+        assert monolith.received == []
+
+    def test_a_slow_client_within_its_limits_is_answered(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        request = (b"POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 40\r\n"
+                   b"Connection: close\r\n\r\n" + b"c" * 40)
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            _trickle(sock, request, 0.004)
+
+            answer, _ = _read_until_closed(sock, 3)
+
+        assert statuses(answer) == [200]
+        assert [seen["body"] for seen in monolith.received] == ["c" * 40]
+
+    def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            sock.sendall(b"GET /orders HTTP/1.1\r\nHost: shop\r\n\r\n")
+            time.sleep(0.5)
+            # Still open past the head timeout: kept alive, the next
+            # request is answered.
+            sock.sendall(b"GET /orders/2 HTTP/1.1\r\nHost: shop\r\n\r\n")
+
+            answer, closed_after = _read_until_closed(sock, 3)
+
+        assert statuses(answer) == [200, 200]
+        assert b"408" not in answer
+        assert 0.6 < closed_after < 2.0
+
+    def test_a_connection_that_never_sends_a_byte_is_closed(
+        self, impatient: RunningRouter
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", impatient.port)) as sock:
+            answer, closed_after = _read_until_closed(sock, 3)
+
+        assert answer == b""
+        assert closed_after < 1.5
+
+    def test_a_slow_backend_does_not_count_against_the_client(
+        self, impatient: RunningRouter, monolith: EchoBackend
+    ) -> None:
+        monolith.delay = 1.2
+
+        answer = raw_exchange(
+            impatient.port, b"GET /orders HTTP/1.1\r\nHost: shop\r\n\r\n", timeout=3
+        )
+
+        assert statuses(answer) == [200]
+
+    def test_a_timeout_must_be_above_zero(self) -> None:
+        with pytest.raises(ValueError, match="client timeout head is 0"):
+            ClientTimeouts(head=0)
