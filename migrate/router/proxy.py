@@ -80,6 +80,7 @@ from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
     Answer,
+    ClientTimeouts,
     Headers,
     Request,
     Upstream,
@@ -128,8 +129,10 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _OWN = {b"X-Migrate-Backend": b"router"}
 _JSON = (b"Content-Type", b"application/json")
-# Hashes of recent bucket keys; cleared when it grows past this.
+# Hashes of recent header and cookie keys, and the paths a plan has found,
+# per method; each cleared when it grows past this.
 _HASHES_KEPT = 100_000
+_PATHS_KEPT = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +147,7 @@ class Settings:
     hold_poll: float = 0.05
     connections: int = 512
     idle_timeout: float = 15.0
+    client_timeouts: ClientTimeouts = ClientTimeouts()
     breaker_failures: int = 5
     breaker_cooldown: float = 5.0
     slo_interval: float = 0.5
@@ -219,10 +223,9 @@ class Stats:
     """Counters since start; plain dicts, cheap on the hot path."""
 
     def __init__(self) -> None:
-        # Answer times per (context, backend), from request to answer.
+        # Answer times per (context, backend), from request to answer; the
+        # router's own answers (refusals) under the backend `router`.
         self.latency: dict[tuple[str, str], Latency] = {}
-        # Answers per (context, backend); a flat dict is the cheapest count.
-        self.answers: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.fallbacks: dict[str, int] = {}
         self.replica_misses: dict[str, int] = {}
@@ -239,9 +242,14 @@ class Stats:
             collections.deque(maxlen=50)
         )
 
-    def answered(self, context: str, backend: str) -> None:
-        key = (context, backend)
-        self.answers[key] = self.answers.get(key, 0) + 1
+    @property
+    def answers(self) -> dict[tuple[str, str], int]:
+        """Answers relayed per (context, backend): every answer is timed,
+        so the latency counts are these counts, at no cost of their own."""
+        return {
+            key: seen.count for key, seen in self.latency.items()
+            if key[1] != ROUTER
+        }
 
     @property
     def requests(self) -> dict[str, dict[str, int]]:
@@ -379,10 +387,33 @@ class _Lane:
         self.rules = diff.Rules(shadow.ignore_paths, shadow.ignore_headers)
         self.noise = shadow.noise
 
+    def side_of(self, found: re.Match[str]) -> bool | None:
+        """Whether a read of this path goes to the service, when the path
+        alone decides it; None when each request's headers do."""
+        if not self.reads:
+            return None
+
+        if self.weight <= 0:
+            return False
+
+        if self.weight >= 100:
+            return True
+
+        if self.key_group:
+            key = found.group(self.key_group).encode()
+            return murmur2(self.prefix + key) < self.limit
+
+        return None
+
+
+_Found = tuple[_Lane | None, bool | None]
+_UNROUTED: _Found = (None, None)
+
 
 class _Plan:
     """A routing table compiled for one revision: per method, its routes'
-    regexes with their lanes, most specific first."""
+    regexes with their lanes, most specific first; and what each path
+    recently asked for was found to be."""
 
     def __init__(self, table: RoutingTable):
         self.table = table
@@ -393,6 +424,27 @@ class _Plan:
             )
             for method, candidates in table.matcher.candidates().items()
         }
+        # Per method, per path: its lane and, where the path decides it, its
+        # side. Matching and hashing a path once per table is what keeps
+        # routing to a dictionary look-up a request.
+        self.found: dict[str, dict[str, _Found]] = {}
+
+    def find(self, method: str, path: str) -> _Found:
+        """The lane of a request (None: no route) and its side if known."""
+        seen = self.found.get(method)
+        if seen is None:
+            seen = self.found[method] = {}
+        elif len(seen) >= _PATHS_KEPT:
+            seen.clear()
+        found = _UNROUTED
+        # The lanes are in order of specificity: the first match wins.
+        for pattern, lane in self.lanes.get(method, ()):
+            matched = pattern.fullmatch(path)
+            if matched is not None:
+                found = (lane, lane.side_of(matched))
+                break
+        seen[path] = found
+        return found
 
 
 class _ShadowJob:
@@ -592,22 +644,16 @@ class Router:
             line, segment = tracer.begin(request.lowered().get(b"x-amzn-trace-id"))
             head = head[:-2] + line
 
-        # The plan's lanes are in order of specificity: the first match wins.
-        lane: _Lane | None = None
-        matched: re.Match[str] | None = None
-        for pattern, candidate in plan.lanes.get(request.method, ()):
-            matched = pattern.fullmatch(path)
-            if matched is not None:
-                lane = candidate
-                break
+        seen = plan.found.get(request.method)
+        found = seen.get(path) if seen is not None else None
+        if found is None:
+            found = plan.find(request.method, path)
+        lane, side = found
         try:
             context = UNMATCHED if lane is None else lane.context
             if lane is not None and not lane.reads:
                 answer = await self._write(request, head, lane)
-            elif (
-                lane is not None and matched is not None
-                and self._to_service(request, lane, matched)
-            ):
+            elif lane is not None and self._to_service(request, lane, side):
                 answer = await self._from_service(request, head, lane)
             else:
                 # The monolith's share, inlined: most requests come this way,
@@ -633,15 +679,12 @@ class Router:
                     # The monolith is a replica here and may lag its writer.
                     relayed.discard()
                     self.stats.bump(self.stats.replica_misses, lane.context)
-                    answer = await self._send(request, head, context, lane.writer)
+                    answer = await self._send(request, head, lane.writer)
                 else:
                     whole = self._relay_now(request, relayed, MONOLITH)
                     if whole is None:
                         whole = await self._relay(request, relayed, MONOLITH)
                     answer = whole
-                    answers = self.stats.answers
-                    key = (context, MONOLITH)
-                    answers[key] = answers.get(key, 0) + 1
             if (
                 lane is not None and lane.shadow_share
                 and self._random.random() < lane.shadow_share
@@ -660,37 +703,32 @@ class Router:
         return answer
 
     def _to_service(
-        self, request: Request, lane: _Lane, found: re.Match[str]
+        self, request: Request, lane: _Lane, side: bool | None
     ) -> bool:
-        """Whether a read goes to the context's service: by weight and key,
-        or by a tester's override."""
-        weight = lane.weight
-        if weight <= 0:
-            to_service = False
-        elif weight >= 100:
-            to_service = True
-        else:
-            group = lane.key_group
-            key = found.group(group) if group else self._key(request, lane)
+        """Whether a read goes to the context's service: by the side its
+        path decided, else by weight and the key in its headers; or by a
+        tester's override."""
+        if side is None:
+            key = self._key(request, lane)
             if key is None:
-                to_service = lane.keyless_service
+                side = lane.keyless_service
             else:
                 # The hash of a key never changes: hot keys are hashed once.
-                data = lane.prefix + key.encode()
+                data = lane.prefix + key
                 hashed = self._hashes.get(data)
                 if hashed is None:
                     if len(self._hashes) > _HASHES_KEPT:
                         self._hashes.clear()
                     hashed = self._hashes[data] = murmur2(data)
-                to_service = hashed < lane.limit
+                side = hashed < lane.limit
 
         lowered = request.lowered()
         if b"x-migrate-side" in lowered or (
             b"cookie" in lowered and b"migrate_side=" in lowered[b"cookie"]
         ):
-            return self._override(request, lane, to_service)
+            return self._override(request, lane, side)
 
-        return to_service
+        return side
 
     async def _from_service(
         self, request: Request, head: bytes, lane: _Lane
@@ -703,7 +741,7 @@ class Router:
         if breaker is not None and not breaker.allows(started):
             self.stats.bump(self.stats.breaker_skips, service)
             self.stats.bump(self.stats.fallbacks, lane.context)
-            return await self._send(request, head, lane.context, MONOLITH)
+            return await self._send(request, head, MONOLITH)
 
         upstream = self._upstreams.get(service)
         failure = f"backend '{service}' has no URL"
@@ -727,7 +765,7 @@ class Router:
                     if window is not None:
                         window.record(started, time.monotonic() - started)
                     self.stats.bump(self.stats.replica_misses, lane.context)
-                    return await self._send(request, head, lane.context, MONOLITH)
+                    return await self._send(request, head, MONOLITH)
                 if answer.status < 500:
                     try:
                         relayed = self._relay_now(request, answer, service)
@@ -741,7 +779,6 @@ class Router:
                             window.record(started, time.monotonic() - started)
                         if breaker is not None and breaker.failures:
                             breaker.succeeded()
-                        self.stats.answered(lane.context, service)
                         return relayed
                 else:
                     failure = f"answered {answer.status}"
@@ -756,17 +793,18 @@ class Router:
             breaker.failed(now)
         log.warning("read from %s failed, monolith answers: %s", service, failure)
         self.stats.bump(self.stats.fallbacks, lane.context)
-        return await self._send(request, head, lane.context, MONOLITH)
+        return await self._send(request, head, MONOLITH)
 
     @staticmethod
-    def _key(request: Request, lane: _Lane) -> str | None:
+    def _key(request: Request, lane: _Lane) -> bytes | None:
+        """A header or cookie key, as the bytes the client sent: nginx
+        hashes those, so the router must too."""
         kind = lane.key_kind
         if kind == "header":
-            value = request.header(lane.key_name.lower().encode())
-            return None if value is None else value.decode("latin-1")
+            return request.header(lane.key_name.lower().encode())
 
         if kind == "cookie":
-            return cookie(request.header(b"cookie"), lane.key_name)
+            return _cookie(request.header(b"cookie"), lane.key_name)
 
         return None
 
@@ -844,7 +882,6 @@ class Router:
                     answer = self._relay_now(request, upstream, writer)
                     if answer is None:
                         answer = await self._relay(request, upstream, writer)
-                    self.stats.answered(lane.context, writer)
                     return answer
 
                 upstream.discard()
@@ -879,9 +916,7 @@ class Router:
 
             await asyncio.sleep(self.settings.hold_poll)
 
-    async def _send(
-        self, request: Request, head: bytes, context: str, backend: str
-    ) -> Answer:
+    async def _send(self, request: Request, head: bytes, backend: str) -> Answer:
         """Send to one backend and relay its answer, whatever it is."""
         upstream = self._upstreams.get(backend)
         if upstream is None:
@@ -901,7 +936,6 @@ class Router:
         relayed = self._relay_now(request, answer, backend)
         if relayed is None:
             relayed = await self._relay(request, answer, backend)
-        self.stats.answered(context, backend)
         return relayed
 
     def _relay_now(
@@ -1099,6 +1133,11 @@ def _has(headers: Headers, name: bytes) -> bool:
 
 def cookie(header: bytes | None, name: str) -> str | None:
     """One cookie's value from a Cookie header, or None."""
+    value = _cookie(header, name)
+    return None if value is None else value.decode("latin-1")
+
+
+def _cookie(header: bytes | None, name: str) -> bytes | None:
     if not header:
         return None
 
@@ -1106,7 +1145,7 @@ def cookie(header: bytes | None, name: str) -> str | None:
     for part in header.split(b";"):
         part = part.strip()
         if part.startswith(wanted):
-            return part[len(wanted):].strip(b'"').decode("latin-1")
+            return part[len(wanted):].strip(b'"')
     return None
 
 
@@ -1276,7 +1315,8 @@ async def serve(
     servers: list[asyncio.Server] = []
     try:
         server = await serve_http(router.handle, host, port,
-                                  max_body=settings.max_body)
+                                  max_body=settings.max_body,
+                                  timeouts=settings.client_timeouts)
         servers.append(server)
         address = server.sockets[0].getsockname()
         log.info("router listening on http://%s:%s", address[0], address[1])
@@ -1317,7 +1357,8 @@ class RunningRouter:
         router = Router(store, settings)
         await router.start()
         server = await serve_http(router.handle, host, port,
-                                  max_body=settings.max_body)
+                                  max_body=settings.max_body,
+                                  timeouts=settings.client_timeouts)
         return cls(router, server)
 
     async def stop(self) -> None:
