@@ -122,9 +122,16 @@ def test_the_bench_report_says_by_how_much_the_router_falls_short() -> None:
     assert not result.ok
     assert "[SHORT] the router adds 1.30 ms at p50" in report
     assert "short by 0.30 ms" in report
-    assert "keeps 67% of the bare pass-through's peak" in report
+    assert ("keeps 66.7% of the bare pass-through's peak (at least 80%): "
+            "short by 13.33 percentage points") in report
     assert "[ok] the router adds 1.50 ms at p99" in report
     assert "nginx: not installed: no nginx row" in report
+    gates = {g["name"]: g for g in result.as_json()["gates"]}
+    assert (gates["peak share of bare"]["shortfall"],
+            gates["peak share of bare"]["unit"]) == (13.33, "percentage points")
+    assert (gates["added p50 at rate"]["shortfall"],
+            gates["added p50 at rate"]["unit"]) == (0.3, "ms")
+    assert gates["added p99 at rate"]["shortfall"] == 0
     assert result.as_json()["nginx_share"] is None
 
 
