@@ -105,7 +105,26 @@ class TestCounting:
 
         router.get("/invoices/42")
 
+        # The body differs too, but under the ignored root: the status alone
+        # makes the difference.
         assert _settled(router, 1)[DIFFERENT] == 1
+        assert router.router.stats.shadow_samples[-1]["differences"] == ["status"]
+
+    def test_date_and_server_are_never_compared(
+        self, store: StateStore, monolith: EchoBackend, billing: EchoBackend,
+        start_router: StartRouter,
+    ) -> None:
+        monolith.reply = lambda seen: (200, {"a": 1}, {
+            "Date": "Tue, 01 Dec 2026 10:00:00 GMT", "Server": "waitress"})
+        billing.reply = lambda seen: (200, {"a": 1}, {
+            "Date": "Tue, 01 Dec 2026 10:00:09 GMT", "Server": "nameko"})
+        store.set_shadow("billing", 100, "ops", "compare")
+        router = start_router()
+
+        router.get("/invoices/42")
+
+        # Not even ignored: those headers are left out of the comparison.
+        assert _settled(router, 1)[SAME] == 1
 
     def test_an_ignored_header_such_as_date_is_not_a_difference(
         self, store: StateStore, monolith: EchoBackend, billing: EchoBackend,
@@ -272,6 +291,25 @@ class TestNoise:
 
         assert _settled(router, 1)[DIFFERENT] == 1
 
+    def test_a_status_difference_counts_even_where_the_status_is_noise(
+        self, store: StateStore, monolith: EchoBackend, billing: EchoBackend,
+        start_router: StartRouter,
+    ) -> None:
+        # The primary answers 200, then 503 to the second call for noise:
+        # its status changes on its own, yet the candidate's 404 counts.
+        statuses = itertools.cycle([200, 503])
+        monolith.reply = lambda seen: (next(statuses), {"total": "12.50"})
+        billing.reply = lambda seen: (404, {"total": "12.50"})
+        store.set_shadow("billing", 100, "ops", "compare", noise=True)
+        router = start_router()
+
+        answer = router.get("/invoices/42")
+
+        assert answer.status_code == 200
+        assert _settled(router, 1)[DIFFERENT] == 1
+        assert router.router.stats.shadow_samples[-1]["differences"] == ["status"]
+        assert len(monolith.received) == 2
+
     def test_a_real_difference_stands_out_of_the_noise(
         self, store: StateStore, monolith: EchoBackend, billing: EchoBackend,
         start_router: StartRouter,
@@ -322,6 +360,21 @@ class TestComparison:
         self, rule: str, path: str, ignored: bool
     ) -> None:
         assert Rules([rule]).ignores(path) is ignored
+
+    def test_a_status_difference_is_never_ignored_nor_noise(self) -> None:
+        found = outcome(self._observed(b'{"a": 1}', 200),
+                        self._observed(b'{"a": 2}', 404),
+                        Rules(["$"], ["status"]), noise={"status", "$.a"})
+
+        assert found == (DIFFERENT, ("status",))
+
+    def test_date_and_server_headers_are_left_out_of_the_differences(self) -> None:
+        primary = Observed(200, {"date": "Tue, 01 Dec 2026 10:00:00 GMT",
+                                 "server": "waitress", "etag": '"1"'}, b"{}")
+        candidate = Observed(200, {"date": "Tue, 01 Dec 2026 10:00:09 GMT",
+                                   "server": "nameko", "etag": '"2"'}, b"{}")
+
+        assert differences(primary, candidate) == {"header:etag"}
 
     def test_non_json_bodies_compare_byte_for_byte(self) -> None:
         found = outcome(self._observed(b"<p>a</p>"), self._observed(b"<p>b</p>"),
