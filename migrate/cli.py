@@ -365,21 +365,45 @@ def verify(context: str, as_json: bool) -> None:
 @click.argument("context")
 @click.argument("weight", required=False, type=str)
 @click.option("--writes", is_flag=True, help="move CONTEXT's writes to its service")
+@click.option("--steps", help="walk the reads through these weights: 1,5,25,50,100")
+@click.option("--every", help="time at each step, e.g. 5m, 30s (default 5m)")
+@click.option("--max-diff-rate",
+              help="share of shadowed requests that may differ, e.g. 1% (default)")
+@click.option("--patience",
+              help="how long a step may wait for traffic to judge (default 2 x every)")
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shift(
-    context: str, weight: str | None, writes: bool, reason: str, as_json: bool
+    context: str, weight: str | None, writes: bool, steps: str | None,
+    every: str | None, max_diff_rate: str | None, patience: str | None,
+    reason: str, as_json: bool,
 ) -> None:
-    """Send WEIGHT % of CONTEXT's reads to its service, or move its writes."""
+    """Send WEIGHT % of CONTEXT's reads to its service, walk them through
+    --steps, or move its writes.
+
+    With --steps, each step waits --every, and before each the router's SLO
+    verdict and the gates are asked (contracts verified, shadow differences
+    under --max-diff-rate, data in parity); the first refusal stops the
+    shift where it is (exit 1). `migrate rollout pause|resume|stop` act on
+    it; an SLO breach rolls it back to 0 % at once."""
+    if sum((writes, weight is not None, steps is not None)) != 1:
+        raise click.UsageError("pass one of a WEIGHT (0-100), --steps or --writes")
+    if steps is None and (every, max_diff_rate, patience) != (None, None, None):
+        raise click.UsageError(
+            "--every, --max-diff-rate and --patience go with --steps"
+        )
+
     system = _system()
-    if writes == (weight is not None):
-        raise click.UsageError("pass either a WEIGHT (0-100) or --writes")
+    if steps is not None:
+        _shift_in_steps(system, context, steps, every or "5m", max_diff_rate or "1%",
+                        patience, reason, as_json)
+        return
 
     if writes:
         from migrate.sync.flip import move_writes
 
-        with _Steps(as_json) as steps:
-            report = move_writes(system, context, progress=steps.say)
+        with _Steps(as_json) as progress:
+            report = move_writes(system, context, progress=progress.say)
         _emit(
             as_json,
             dataclasses.asdict(report),
@@ -416,6 +440,43 @@ def shift(
         {"context": context, "read_weight": percent},
         lambda: out.print(f"{context}: {percent} % of reads now go to its service."),
     )
+
+
+def _shift_in_steps(
+    system: Any, context: str, steps: str, every: str, max_diff_rate: str,
+    patience: str | None, reason: str, as_json: bool,
+) -> None:
+    from migrate.router.commands import parse_rate
+    from migrate.router.rollout import parse_duration, parse_steps
+    from migrate.shift import shift_reads
+
+    weights = parse_steps(steps)
+    interval = parse_duration(every)
+    limit = parse_rate(max_diff_rate, "max diff rate")
+    waiting = parse_duration(patience) if patience is not None else None
+    system.manifest.context(context)
+    with _Steps(as_json) as progress:
+        report = shift_reads(
+            system, context, weights, interval, max_diff_rate=limit,
+            patience=waiting, reason=reason or "operator", progress=progress.say,
+        )
+    payload = {
+        "context": context,
+        "steps": list(report.steps),
+        "read_weight": report.weight,
+        "finished": report.finished,
+        "reason": report.reason,
+        "events": list(report.events),
+    }
+    if as_json or report.finished:
+        _emit(as_json, payload, lambda: out.print(report.text()))
+    if not report.finished:
+        click.echo(
+            f"error: rollout of {context} stopped with its reads at "
+            f"{report.weight} %: {report.reason}",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.command()

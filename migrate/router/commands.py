@@ -170,7 +170,7 @@ def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
     elif changing:
         base = slo or Slo()
         slo = Slo(
-            _rate(max_error_rate) if max_error_rate else base.max_error_rate,
+            parse_rate(max_error_rate) if max_error_rate else base.max_error_rate,
             parse_duration(max_p99) * 1000 if max_p99 else base.max_p99_ms,
             parse_duration(window) if window else base.window_seconds,
             min_requests if min_requests is not None else base.min_requests,
@@ -195,16 +195,21 @@ def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
         click.echo(f"Now: {verdict['verdict']}: {verdict['reason']}.")
 
 
-def _rate(text: str) -> float:
+def parse_rate(text: str, what: str = "error rate") -> float:
+    """`"1%"` or `"0.01"` -> 0.01; a share from 0 to 1."""
     from migrate.router.errors import InvalidSetting
 
     try:
-        if text.strip().endswith("%"):
-            return float(text.strip()[:-1]) / 100
-        return float(text)
+        stripped = text.strip()
+        rate = (float(stripped[:-1]) / 100 if stripped.endswith("%")
+                else float(stripped))
     except ValueError:
-        raise InvalidSetting(None, "error rate", text,
-                             "a rate is like 1% or 0.01") from None
+        raise InvalidSetting(None, what, text, "a rate is like 1% or 0.01") from None
+
+    if not 0 <= rate <= 1:
+        raise InvalidSetting(None, what, text, "a rate runs from 0 to 100%")
+
+    return rate
 
 
 def _verdict(store: Any, context: str) -> dict[str, Any] | None:

@@ -22,6 +22,11 @@ with the ledger's reason; `pause_rollout` stops the clock until
 `resume_rollout`. The rollout's progress is kept in the store (`status`
 shows it), its weight changes go to the ledger like any other.
 
+A judge or a gate that fails with the kit's error (the router's admin API
+unreachable, a database gone) stops the rollout where it is, with that
+error as its reason: what cannot be judged does not move. An interrupted
+rollout (Ctrl-C) is recorded as stopped.
+
 The SLO is enforced by the router whether or not a rollout runs, so a
 breach sets the weight to 0 at once whatever state the rollout is in
 (running, paused, or waiting on a gate); the rollout only notices.
@@ -38,6 +43,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from migrate.errors import MigrateError
 from migrate.router.errors import InvalidSetting
 from migrate.router.slo import BREACH, INCONCLUSIVE, Verdict
 from migrate.router.state import (
@@ -58,6 +64,8 @@ Judge = Callable[[str], Verdict]
 Say = Callable[[str], None]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# While it waits at a step, how often a rollout says how long is left.
+_TOLD_EVERY = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +234,16 @@ class _Walk:
                     self._dwell(weight)
         except _Ended as ended:
             return self._report(False, ended.reason)
+        except MigrateError as error:
+            # A judge or gate that cannot answer (the router gone, a
+            # database unreachable) proves nothing: stop where it is.
+            reason = f"stopped: {error}"
+            store.update_rollout(context, state=STOPPED, reason=reason)
+            self._say(reason)
+            return self._report(False, reason)
+        except BaseException:
+            store.update_rollout(context, state=STOPPED, reason="interrupted")
+            raise
 
         store.update_rollout(context, state=DONE, reason="every step done")
         return self._report(True, "every step done")
@@ -241,6 +259,7 @@ class _Walk:
             self._check_still_ours(self.weight)
             if refusal:
                 self._stop(f"{name} refused {weight} %: {refusal}")
+            self._say(f"before {weight} %: {name} ok")
 
         self._wait_while_paused(self.weight)
 
@@ -283,13 +302,25 @@ class _Walk:
     def _dwell(self, weight: int) -> None:
         remaining = self.every
         last = self.clock()
+        self._say(f"at {weight} %: next step in {remaining:g} s")
+        told = remaining
+        paused = False
         while remaining > 0:
             self.sleep(min(self.check_every, remaining))
             now = self.clock()
             rollout = self._check_still_ours(weight)
-            if rollout.state != PAUSED:
+            if rollout.state == PAUSED:
+                if not paused:
+                    self._say(f"paused at {weight} %: {rollout.reason}")
+            else:
+                if paused:
+                    self._say(f"resumed at {weight} %: next step in {remaining:g} s")
                 remaining -= now - last
+            paused = rollout.state == PAUSED
             last = now
+            if told - remaining >= _TOLD_EVERY and remaining > 0:
+                self._say(f"at {weight} %: next step in {remaining:.0f} s")
+                told = remaining
 
     def _wait_while_paused(self, weight: int) -> None:
         while self._check_still_ours(weight).state == PAUSED:
@@ -366,50 +397,37 @@ def stop_rollout(store: StateStore, context: str, reason: str = "") -> bool:
 def shadow_gate(client: object, limit: float = 0.01) -> Gate:
     """A gate that refuses while the share of shadowed requests that
     differed (or got no answer from the other side) is above `limit`.
-    No shadowed request yet is no refusal: shadowing may be off."""
+
+    The first time it is asked it judges every request the router has
+    shadowed since it started; each later time, those shadowed since it
+    was last asked, so a step is judged on its own traffic. No shadowed
+    request is no refusal: shadowing may be off."""
+    judged: dict[str, int] = {}
 
     def shadow_differences(context: str) -> str | None:
         totals = client.shadow(context)["totals"]  # type: ignore[attr-defined]
-        compared = sum(
-            totals[k] for k in ("same", "different", "ignored", "candidate_error")
-        )
-        if not compared:
+        seen = {k: totals[k] for k in ("same", "different", "ignored",
+                                       "candidate_error")}
+        fresh = {k: seen[k] - judged.get(k, 0) for k in seen}
+        if any(n < 0 for n in fresh.values()):
+            # The router restarted: its counts began again.
+            fresh = seen
+        since = " since the last step" if judged else ""
+        judged.update(seen)
+        compared = sum(fresh.values())
+        if compared <= 0:
             return None
 
-        bad = totals["different"] + totals["candidate_error"]
+        bad = fresh["different"] + fresh["candidate_error"]
         if bad / compared <= limit:
             return None
 
         return (
-            f"{bad} of {compared} shadowed requests differed or failed "
+            f"{bad} of {compared} shadowed requests{since} differed or failed "
             f"({bad / compared:.1%}, limit {limit:.1%})"
         )
 
     return shadow_differences
-
-
-def rollout_with_router(
-    store: StateStore,
-    context: str,
-    steps: Sequence[int],
-    every: float,
-    *,
-    gates: Iterable[Gate] = (),
-    shadow_limit: float | None = 0.01,
-    actor: str = "migrate shift",
-    reason: str = "",
-    progress: Say | None = None,
-) -> RolloutReport:
-    """`rollout` judged by the running router's SLO verdicts, with its
-    shadow differences as one more gate (unless `shadow_limit` is None)."""
-    from migrate.router.admin import AdminClient
-
-    client = AdminClient.for_state(store.path)
-    checks = list(gates)
-    if shadow_limit is not None:
-        checks.append(shadow_gate(client, shadow_limit))
-    return rollout(store, context, steps, every, judge=client.verdict, gates=checks,
-                   actor=actor, reason=reason, progress=progress)
 
 
 def _steps(steps: Sequence[int]) -> str:

@@ -1,0 +1,338 @@
+"""`migrate shift billing --steps ... --every 1s` against a whole running system.
+
+The monolith, the router, billing's service and the rest run as real
+processes (`migrate up`); reads go through the router from a thread all
+along, so the router has answers to judge its SLO on. The command runs as
+a user runs it, in a process of its own, and each test checks one way it
+ends: every step done, a gate's refusal (contracts, data parity, shadow
+differences), an operator's pause, resume and stop, and the router's own
+rollback on an SLO breach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+from router_servers import eventually
+from workspaces import system_environment
+
+from migrate.contracts.verify import verify as verify_contracts
+from migrate.extract.run import extract
+from migrate.kernel.sql import create_engine
+from migrate.router.slo import Slo
+from migrate.router.state import StateStore
+from migrate.schema import upgrade
+from migrate.seed import synthetic
+from migrate.seed.load import seed
+from migrate.settings import Settings
+from migrate.system import System
+from monolith.billing.tables import invoices
+from monolith.host import Monolith
+
+pytestmark = pytest.mark.e2e
+INVOICES = 40
+
+
+class Reads:
+    """Reads of invoices through the router, about 50 a second, until stopped."""
+
+    def __init__(self, router: str):
+        self.router = router
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        n = 0
+        while not self._stop.wait(0.02):
+            n += 1
+            path = f"/invoices/{n % INVOICES + 1}"
+            try:
+                status = session.get(self.router + path, timeout=15).status_code
+            except requests.RequestException as error:
+                self.failures.append(f"{path}: {error!r}")
+                continue
+            if status != 200:
+                self.failures.append(f"{path}: {status}")
+
+
+class Running:
+    def __init__(self, system: System, env: dict[str, str], reads: Reads):
+        self.system = system
+        self.env = env
+        self.reads = reads
+
+    @property
+    def state(self) -> StateStore:
+        return self.system.state
+
+    def migrate(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "migrate.cli", *arguments], env=self.env,
+            capture_output=True, text=True, timeout=180,
+        )
+
+    def start(self, *arguments: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "migrate.cli", *arguments], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def weight(self) -> int:
+        return self.state.status()["billing"].read_weight
+
+    def rollout_state(self) -> str | None:
+        found = self.state.rollout("billing")
+        return found.state if found else None
+
+    def shifts(self) -> list[tuple[str, str | None]]:
+        return [(e.actor, e.after) for e in self.state.history("billing")
+                if e.what == "read_weight"]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    env = system_environment(tmp_path_factory.mktemp("shift"))
+    system = System(Settings.from_env(env))
+    settings = system.settings
+    reads = Reads(settings.router_url)
+    try:
+        settings.home.mkdir(parents=True)
+        upgrade(settings.monolith_url)
+        seed(Monolith(settings.monolith_url), synthetic.generate(INVOICES))
+        system.up()
+        extract(system, "billing")
+        system.up()
+        system.state.set_slo("billing", Slo(0.2, 2000, 5, 3), "test", "judge steps")
+        reads.start()
+        yield Running(system, env, reads)
+    finally:
+        reads.stop()
+        system.down()
+
+
+@pytest.fixture(scope="module")
+def verified(running: Running) -> Running:
+    report = verify_contracts(running.system.settings)
+    assert report.ok, [m.text() for m in report.mismatches]
+    return running
+
+
+@pytest.fixture(autouse=True)
+def at_zero(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "running" in request.fixturenames:
+        found: Running = request.getfixturevalue("running")
+        found.state.set_weight("billing", 0, "test", "next test")
+        found.state.update_rollout("billing", state="stopped", reason="next test")
+
+
+def _service_invoice(running: Running) -> Callable[[int], None]:
+    """Change the freight of invoice 3 in the service's copy only, by cents;
+    returns how to undo it."""
+    engine = create_engine(running.system.settings.service_url("billing"))
+
+    def nudge(cents: int) -> None:
+        with engine.begin() as db:
+            db.execute(sa.update(invoices).where(invoices.c.invoice_id == 3)
+                       .values(freight_cents=invoices.c.freight_cents + cents))
+
+    return nudge
+
+
+def test_before_its_contracts_are_verified_no_step_is_taken(
+    running: Running,
+) -> None:
+    done = running.migrate("shift", "billing", "--steps", "20,50,100",
+                           "--every", "1s", "--json")
+
+    payload: dict[str, Any] = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert payload["finished"] is False
+    assert payload["read_weight"] == 0
+    assert payload["reason"].startswith(
+        "contracts refused 20 %: billing's contracts do not allow it")
+    assert done.stderr.startswith("error: rollout of billing stopped with its "
+                                  "reads at 0 %: contracts refused 20 %")
+    assert running.weight() == 0
+    assert running.rollout_state() == "stopped"
+
+
+def test_a_shift_walks_every_step_judged_by_the_running_router(
+    verified: Running,
+) -> None:
+    started = time.monotonic()
+
+    done = verified.migrate("shift", "billing", "--steps", "20,50,100",
+                            "--every", "1s", "--reason", "billing canary")
+
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "billing: every step done; 100 % of reads go to its service.")
+    for line in ("step 1/3: 20 % of reads to the service",
+                 "at 20 %: next step in 1 s",
+                 "SLO at 20 %: error rate 0.00%",
+                 "before 50 %: contracts ok",
+                 "before 50 %: shadow_differences ok",
+                 "before 50 %: parity ok",
+                 "step 3/3: 100 % of reads to the service"):
+        assert line in done.stderr
+    assert verified.shifts()[-3:] == [
+        ("migrate shift", "20"), ("migrate shift", "50"), ("migrate shift", "100")]
+    assert verified.state.history("billing")[-1].reason == (
+        "rollout step 3/3: billing canary")
+    assert verified.rollout_state() == "done"
+    assert took >= 2
+    assert verified.reads.failures == []
+
+
+def test_a_copy_out_of_parity_stops_the_shift_before_its_step(
+    verified: Running,
+) -> None:
+    nudge = _service_invoice(verified)
+    nudge(1)
+    try:
+        done = verified.migrate("shift", "billing", "--steps", "20,50",
+                                "--every", "1s")
+    finally:
+        nudge(-1)
+
+    assert done.returncode == 1
+    assert ("parity refused 20 %: billing's copy is not in parity with the "
+            "monolith: invoices: 1 of 1 chunks differ") in done.stderr
+    assert "see `migrate verify billing`" in done.stderr
+    assert verified.weight() == 0
+
+
+def test_an_operator_pauses_resumes_and_stops_a_running_shift(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "20,50,100",
+                           "--every", "3s")
+    try:
+        assert eventually(lambda: verified.weight() == 20, 30)
+
+        paused = verified.migrate("rollout", "pause", "billing", "--reason", "lunch")
+        time.sleep(4)
+        held = verified.weight()
+        resumed = verified.migrate("rollout", "resume", "billing")
+        assert eventually(lambda: verified.weight() == 50, 15)
+        stopped = verified.migrate("rollout", "stop", "billing",
+                                   "--reason", "enough for today")
+        _, errors = shift.communicate(timeout=30)
+    finally:
+        shift.kill()
+
+    assert (paused.returncode, resumed.returncode, stopped.returncode) == (0, 0, 0)
+    assert held == 20
+    assert "paused at 20 %: lunch" in errors
+    assert "resumed at 20 %" in errors
+    assert shift.returncode == 1
+    assert errors.strip().splitlines()[-1] == (
+        "error: rollout of billing stopped with its reads at 50 %: "
+        "stopped: enough for today")
+    assert verified.weight() == 50
+    assert verified.shifts()[-3:] == [
+        ("test", "0"), ("migrate shift", "20"), ("migrate shift", "50")]
+
+
+def test_an_slo_breach_mid_shift_rolls_back_to_zero_and_ends_it(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "50,100", "--every", "60s")
+    try:
+        assert eventually(lambda: verified.weight() == 50, 30)
+
+        verified.system.supervisor.kill("billing-service")
+        _, errors = shift.communicate(timeout=60)
+    finally:
+        shift.kill()
+        verified.system.up()
+
+    last = verified.state.history("billing")[-1]
+    assert shift.returncode == 1
+    assert (last.actor, last.what, last.after) == ("router", "read_weight", "0")
+    assert last.reason.startswith("SLO breach: error rate")
+    assert "rolled back: SLO breach: error rate" in errors
+    assert verified.rollout_state() == "rolled back"
+    assert verified.reads.failures == []
+
+
+def test_shadow_differences_over_the_limit_stop_the_shift(
+    verified: Running,
+) -> None:
+    nudge = _service_invoice(verified)
+    verified.state.set_shadow("billing", 100, "test", "compare")
+    nudge(1)
+    try:
+        # Invoice 3 of 40 differs: about 2.5 % of the copies.
+        assert eventually(lambda: _shadowed(verified)["different"] >= 3, 30)
+        done = verified.migrate("shift", "billing", "--steps", "20,50",
+                                "--every", "1s", "--max-diff-rate", "1%")
+    finally:
+        nudge(-1)
+        verified.state.set_shadow("billing", 0, "test", "done comparing")
+
+    assert done.returncode == 1
+    assert "shadow_differences refused 20 %: " in done.stderr
+    assert "shadowed requests differed or failed" in done.stderr
+    assert "limit 1.0%" in done.stderr
+    assert verified.weight() == 0
+
+
+def _shadowed(running: Running) -> dict[str, int]:
+    from migrate.router.admin import AdminClient
+
+    client = AdminClient.for_state(running.system.settings.state_path)
+    totals: dict[str, int] = client.shadow("billing")["totals"]
+    return totals
+
+
+def test_steps_with_a_weight_are_a_usage_error(running: Running) -> None:
+    done = running.migrate("shift", "billing", "20", "--steps", "20,50")
+
+    assert done.returncode == 2
+    assert "pass one of a WEIGHT (0-100), --steps or --writes" in done.stderr
+
+
+def test_falling_steps_are_refused_naming_them(running: Running) -> None:
+    done = running.migrate("shift", "billing", "--steps", "50,20")
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: steps '50,20': steps rise, each above the last")
+    assert running.weight() == 0
+
+
+def test_a_shift_with_no_router_running_says_so(
+    tmp_path: Path, running: Running,
+) -> None:
+    env = {**running.env, "MIGRATE_HOME": str(tmp_path / "var")}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", "shift", "billing", "--steps", "20"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "is the router running" in done.stderr
