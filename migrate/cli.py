@@ -590,30 +590,52 @@ def status(as_json: bool) -> None:
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
+            "service": s.service,
             "read_weight": s.read_weight,
+            "route_weights": dict(s.route_weights),
+            "keyless_side": s.keyless_side,
             "writer": s.writer,
             "writes_held": s.writes_held,
             "sync_lag": lags[name],
             "routes": [f"{r.method} {r.rule}" for r in s.routes],
+            "shadow": s.shadow.as_json(),
+            "slo": dataclasses.asdict(s.slo) if s.slo else None,
+            "rollout": dataclasses.asdict(s.rollout) if s.rollout else None,
         }
         for name, s in contexts.items()
     }
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "sync lag", "routes")
+        table = Table("context", "reads to service", "writer", "sync lag", "routes",
+                      "shadow, SLO, rollout")
         for name, s in contexts.items():
             lag = lags[name]
             table.add_row(
                 name,
-                f"{s.read_weight} %",
+                "\n".join([f"{s.read_weight} %", *(
+                    f"{route}: {weight} %" for route, weight in s.route_weights.items()
+                )]),
                 s.writer,
                 f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
                 "\n".join(f"{r.method} {r.rule}" for r in s.routes),
+                "\n".join(_guards(s)),
             )
         out.print(table if contexts else "No context is extracted yet.")
 
     _emit(as_json, payload_all, human)
+
+
+def _guards(status: Any) -> list[str]:
+    """A context's shadow, SLO and rollout, a line each, for people."""
+    lines = [f"shadow {status.shadow.text()}",
+             f"SLO {status.slo.text() if status.slo else 'none'}"]
+    rollout = status.rollout
+    if rollout is not None:
+        at = rollout.steps[rollout.step] if rollout.step >= 0 else 0
+        lines.append(f"rollout {rollout.state} at {at} % (step {rollout.step + 1} "
+                     f"of {len(rollout.steps)}): {rollout.reason}")
+    return lines
 
 
 @main.command()

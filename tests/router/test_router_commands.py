@@ -156,3 +156,115 @@ def test_the_bench_runs_every_row_and_reports_json() -> None:
         assert payload["nginx_share"] > 0
     else:
         assert payload["nginx"].startswith("not installed")
+
+
+# `migrate status` and `migrate history` over an extracted context. ----------
+
+
+def _run(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrate.cli", *arguments],
+        capture_output=True, text=True, cwd=REPOSITORY, timeout=300, env=env,
+    )
+
+
+@pytest.fixture
+def extracted(workspace: dict[str, str]) -> dict[str, str]:
+    assert _run(workspace, "seed", "--orders", "5").returncode == 0
+    done = _run(workspace, "extract", "billing")
+    assert done.returncode == 0, done.stderr
+    return workspace
+
+
+def _state(env: dict[str, str]) -> StateStore:
+    return StateStore(Path(env["MIGRATE_HOME"]) / "router.db")
+
+
+INVOICE_ROUTE = "GET /invoices/<int:invoice_id>"
+
+
+def test_status_json_shows_weights_shadow_slo_and_the_rollout(
+    extracted: dict[str, str],
+) -> None:
+    from migrate.router.slo import Slo
+
+    state = _state(extracted)
+    state.set_weight("billing", 25, "ana", "invoices first", route=INVOICE_ROUTE)
+    state.set_shadow("billing", 10, "ana", "compare", ignore_paths=["$.issued_at"],
+                     noise=True)
+    state.set_slo("billing", Slo(0.01, 250, 60, 20), "ana", "guard")
+    state.start_rollout("billing", (1, 5, 25), 300, "ana", "canary")
+
+    done = _run(extracted, "status", "--json")
+
+    billing = json.loads(done.stdout)["contexts"]["billing"]
+    assert done.returncode == 0, done.stderr
+    assert (billing["service"], billing["read_weight"], billing["writer"]) == (
+        "billing", 0, "monolith")
+    assert billing["route_weights"] == {INVOICE_ROUTE: 25}
+    assert billing["keyless_side"] == "monolith"
+    assert billing["shadow"] == {
+        "percent": 10, "ignore_paths": ["$.issued_at"], "ignore_headers": [],
+        "noise": True, "safe_writes": [],
+    }
+    assert billing["slo"] == {"max_error_rate": 0.01, "max_p99_ms": 250,
+                              "window_seconds": 60, "min_requests": 20}
+    rollout = billing["rollout"]
+    assert (rollout["state"], rollout["steps"], rollout["every"], rollout["step"],
+            rollout["actor"], rollout["reason"]) == (
+        "running", [1, 5, 25], 300, -1, "ana", "canary")
+
+
+def test_status_shows_people_the_shadow_slo_and_rollout(
+    extracted: dict[str, str],
+) -> None:
+    from migrate.router.slo import Slo
+
+    state = _state(extracted)
+    state.set_shadow("billing", 10, "ana", "compare")
+    state.set_slo("billing", Slo(0.01, 250, 60, 20), "ana", "guard")
+    state.set_weight("billing", 25, "ana", "invoices first", route=INVOICE_ROUTE)
+
+    # Wide enough that the table's cells are not wrapped.
+    done = _run({**extracted, "COLUMNS": "300"}, "status")
+
+    assert done.returncode == 0, done.stderr
+    assert "shadow 10 % of requests" in done.stdout
+    assert "SLO errors <= 1.00%, p99 <= 250 ms over 60 s" in done.stdout
+    assert f"{INVOICE_ROUTE}: 25 %" in done.stdout
+
+
+def test_history_lists_every_change_of_the_context_oldest_first(
+    extracted: dict[str, str],
+) -> None:
+    state = _state(extracted)
+    state.set_weight("billing", 5, "ana", "canary")
+    state.set_shadow("billing", 10, "ben", "compare")
+    state.set_weight("billing", 0, "router", "SLO breach: error rate 50.00%")
+
+    done = _run(extracted, "history", "billing", "--json")
+    people = _run(extracted, "history", "billing")
+
+    entries = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert [(e["actor"], e["what"], e["before"], e["after"], e["reason"])
+            for e in entries[-3:]] == [
+        ("ana", "read_weight", "0", "5", "canary"),
+        ("ben", "shadow", "off", "10 % of requests", "compare"),
+        ("router", "read_weight", "5", "0", "SLO breach: error rate 50.00%"),
+    ]
+    assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
+    assert all(e["context"] == "billing" and e["at"] for e in entries)
+    assert people.returncode == 0, people.stderr
+    assert "SLO breach" in people.stdout and "canary" in people.stdout
+
+
+def test_history_of_an_unknown_context_names_the_known_ones(
+    extracted: dict[str, str],
+) -> None:
+    done = _run(extracted, "history", "biling")
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: context 'biling' is not registered with the router; "
+        "known contexts: billing")
