@@ -257,3 +257,76 @@ def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return check()
+
+
+class Process:
+    """A server in a process of its own that prints `... http://HOST:PORT`
+    when it is ready; `url` is that address."""
+
+    def __init__(self, command: list[str]):
+        import subprocess
+
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        found = [word for word in line.split() if word.startswith("http://")]
+        if not found:
+            self.stop()
+            raise RuntimeError(f"{' '.join(command)} did not start: {line!r}")
+        self.url = found[0]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+
+def canned_backend() -> Process:
+    """A fast backend answering every request with the same small JSON."""
+    import sys
+
+    return Process([sys.executable, "-m", "migrate.router.bench", "--serve-backend"])
+
+
+def router_process(state: StateStore) -> Process:
+    """The kit's router as `python -m migrate.router` serves it."""
+    import sys
+
+    return Process([sys.executable, "-m", "migrate.router", "--state", state.path,
+                    "--port", "0", "--no-admin", "--log-level", "WARNING"])
+
+
+def backends_of(port: int, requests: list[bytes], batch: int = 64) -> list[str]:
+    """Send requests on one keep-alive connection, pipelined `batch` at a
+    time; the X-Migrate-Backend of each answer, in order."""
+    import httptools
+
+    found: list[str] = []
+
+    class Answers:
+        def __init__(self) -> None:
+            self.backend = ""
+            self.done = 0
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            if name.lower() == b"x-migrate-backend":
+                self.backend = value.decode()
+
+        def on_message_complete(self) -> None:
+            found.append(self.backend)
+            self.backend = ""
+            self.done += 1
+
+    answers = Answers()
+    parser = httptools.HttpResponseParser(answers)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        for start in range(0, len(requests), batch):
+            chunk = requests[start:start + batch]
+            sock.sendall(b"".join(chunk))
+            wanted = start + len(chunk)
+            while answers.done < wanted:
+                data = sock.recv(1 << 16)
+                if not data:
+                    raise ConnectionError(f"closed after {answers.done} answers")
+                parser.feed_data(data)
+    return found

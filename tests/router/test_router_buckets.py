@@ -135,12 +135,17 @@ def test_weight_hundred_sends_every_key_to_the_service() -> None:
     assert _service_share(100, keys) == set(keys)
 
 
-def test_ten_percent_of_many_keys_land_on_the_service() -> None:
+def test_ten_percent_of_100_000_keys_is_within_half_a_percentage_point() -> None:
+    """The issue's "within 0.5 % of 10 %", read as 0.5 percentage points:
+    between 9.5 % and 10.5 % of the keys. (Half a percent *of* 10 %,
+    9.95-10.05 %, is narrower than the spread chance alone gives 100,000
+    keys, a standard deviation of about 0.1 point: no hash could promise
+    it.)"""
     keys = [f"customer-{n}" for n in range(100_000)]
 
     share = len(_service_share(10, keys)) / len(keys)
 
-    assert abs(share - 0.10) <= 0.005
+    assert 0.095 <= share <= 0.105
 
 
 def test_raising_the_weight_only_moves_keys_to_the_service() -> None:

@@ -9,15 +9,26 @@ keys are sent through an nginx `split_clients`, which must agree.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from router_servers import EchoBackend, RunningRouter, closed_port
+from router_servers import (
+    EchoBackend,
+    Process,
+    RunningRouter,
+    backends_of,
+    canned_backend,
+    closed_port,
+    eventually,
+    router_process,
+)
 
 from migrate.router.buckets import bucket_of, goes_to_service
 from migrate.router.errors import InvalidRule, InvalidSetting, UnknownRoute
@@ -230,3 +241,131 @@ class TestRouteWeights:
             })
 
         assert on_service[0] < on_service[1] < on_service[2]
+
+
+# The same buckets, decided by a running router over real sockets. ----------
+#
+# The tests above and in test_router_buckets.py ask the library; these ask
+# `python -m migrate.router` itself, which hashes in its own code path.
+
+ROUTED = [
+    ("GET", "/customers/<customer_id>/invoices", "customer_id"),
+    ("GET", "/invoices/<int:invoice_id>", "header:X-Customer-Id"),
+]
+SHIPPED = [("GET", "/customers/<customer_id>/shipments", "customer_id")]
+
+
+class LiveRouter:
+    """A router process in front of one canned backend, whose routing
+    table the tests change through the state store."""
+
+    def __init__(self, state: StateStore, router: Process):
+        self.state = state
+        self.router = router
+
+    def weigh(self, billing: int, shipping: int | None = None) -> None:
+        self.state.set_weight("billing", billing, "test", "weigh")
+        if shipping is not None:
+            self.state.set_weight("shipping", shipping, "test", "weigh")
+        revision = self.state.revision()
+        assert eventually(lambda: requests.get(
+            f"{self.router.url}/_router/health", timeout=5
+        ).json()["revision"] == revision), "the router never saw the change"
+
+    def by_path(self, keys: list[str], context: str = "billing") -> list[str]:
+        resource = "invoices" if context == "billing" else "shipments"
+        return backends_of(self.router.port, [
+            b"GET /customers/%s/%s HTTP/1.1\r\nHost: shop\r\n\r\n"
+            % (urllib.parse.quote(key).encode(), resource.encode())
+            for key in keys
+        ])
+
+    def by_header(self, keys: list[str]) -> list[str]:
+        return backends_of(self.router.port, [
+            b"GET /invoices/1 HTTP/1.1\r\nHost: shop\r\nX-Customer-Id: %s\r\n\r\n"
+            % key.encode()
+            for key in keys
+        ])
+
+    def on_service(self, keys: list[str], context: str = "billing") -> set[str]:
+        return {key for key, side in zip(keys, self.by_path(keys, context),
+                                         strict=True)
+                if side == context}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRouter]:
+    backend = canned_backend()
+    state = StateStore(tmp_path_factory.mktemp("live") / "router.db")
+    for name in ("monolith", "billing", "shipping"):
+        state.set_backend(name, backend.url)
+    state.register_routes("billing", "billing", ROUTED)
+    state.register_routes("shipping", "shipping", SHIPPED)
+    router = router_process(state)
+    try:
+        yield LiveRouter(state, router)
+    finally:
+        router.stop()
+        backend.stop()
+
+
+class TestThroughARunningRouter:
+    def test_golden_keys_move_at_their_weight_through_the_router(
+        self, live: LiveRouter
+    ) -> None:
+        weights = sorted({w for *_, first in GOLDEN for w in (first - 1, first)})
+        wrong = []
+        for weight in weights:
+            live.weigh(weight, weight)
+            for salt, key, _, first in GOLDEN:
+                if weight not in (first - 1, first):
+                    continue
+                wanted = salt if weight == first else "monolith"
+                if key:
+                    if live.by_path([key], salt) != [wanted]:
+                        wrong.append((salt, key, weight, "path"))
+                if salt == "billing" and live.by_header([key]) != [wanted]:
+                    wrong.append((salt, key, weight, "header"))
+
+        assert wrong == []
+
+    def test_raising_the_weight_only_moves_keys_to_the_service(
+        self, live: LiveRouter
+    ) -> None:
+        keys = [f"c-{n}" for n in range(3000)]
+        shares = []
+        for weight in (0, 1, 5, 10, 25, 50, 75, 99, 100):
+            live.weigh(weight)
+            shares.append(live.on_service(keys))
+
+        assert shares[0] == set() and shares[-1] == set(keys)
+        for lower, higher in itertools.pairwise(shares):
+            assert lower < higher
+
+    def test_lowering_the_weight_only_moves_keys_back_to_the_monolith(
+        self, live: LiveRouter
+    ) -> None:
+        keys = [f"c-{n}" for n in range(3000)]
+        on_monolith = []
+        for weight in (100, 60, 30, 12, 3, 0):
+            live.weigh(weight)
+            on_monolith.append(set(keys) - live.on_service(keys))
+
+        assert on_monolith[0] == set() and on_monolith[-1] == set(keys)
+        for before, after in itertools.pairwise(on_monolith):
+            assert before < after
+
+    def test_the_router_and_the_library_decide_every_key_alike(
+        self, live: LiveRouter
+    ) -> None:
+        keys = [f"cust-{n}" for n in range(1500)] + ["Zoë", "ŁÓDŹ-7", "0042"]
+        live.weigh(37)
+
+        by_path = live.by_path(keys)
+        by_header = live.by_header(keys)
+
+        expected = ["billing" if goes_to_service(37, "billing", key) else "monolith"
+                    for key in keys]
+        assert by_path == expected
+        assert by_header == expected
+        assert 0.30 < expected.count("billing") / len(keys) < 0.44
