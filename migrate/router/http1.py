@@ -262,7 +262,7 @@ class _ClientConnection(asyncio.Protocol):
             waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
+        self._writable = self._loop.create_future()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
         waiter = self._writable
@@ -364,7 +364,8 @@ class _ClientConnection(asyncio.Protocol):
             self._paused_reading = True
         if not self._busy:
             self._busy = True
-            asyncio.get_running_loop().create_task(self._answer_all())
+            # The loop is kept, not asked for: asking costs a system call.
+            self._loop.create_task(self._answer_all())  # type: ignore[union-attr]
 
     async def _answer_all(self) -> None:
         transport = self.transport
@@ -639,7 +640,7 @@ class UpstreamAnswer:
             self._connection.abandon()
 
     def _wait(self) -> asyncio.Future[None]:
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._connection.loop.create_future()
         return self._waiter
 
     def _wake(self) -> None:
@@ -666,8 +667,9 @@ class UpstreamAnswer:
 class _UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a backend; one exchange at a time."""
 
-    def __init__(self, pool: Upstream):
+    def __init__(self, pool: Upstream, loop: asyncio.AbstractEventLoop):
         self._pool = pool
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -705,7 +707,7 @@ class _UpstreamConnection(asyncio.Protocol):
     def exchange(
         self, data: bytes, bodiless: bool, timeout: float
     ) -> asyncio.Future[UpstreamAnswer]:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         assert self.transport is not None
         self._answer = UpstreamAnswer(self)
         self._headers_ready = loop.create_future()
@@ -719,7 +721,7 @@ class _UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received += len(data)
-        self._last_read = asyncio.get_running_loop().time()
+        self._last_read = self.loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -803,7 +805,7 @@ class _UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _check(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         quiet = loop.time() - self._last_read
         if quiet < timeout:
             self._timer = loop.call_at(self._last_read + timeout, self._check, timeout)
@@ -870,6 +872,8 @@ class Upstream:
         self.limit = limit
         self._idle: list[_UpstreamConnection] = []
         self._open = 0
+        # Set by the first exchange: a pool serves the loop it is used on.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ssl: ssl.SSLContext | None = (
             ssl.create_default_context() if self.tls else None
@@ -884,6 +888,8 @@ class Upstream:
         byte of answer; with `retry_stale` the request is sent once more on
         a new connection (for requests that are safe to send twice).
         """
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         connection = self._idle_connection()
         if connection is None:
             connection = await self._connect()
@@ -902,7 +908,7 @@ class Upstream:
         if not idle:
             return None
 
-        now = asyncio.get_running_loop().time()
+        now = self._loop.time()  # type: ignore[union-attr]
         while idle:
             connection = idle.pop()
             if connection.closed:
@@ -914,7 +920,7 @@ class Upstream:
         return None
 
     async def _connect(self) -> _UpstreamConnection:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         while self._open >= self.limit:
             waiter = loop.create_future()
             self._waiting.append(waiter)
@@ -927,7 +933,7 @@ class Upstream:
         try:
             _, opened = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _UpstreamConnection(self), self.host, self.port,
+                    lambda: _UpstreamConnection(self, loop), self.host, self.port,
                     ssl=self._ssl,
                 ),
                 self.timeout,
@@ -948,7 +954,7 @@ class Upstream:
         return opened
 
     def _release(self, connection: _UpstreamConnection) -> None:
-        connection.idle_since = asyncio.get_running_loop().time()
+        connection.idle_since = connection.loop.time()
         self._idle.append(connection)
         self._wake_one()
 
