@@ -38,7 +38,7 @@ def bench() -> None:
 @bench.command("router")
 @click.option("--seconds", default=3.0, show_default=True,
               help="length of each measurement")
-@click.option("--rounds", default=3, show_default=True,
+@click.option("--rounds", default=5, show_default=True,
               help="measurements of each row; the figures are medians")
 @click.option("--rate", default=500.0, show_default=True,
               help="requests per second for the latency measurement")
@@ -50,10 +50,12 @@ def bench() -> None:
               help="what generates the peak load (auto: wrk when installed)")
 @click.option("--profile", type=click.Path(dir_okay=False),
               help="write the router's cProfile data to this file")
+@click.option("--no-pin", is_flag=True,
+              help="let the scheduler place the processes, at normal priority")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def bench_router_command(seconds: float, rounds: int, rate: float,
                          concurrency: int, no_nginx: bool, generator: str,
-                         profile: str | None, as_json: bool) -> None:
+                         profile: str | None, no_pin: bool, as_json: bool) -> None:
     """What the router costs: direct, router, bare proxy and nginx, side by side.
 
     Exits 1 when the router misses a gate (1 ms at p50 and 3 ms at p99
@@ -61,7 +63,8 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
     from migrate.router.bench import bench_router
 
     result = bench_router(seconds, rate, concurrency, rounds=rounds,
-                          nginx=not no_nginx, generator=generator, profile=profile)
+                          nginx=not no_nginx, generator=generator, profile=profile,
+                          pin=not no_pin)
     if as_json:
         _echo_json(result.as_json())
     else:
