@@ -51,6 +51,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="seconds to connect to a backend, and between its reads",
     )
     parser.add_argument(
+        "--retry-timeout", type=float, default=defaults.retry_timeout,
+        help="seconds a write carrying an Idempotency-Key is sent again for",
+    )
+    parser.add_argument(
         "--max-body", type=int, default=defaults.max_body,
         help=f"largest request body in bytes (default {defaults.max_body // MiB} MiB)",
     )
@@ -80,6 +84,7 @@ async def _run(arguments: argparse.Namespace) -> None:
     settings = Settings(
         hold_timeout=arguments.hold_timeout,
         upstream_timeout=arguments.upstream_timeout,
+        retry_timeout=arguments.retry_timeout,
         max_body=arguments.max_body,
         tracing=arguments.trace,
         trace_per_second=arguments.trace_per_second,

@@ -28,7 +28,7 @@ then one read tries it again. A read that a replica answers 404 (the
 side that is not the context's writer may not have applied the writer's
 latest change yet) is asked of the writer and counted as a replica miss,
 so a client always finds what it has just created. A write that fails is
-sent again (to the writer of the moment, for up to 10 s) only when it
+sent again (to the writer of the moment, for up to 30 s) only when it
 carries an `Idempotency-Key`, which the backends honour; any other write
 is never sent twice, except after a not-the-writer refusal.
 
@@ -141,7 +141,9 @@ class Settings:
 
     hold_timeout: float = 30.0
     upstream_timeout: float = 10.0
-    retry_timeout: float = 10.0
+    # A keyed write waits for a restarting writer as long as a held write
+    # waits for a flip: a service takes seconds to start on a busy host.
+    retry_timeout: float = 30.0
     max_body: int = 10 * MiB
     poll_interval: float = 0.2
     hold_poll: float = 0.05
