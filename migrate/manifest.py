@@ -4,6 +4,15 @@ Everything that needs to know the contexts (checks, hosts, extraction,
 messaging topology) derives it from here. A malformed manifest raises
 `ManifestError` naming the entry; nothing is imported until asked for.
 
+A context may declare how its service differs from it (all optional):
+`service_metadata` and `service_unit_of_work` name the service's own
+tables and the unit of work over them (default: the context's), and a
+`copy` block per service table says where its rows come from in the
+monolith: a table, column renames, a converter by name from
+`migrate.sync.convert`, or a constant. Loading checks the block's shape and
+the converters' names; whether the tables and columns exist is checked when
+the mapping is built from the imported metadata (`migrate.sync.mapping`).
+
 The `[check]` section says what `migrate check` holds the code to: the host
 modules that belong to no context, the shared kernel every module may
 import, the kit's own tables, and per role of module inside a context what
@@ -33,6 +42,30 @@ class SideEffect:
 
 
 @dataclasses.dataclass(frozen=True)
+class ColumnCopy:
+    """Where one column of a service table gets its value: a monolith
+    column (`source`, through the converter `convert` when one is named),
+    or the `constant` when `source` is None."""
+
+    column: str
+    source: str | None
+    convert: str | None = None
+    constant: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TableCopy:
+    """A service table's `copy` block: its monolith table (`source`), the
+    columns that are not copied as they are, and the columns that match a
+    row on both sides (`key`; empty means the table's primary key)."""
+
+    table: str
+    source: str
+    columns: tuple[ColumnCopy, ...] = ()
+    key: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Context:
     name: str
     package: str
@@ -46,6 +79,19 @@ class Context:
     replica: str | None = None
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
+    service_metadata: str | None = None
+    service_unit_of_work: str | None = None
+    copies: tuple[TableCopy, ...] = ()
+
+    @property
+    def service_tables(self) -> str:
+        """The service's MetaData reference: its own, or the context's."""
+        return self.service_metadata or self.metadata
+
+    @property
+    def service_unit(self) -> str:
+        """The service's unit of work reference: its own, or the context's."""
+        return self.service_unit_of_work or self.unit_of_work
 
     def load(self, reference: str) -> Any:
         """Import `package.module` or `package.module:attribute`."""
@@ -126,7 +172,15 @@ class Manifest:
 
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
-_OPTIONAL = {"handlers", "replica", "totals", "side_effects"}
+_OPTIONAL = {
+    "handlers",
+    "replica",
+    "totals",
+    "side_effects",
+    "service_metadata",
+    "service_unit_of_work",
+    "copy",
+}
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -191,7 +245,79 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         replica=entry.get("replica"),
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
+        service_metadata=entry.get("service_metadata"),
+        service_unit_of_work=entry.get("service_unit_of_work"),
+        copies=tuple(
+            _table_copy(path, name, table, spec)
+            for table, spec in entry.get("copy", {}).items()
+        ),
     )
+
+
+_COPY_KEYS = {"from", "columns", "key"}
+_COLUMN_KEYS = {"from", "convert", "constant"}
+
+
+def _table_copy(path: Path, context: str, table: str, spec: Any) -> TableCopy:
+    from migrate.sync.convert import CONVERTERS
+
+    where = f"[contexts.{context}.copy.{table}]"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    unknown = set(spec) - _COPY_KEYS
+    if unknown:
+        raise ManifestError(
+            f"{path}: {where} has unknown keys {sorted(unknown)}; a copy block "
+            f"takes {', '.join(sorted(_COPY_KEYS))}"
+        )
+
+    source = spec.get("from", table)
+    if not isinstance(source, str) or not source:
+        raise ManifestError(f"{path}: {where} from must name a monolith table")
+
+    columns_spec = spec.get("columns", {})
+    if not isinstance(columns_spec, dict):
+        raise ManifestError(f"{path}: {where} columns must be a table")
+
+    columns = []
+    for column, given in columns_spec.items():
+        at = f"{where} columns.{column}"
+        if isinstance(given, str) and given:
+            columns.append(ColumnCopy(column, given))
+            continue
+
+        if not isinstance(given, dict) or not given:
+            raise ManifestError(
+                f"{path}: {at} = {given!r}: a column is a monolith column's name, "
+                "or {from = ..., convert = ...}, or {constant = ...}"
+            )
+
+        unknown = set(given) - _COLUMN_KEYS
+        if unknown:
+            raise ManifestError(f"{path}: {at} has unknown keys {sorted(unknown)}")
+
+        if "constant" in given:
+            if set(given) != {"constant"}:
+                raise ManifestError(
+                    f"{path}: {at}: a constant column takes nothing but its constant"
+                )
+            columns.append(ColumnCopy(column, None, constant=given["constant"]))
+            continue
+
+        convert = given.get("convert")
+        if convert is not None and convert not in CONVERTERS:
+            raise ManifestError(
+                f"{path}: {at} converts with {convert!r}; the converters are "
+                f"{', '.join(sorted(CONVERTERS))}"
+            )
+        from_column = given.get("from", column)
+        if not isinstance(from_column, str) or not from_column:
+            raise ManifestError(f"{path}: {at} from must name a monolith column")
+        columns.append(ColumnCopy(column, from_column, convert))
+
+    key = _strings(path, f"{where} key", spec.get("key", []))
+    return TableCopy(table, source, tuple(columns), key)
 
 
 _CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}
