@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 
 import requests
-import sqlalchemy as sa
 
-from migrate.errors import ShiftRefused, SystemNotRunning
-from migrate.hosts.tables import backfills
+from migrate.errors import ShiftRefused, SyncBehind, SystemNotRunning
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
 from migrate.router.state import MONOLITH
-from migrate.sync.lag import pending
+from migrate.sync.lag import backfill_position, position, wait_until_applied
 from migrate.system import System
 
 Progress = Callable[[str], None]
@@ -116,40 +114,29 @@ def move_writes(
 
 
 def _backfill_position(name: str, service: _Side) -> int:
-    """Monolith events up to here reached the service by backfill, not by sync."""
-    with create_engine(service.database_url).connect() as db:
-        return (
-            db.execute(
-                sa.select(backfills.c.source_position).where(
-                    backfills.c.context == name
-                )
-            ).scalar()
-            or 0
-        )
+    return backfill_position(name, create_engine(service.database_url))
 
 
 def _wait_for_sync(
     name: str, old: _Side, new: _Side, *, after: int, timeout: float, say: Progress
 ) -> None:
     writer = create_engine(old.database_url)
-    follower = create_engine(new.database_url)
     # Only the monolith's outbox predates the backfill.
     after = after if old.name == "monolith" else 0
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        left = pending(name, writer, follower, origin=old.name, after=after)
-        if left == 0:
-            return
-        if left != last:
-            say(f"{left} events still to apply")
-            last = left
-        if time.monotonic() > deadline:
-            raise ShiftRefused(
-                f"the {new.name} still had {left} of the {old.name}'s {name} events "
-                f"to apply after {timeout:g} s; writes stay with the {old.name}"
-            )
-        time.sleep(0.1)
+    try:
+        wait_until_applied(
+            name,
+            writer,
+            create_engine(new.database_url),
+            old.name,
+            after=after,
+            upto=position(name, writer, old.name),
+            timeout=timeout,
+            say=say,
+            follower_name=new.name,
+        )
+    except SyncBehind as behind:
+        raise ShiftRefused(f"{behind}; writes stay with the {old.name}") from None
 
 
 def _set_role(base_url: str, context: str, role: str) -> dict:
