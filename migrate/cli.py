@@ -451,24 +451,21 @@ def shift(
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(context: str, reason: str, as_json: bool) -> None:
-    """Give CONTEXT back to the monolith: its writes, then all its reads."""
-    from migrate.router.state import MONOLITH
-    from migrate.sync.flip import move_writes
+    """Give CONTEXT back to the monolith: its writes (fenced, nothing lost),
+    then all its reads; its rollout is marked rolled back, shadowing off."""
+    from migrate.sync.flip import roll_back
 
     system = _system()
-    status = system.state.status().get(context)
-    if status is None:
-        raise ShiftRefused(f"{context} is not extracted; there is nothing to roll back")
-
-    moved = None
-    if status.writer != MONOLITH:
-        with _Steps(as_json) as steps:
-            moved = move_writes(system, context, back=True, progress=steps.say)
-    system.state.set_weight(context, 0, "migrate rollback", reason or "rollback")
+    with _Steps(as_json) as steps:
+        report = roll_back(system, context, reason=reason, progress=steps.say)
+    moved = report.writes_moved
     payload = {
         "context": context,
-        "writer": MONOLITH,
+        "writer": "monolith",
         "read_weight": 0,
+        "read_weight_was": report.read_weight_was,
+        "shadow_was": report.shadow_was,
+        "rollout": report.rollout,
         "flip": dataclasses.asdict(moved) if moved else None,
     }
     _emit(

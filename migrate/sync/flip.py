@@ -15,6 +15,12 @@ back (`migrate rollback <context>`):
 
 If a step fails before the new writer is promoted, the old writer is made
 the writer again and the router releases writes to it: nothing is half moved.
+
+`roll_back` is the whole of `migrate rollback`: writes back first (when the
+service has them), so the monolith serves reads only once it has applied
+everything the service accepted; then every read back, any rollout of the
+context marked rolled back, and shadowing off, since the service is no
+longer a candidate.
 """
 
 from __future__ import annotations
@@ -111,6 +117,48 @@ def move_writes(
     state.set_writer(name, new.backend, actor, "fenced flip: sync lag was zero")
     state.hold_writes(name, False, actor, f"writes released to the {new.name}")
     return FlipReport(name, new.backend, time.monotonic() - started, replayed)
+
+
+@dataclasses.dataclass(frozen=True)
+class RollbackReport:
+    context: str
+    writes_moved: FlipReport | None  # None: the monolith wrote already
+    read_weight_was: int
+    shadow_was: int  # percent mirrored before
+    rollout: str | None  # the state of the context's latest rollout, after
+
+
+def roll_back(
+    system: System,
+    name: str,
+    *,
+    reason: str = "",
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> RollbackReport:
+    """Give `name` back to the monolith from any phase before it finished."""
+    say = progress or (lambda step: None)
+    state = system.state
+    status = state.status().get(name)
+    if status is None:
+        raise ShiftRefused(f"{name} is not extracted; there is nothing to roll back")
+
+    actor, why = "migrate rollback", reason or "rollback"
+    moved = None
+    if status.writer != MONOLITH:
+        moved = move_writes(system, name, back=True, timeout=timeout, progress=say)
+    say(f"sending every read of {name} to the monolith")
+    state.roll_back(name, actor, why)
+    if status.shadow.percent:
+        state.set_shadow(name, 0, actor, why)
+    rollout = state.rollout(name)
+    return RollbackReport(
+        name,
+        moved,
+        status.read_weight,
+        status.shadow.percent,
+        rollout.state if rollout else None,
+    )
 
 
 def _backfill_position(name: str, service: _Side) -> int:
