@@ -12,6 +12,10 @@ What it guarantees:
   moves it to the dead-letter queue. The failure is logged with the event id.
 - A message that carries no envelope is logged and left alone, so it too
   ends in the dead-letter queue.
+- When a message's last allowed receive (the queue's maxReceiveCount) fails,
+  the consumer moves it to the dead-letter queue itself, with the handler's
+  error as its `dead_letter_reason` (see `deadletters.bury`), so
+  `migrate dlq` can say why.
 - A handler raising `AlreadyHandled` (the unit of work found the event id in
   its inbox) counts as success: the duplicate is deleted.
 - When `stop_event` is set mid-batch, the messages not yet handled are made
@@ -34,7 +38,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrate.kernel.uow import AlreadyHandled
-from migrate.messaging import queue_ops
+from migrate.messaging import deadletters, queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
 from migrate.observe import tracing
@@ -57,6 +61,7 @@ def consume(
     handled and deleted."""
     handled = 0
     failed_polls = 0
+    policy = _policy(sqs, queue_url)
     while not stop_event.is_set():
         try:
             handled += consume_once(
@@ -66,6 +71,7 @@ def consume(
                 wait_seconds=wait_seconds,
                 batch=batch,
                 stop_event=stop_event,
+                policy=policy,
             )
         except (BotoCoreError, ClientError) as exc:
             failed_polls += 1
@@ -94,9 +100,11 @@ def consume_once(
     wait_seconds: int = 1,
     batch: int = 10,
     stop_event: threading.Event | None = None,
+    policy: deadletters.RedrivePolicy | None = None,
 ) -> int:
     """One receive, its handlers, one batch delete; return how many were
-    handled and deleted."""
+    handled and deleted. With the queue's redrive `policy`, a message whose
+    last allowed receive failed is dead-lettered with its reason."""
     messages = queue_ops.receive(
         sqs, queue_url, max_messages=batch, wait_seconds=wait_seconds
     )
@@ -107,8 +115,11 @@ def consume_once(
             queue_ops.release(sqs, queue_url, untouched)
             break
 
-        if handle(handler, message, queue_url):
+        reason = _outcome(handler, message, queue_url)
+        if reason is None:
             done.append(message["ReceiptHandle"])
+        elif policy is not None and deadletters.is_last_receive(policy, message):
+            deadletters.bury(sqs, queue_url, policy, message, reason)
     if not done:
         return 0
 
@@ -118,11 +129,25 @@ def consume_once(
 
 def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     """Run the handler on one SQS message; True when it may be deleted."""
+    return _outcome(handler, message, queue_url) is None
+
+
+def _policy(sqs: BaseClient, queue_url: str) -> deadletters.RedrivePolicy | None:
+    try:
+        return deadletters.redrive_policy(sqs, queue_url)
+    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+        # SQS still dead-letters by itself; only the reason goes unrecorded.
+        _log.warning("cannot read the redrive policy of %s: %s", queue_url, exc)
+        return None
+
+
+def _outcome(handler: Handler, message: dict[str, Any], queue_url: str) -> str | None:
+    """None when the message may be deleted; otherwise why it may not."""
     try:
         received = ReceivedMessage.from_sqs(message)
     except MalformedMessage as exc:
         _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
-        return False
+        return f"not an event envelope: {exc}"
 
     try:
         # The handler's work continues the trace of the change it applies.
@@ -131,7 +156,7 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
         ):
             first = _first_time(handler, received)
     # Whatever the handler raised, the message stays for redelivery.
-    except Exception:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001
         _log.exception(
             "handler failed on event %s (%s, message %s, receive %d); "
             "it returns after the visibility timeout",
@@ -140,11 +165,11 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
             received.message_id,
             received.receive_count,
         )
-        return False
+        return deadletters.failure(error)
 
     if not first:
         _log.debug("event %s was handled before; deleting it", received.event_id)
-    return True
+    return None
 
 
 def _first_time(handler: Handler, received: ReceivedMessage) -> bool:

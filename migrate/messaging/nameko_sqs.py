@@ -29,6 +29,9 @@ What it guarantees:
   timeout, and after maxReceiveCount receives moves it to the dead-letter
   queue. (Nameko's documented SQS example deletes before knowing; this one
   does not.) Deletes go out in batches of up to ten.
+- When the last allowed receive of a message fails, the entrypoint moves it
+  to the dead-letter queue itself with the worker's error as its reason
+  (`deadletters.bury`), which `migrate dlq` shows.
 - At most `max_workers` messages are held at once: the poller asks SQS only
   for as many messages as there are free workers (at most ten per call).
 - A worker that runs long keeps its message: while it runs, the message's
@@ -69,7 +72,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
 from migrate.kernel.uow import AlreadyHandled
-from migrate.messaging import queue_ops
+from migrate.messaging import deadletters, queue_ops
 from migrate.messaging.clients import EMULATOR_REGION, sqs_client
 from migrate.messaging.errors import MalformedMessage, QueueNotFound, SettingInvalid
 from migrate.messaging.message import ReceivedMessage
@@ -85,10 +88,17 @@ _FINISHED = object()
 class _QueueLoop:
     """What the poller keeps per consumed queue."""
 
-    def __init__(self, provider: SqsConsumer, url: str, visibility: int):
+    def __init__(
+        self,
+        provider: SqsConsumer,
+        url: str,
+        visibility: int,
+        policy: deadletters.RedrivePolicy | None,
+    ):
         self.provider = provider
         self.url = url
         self.visibility = visibility
+        self.policy = policy
         self.stopping = False
         self.handled: LightQueue = LightQueue()
         self.poll_thread: Any = None
@@ -131,7 +141,9 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
     def start(self) -> None:
         for provider in self._providers:
             url = self._queue_url(provider.queue_name)
-            loop = _QueueLoop(provider, url, self._visibility_of(url))
+            loop = _QueueLoop(
+                provider, url, self._visibility_of(url), self._policy_of(url)
+            )
             self._loops[provider] = loop
             loop.poll_thread = self.container.spawn_managed_thread(
                 functools.partial(self._poll, loop),
@@ -188,6 +200,22 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
             QueueUrl=url, AttributeNames=["VisibilityTimeout"]
         )
         return int(answer["Attributes"].get("VisibilityTimeout", "30"))
+
+    def _policy_of(self, url: str) -> deadletters.RedrivePolicy | None:
+        assert self._sqs is not None
+        try:
+            return deadletters.redrive_policy(self._sqs, url)
+        except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+            # SQS still dead-letters by itself; only the reason goes unrecorded.
+            _log.warning("cannot read the redrive policy of %s: %s", url, exc)
+            return None
+
+    def _bury_if_last(
+        self, loop: _QueueLoop, message: dict[str, Any], reason: str
+    ) -> None:
+        if deadletters.is_last_receive(loop.policy, message):
+            assert loop.policy is not None
+            deadletters.bury(self._sqs, loop.url, loop.policy, message, reason)
 
     def _keep_invisible(
         self, loop: _QueueLoop, receipt_handle: str, running: list[bool]
@@ -311,6 +339,7 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         except MalformedMessage as exc:
             self._release_workers(1)
             _log.error("leaving %s on %s for the dead-letter queue", exc, loop.url)
+            self._bury_if_last(loop, message, f"not an event envelope: {exc}")
             return
 
         try:
@@ -324,7 +353,9 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                     "event_id": received.event_id,
                     "trace_header": received.trace_header,
                 },
-                handle_result=functools.partial(self._handle_result, loop, received),
+                handle_result=functools.partial(
+                    self._handle_result, loop, received, message
+                ),
             )
         except ContainerBeingKilled:
             self._release_workers(1)
@@ -356,6 +387,7 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         self,
         loop: _QueueLoop,
         received: ReceivedMessage,
+        message: dict[str, Any],
         worker_ctx: Any,
         result: Any,
         exc_info: Any,
@@ -364,14 +396,17 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
             loop.handled.put(received.receipt_handle)
         else:
             _log.warning(
-                "event %s (%s, receive %d) stays on %s after %s; it returns after "
-                "the visibility timeout",
+                "event %s (%s, message %s, receive %d) stays on %s after %s: %s; "
+                "it returns after the visibility timeout",
                 received.event_id,
                 received.envelope.event_type,
+                received.message_id,
                 received.receive_count,
                 loop.url,
                 exc_info[0].__name__,
+                exc_info[1],
             )
+            self._bury_if_last(loop, message, deadletters.failure(exc_info[1]))
         return result, exc_info
 
     def _delete_handled(self, loop: _QueueLoop) -> None:

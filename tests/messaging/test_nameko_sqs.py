@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from migrate.messaging import deadletters
 from migrate.messaging.clients import sns_client, sqs_client
 from migrate.messaging.emulator import Emulator
 from migrate.messaging.publisher import SnsPublisher
@@ -159,6 +160,9 @@ def test_message_whose_worker_raised_is_not_deleted_and_ends_dead_lettered(
     eventually(lambda: depth(sqs, dead_letter_url) == 1, timeout=30)
     assert service.lines("start") == [[poison.event_id, "1"], [poison.event_id, "2"]]
     assert depth(sqs, queue_url) == 0
+    (letter,) = deadletters.peek(sqs, "inbox", dead_letter_url)
+    assert letter.reason == f"ValueError: refusing {poison.event_id}"
+    assert letter.receive_count == 2
 
 
 def test_service_holds_no_more_messages_than_it_has_workers(
