@@ -4,6 +4,10 @@ Everything that needs to know the contexts (checks, hosts, extraction,
 messaging topology) derives it from here. A malformed manifest raises
 `ManifestError` naming the entry; nothing is imported until asked for.
 
+A context whose events must arrive in order per aggregate declares `fifo =
+true`: its topic and every queue it feeds are then FIFO (an SNS topic is
+FIFO or not, so the choice is the context's, for all its event types).
+
 A context may declare how its service differs from it (all optional):
 `service_metadata` and `service_unit_of_work` name the service's own
 tables and the unit of work over them (default: the context's), and a
@@ -82,6 +86,7 @@ class Context:
     service_metadata: str | None = None
     service_unit_of_work: str | None = None
     copies: tuple[TableCopy, ...] = ()
+    fifo: bool = False
 
     @property
     def service_tables(self) -> str:
@@ -180,6 +185,7 @@ _OPTIONAL = {
     "service_metadata",
     "service_unit_of_work",
     "copy",
+    "fifo",
 }
 
 
@@ -228,6 +234,12 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
             f"{path}: context {name} has unknown keys {sorted(unknown)}"
         )
 
+    fifo = entry.get("fifo", False)
+    if not isinstance(fifo, bool):
+        raise ManifestError(
+            f"{path}: context {name} has fifo = {fifo!r}; it is true or false"
+        )
+
     effects = tuple(
         SideEffect(effect, spec["on"], spec["function"])
         for effect, spec in entry.get("side_effects", {}).items()
@@ -251,6 +263,7 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
             _table_copy(path, name, table, spec)
             for table, spec in entry.get("copy", {}).items()
         ),
+        fifo=fifo,
     )
 
 

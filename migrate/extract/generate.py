@@ -19,6 +19,7 @@ from alembic import command
 from migrate import names
 from migrate.errors import AlreadyExtracted, ManifestError
 from migrate.manifest import Context, Manifest
+from migrate.messaging.topology import Queue
 from migrate.schema import alembic_config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -91,10 +92,17 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "class_name": f"{context.name.title().replace('_', '')}Service",
         "env_prefix": context.name.upper(),
         "routes": context.route_list,
+        # The names SQS knows them by: a FIFO queue's ends in .fifo.
         "queues": {
-            "follow": names.follow_queue(manifest.name, context.name, "service"),
+            "follow": _queue_name(
+                names.follow_queue(manifest.name, context.name, "service"),
+                context.fifo,
+            ),
             "consumes": {
-                source: names.consumer_queue(manifest.name, context.name, source)
+                source: _queue_name(
+                    names.consumer_queue(manifest.name, context.name, source),
+                    manifest.context(source).fifo,
+                )
                 for source in consumed
             },
         },
@@ -112,6 +120,10 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))
     shutil.copy(MAKO, out / "migrations" / "script.py.mako")
+
+
+def _queue_name(declared: str, fifo: bool) -> str:
+    return Queue(declared, fifo=fifo).aws_name
 
 
 def _autogenerate_first_revision(name: str, migrations: Path) -> None:

@@ -20,6 +20,10 @@ What it guarantees:
   its inbox) counts as success: the duplicate is deleted.
 - When `stop_event` is set mid-batch, the messages not yet handled are made
   visible again at once rather than after the visibility timeout.
+- On a FIFO queue (`.fifo`), once a message fails the later messages of its
+  group in the batch are not handled but handed back at once: SQS holds the
+  group behind the failed message, which returns first. Order per group
+  (per aggregate) holds through failures.
 - An unreachable endpoint is logged and retried with capped backoff.
 
 What it does not do: deduplicate (handlers do, by event id, through their
@@ -109,17 +113,33 @@ def consume_once(
         sqs, queue_url, max_messages=batch, wait_seconds=wait_seconds
     )
     done: list[str] = []
+    held_back: list[str] = []
+    failed_groups: set[str] = set()
+    fifo = queue_url.endswith(".fifo")
     for index, message in enumerate(messages):
         if stop_event is not None and stop_event.is_set():
             untouched = [m["ReceiptHandle"] for m in messages[index:]]
-            queue_ops.release(sqs, queue_url, untouched)
+            queue_ops.release(sqs, queue_url, untouched + held_back)
+            held_back = []
             break
+
+        group = message.get("Attributes", {}).get("MessageGroupId")
+        if fifo and group in failed_groups:
+            # Behind a failed message of its group: it must not overtake it.
+            held_back.append(message["ReceiptHandle"])
+            continue
 
         reason = _outcome(handler, message, queue_url)
         if reason is None:
             done.append(message["ReceiptHandle"])
-        elif policy is not None and deadletters.is_last_receive(policy, message):
+            continue
+
+        if fifo:
+            failed_groups.add(group)
+        if policy is not None and deadletters.is_last_receive(policy, message):
             deadletters.bury(sqs, queue_url, policy, message, reason)
+    if held_back:
+        queue_ops.release(sqs, queue_url, held_back)
     if not done:
         return 0
 

@@ -222,3 +222,36 @@ def test_a_redriven_dead_letter_goes_back_without_its_reason(
     assert moved == 1
     assert deadletters.REASON not in back["MessageAttributes"]
     assert ReceivedMessage.from_sqs(back).envelope.event_type == "InvoiceIssued"
+
+
+def test_on_a_fifo_queue_a_failure_holds_back_the_rest_of_its_group(
+    sns: Any, sqs: Any, wire
+) -> None:
+    topic_arn, queue_url, _ = wired(wire, fifo=True, visibility_timeout=1)
+    sent = [
+        envelope(aggregate_id=aggregate, n=n)
+        for n in (1, 2)
+        for aggregate in ("A", "B")
+    ]
+    SnsPublisher(sns).publish_batch(topic_arn, sent)
+    seen: list[tuple[str, int]] = []
+
+    def handler(message: ReceivedMessage) -> None:
+        tag = f"{message.envelope.aggregate_id}{message.envelope.data['n']}"
+        seen.append((tag, message.receive_count))
+        if tag == "A1" and message.receive_count == 1:
+            raise ValueError("A1 fails the first time")
+
+    handled: list[int] = []
+    eventually(
+        lambda: (
+            handled.append(consume_once(sqs, queue_url, handler)) or sum(handled) == 4
+        ),
+        timeout=20,
+    )
+
+    tags = [tag for tag, _ in seen]
+    assert tags.index("A2") > tags.index("A1", 1)  # after A1's second receive
+    assert tags.count("A2") == 1
+    assert tags.index("B1") < tags.index("B2")
+    assert seen[:3] == [("A1", 1), ("B1", 1), ("B2", 1)]
