@@ -17,6 +17,9 @@ What it guarantees:
 - When `stop_event` is set mid-batch, the messages not yet handled are made
   visible again at once rather than after the visibility timeout.
 - An unreachable endpoint is logged and retried with capped backoff.
+- Each message is counted in the process's metrics under its queue's name
+  (`migrate_messages_total`: handled, duplicate, failed, malformed) with
+  its handler's time (`migrate_message_duration_seconds`).
 
 What it does not do: deduplicate (handlers do, by event id, through their
 inbox), run handlers concurrently, or extend the visibility timeout of a
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +41,7 @@ from migrate.kernel.uow import AlreadyHandled
 from migrate.messaging import queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
-from migrate.observe import tracing
+from migrate.observe import metrics, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -118,12 +122,16 @@ def consume_once(
 
 def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     """Run the handler on one SQS message; True when it may be deleted."""
+    queue = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    counted = metrics.process("migrate_messages_total")
     try:
         received = ReceivedMessage.from_sqs(message)
     except MalformedMessage as exc:
         _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
+        counted.labels(queue, "malformed").inc()
         return False
 
+    started = time.perf_counter()
     try:
         # The handler's work continues the trace of the change it applies.
         with tracing.segment(
@@ -140,10 +148,16 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
             received.message_id,
             received.receive_count,
         )
+        counted.labels(queue, "failed").inc()
         return False
+    finally:
+        metrics.process("migrate_message_duration_seconds").labels(queue).observe(
+            time.perf_counter() - started
+        )
 
     if not first:
         _log.debug("event %s was handled before; deleting it", received.event_id)
+    counted.labels(queue, "handled" if first else "duplicate").inc()
     return True
 
 
