@@ -91,6 +91,13 @@ class Measured(DependencyProvider):
         self._started: weakref.WeakKeyDictionary[Any, float] = (
             weakref.WeakKeyDictionary()
         )
+        # Every series from zero, so a rate reads 0 rather than nothing.
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, SqsConsumer):
+                for outcome in ("handled", "duplicate", "failed"):
+                    self.instruments("migrate_messages_total").labels(
+                        entrypoint.queue_name, outcome
+                    )
 
     def get_dependency(self, worker_ctx: Any) -> Measured:
         return self

@@ -46,6 +46,7 @@ from migrate.observe import metrics, tracing
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[ReceivedMessage], object]
+_OUTCOMES = ("handled", "duplicate", "failed", "malformed")
 
 
 def consume(
@@ -61,6 +62,10 @@ def consume(
     handled and deleted."""
     handled = 0
     failed_polls = 0
+    queue = _queue_name(queue_url)
+    for outcome in _OUTCOMES:
+        metrics.process("migrate_messages_total").labels(queue, outcome)
+    metrics.process("migrate_message_duration_seconds").labels(queue)
     while not stop_event.is_set():
         try:
             handled += consume_once(
@@ -122,7 +127,7 @@ def consume_once(
 
 def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     """Run the handler on one SQS message; True when it may be deleted."""
-    queue = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    queue = _queue_name(queue_url)
     counted = metrics.process("migrate_messages_total")
     try:
         received = ReceivedMessage.from_sqs(message)
@@ -159,6 +164,10 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
         _log.debug("event %s was handled before; deleting it", received.event_id)
     counted.labels(queue, "handled" if first else "duplicate").inc()
     return True
+
+
+def _queue_name(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _first_time(handler: Handler, received: ReceivedMessage) -> bool:

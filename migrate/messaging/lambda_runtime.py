@@ -119,6 +119,11 @@ MAX_CONCURRENCY = 1000
 # Lambda allows a function's initialisation 10 s before it fails the invoke.
 INIT_TIMEOUT_SECONDS = 10.0
 _LONG_POLL_LIMIT = 20
+_MEASURES = (
+    "migrate_lambda_invocations_total", "migrate_lambda_errors_total",
+    "migrate_lambda_items_failed_total", "migrate_lambda_cold_starts_total",
+    "migrate_lambda_duration_seconds", "migrate_lambda_batch_size_messages",
+)
 _EMULATOR_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "emulator",
     "AWS_SECRET_ACCESS_KEY": "emulator",
@@ -487,6 +492,9 @@ class LambdaRuntime:
         self._sqs = sqs
         self._environments: dict[int, Environment] = {}
         self._guard = threading.Lock()
+        # Every series from zero, so a rate reads 0 rather than nothing.
+        for name in _MEASURES:
+            metrics.process(name).labels(function_name)
 
     def __enter__(self) -> Self:
         return self

@@ -286,7 +286,7 @@ def build() -> Any:
     )
     # Ids are unique within a dashboard; the builders leave them all 0.
     number = 0
-    for row in model.panels:
+    for row in model.panels or []:
         for panel in [row, *getattr(row, "panels", [])]:
             number += 1
             panel.id_val = number

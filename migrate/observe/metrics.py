@@ -279,8 +279,9 @@ def exposition(*registries: CollectorRegistry) -> bytes:
 # Families a collector builds at scrape time --------------------------------
 
 
-def family(name: str) -> Metric:
-    """An empty family of a catalogue metric, for a custom collector."""
+def family(name: str) -> Any:
+    """An empty family of a catalogue metric, for a custom collector: a
+    counter, gauge or histogram family, whose `add_metric` differ."""
     entry = spec(name)
     if entry.kind == "counter":
         return CounterMetricFamily(entry.base, entry.help, labels=entry.labels)
@@ -501,7 +502,11 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> None:
                 _log.exception("could not write EMF lines")
 
     threading.Thread(target=flush_forever, name="metrics-emf", daemon=True).start()
-    atexit.register(lambda: (stop.set(), writer.write()))
+    def last_lines() -> None:
+        stop.set()
+        writer.write()
+
+    atexit.register(last_lines)
 
 
 def emit_also(registry: CollectorRegistry) -> None:
