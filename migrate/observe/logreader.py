@@ -9,6 +9,10 @@ process, and placed in time just before the next JSON line of its file
 (or at the file's modification time when none follows), so the lines of
 one file keep their order.
 
+A CloudWatch embedded metric format line (a process's metrics, with
+`MIGRATE_METRICS_EMF=on`) is a JSON line too, timed by its `_aws`
+`Timestamp`.
+
 `LogFolder.read()` returns what was appended since the last call, from
 every file, merged by time, so calling it again and again follows the
 folder, files that appear later included; a file that shrank (cut or
@@ -159,6 +163,11 @@ def parse_level(text: str) -> str:
 
 
 def _time_of(fields: dict[str, Any]) -> float | None:
+    # An embedded-metric-format line keeps its time, in milliseconds, in
+    # the metadata CloudWatch reads.
+    aws = fields.get("_aws")
+    if isinstance(aws, dict) and isinstance(aws.get("Timestamp"), int | float):
+        return float(aws["Timestamp"]) / 1000
     for key in ("time", "timestamp"):
         value = fields.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -135,6 +135,25 @@ def test_since_and_lines_keep_the_recent_end(
     assert last_two == recent
 
 
+def test_an_embedded_metric_line_takes_its_time_from_its_metadata(
+    workspace: dict[str, str], logs: Path
+) -> None:
+    emf = {"_aws": {"Timestamp": int((time.time() - 35) * 1000),
+                    "CloudWatchMetrics": [{"Namespace": "migrate",
+                                           "Dimensions": [["context"]],
+                                           "Metrics": [{"Name": "requests"}]}]},
+           "context": "billing", "requests": 3}
+    with (logs / "monolith.log").open("a") as monolith:
+        monolith.write(json.dumps(emf) + "\n")
+
+    answer = migrate(workspace, "logs", "--json", "--service", "monolith")
+
+    rows = [json.loads(r) for r in answer.stdout.splitlines()]
+    assert [r.get("message", "metrics") for r in rows] == [
+        "monolith serving", "metrics", "invoice 7 issued"]
+    assert rows[1]["requests"] == 3
+
+
 def test_a_line_for_people_shows_its_fields_after_the_message(
     workspace: dict[str, str], logs: Path
 ) -> None:
