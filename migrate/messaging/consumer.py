@@ -25,6 +25,9 @@ What it guarantees:
   group behind the failed message, which returns first. Order per group
   (per aggregate) holds through failures.
 - An unreachable endpoint is logged and retried with capped backoff.
+- Each message is counted in the process's metrics under its queue's name
+  (`migrate_messages_total`: handled, duplicate, failed, malformed) with
+  its handler's time (`migrate_message_duration_seconds`).
 
 What it does not do: deduplicate (handlers do, by event id, through their
 inbox), run handlers concurrently, or extend the visibility timeout of a
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,11 +49,12 @@ from migrate.kernel.uow import AlreadyHandled
 from migrate.messaging import deadletters, queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
-from migrate.observe import tracing
+from migrate.observe import metrics, tracing
 
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[ReceivedMessage], object]
+_OUTCOMES = ("handled", "duplicate", "failed", "malformed")
 
 
 def consume(
@@ -66,6 +71,10 @@ def consume(
     handled = 0
     failed_polls = 0
     policy = _policy(sqs, queue_url)
+    queue = _queue_name(queue_url)
+    for outcome in _OUTCOMES:
+        metrics.process("migrate_messages_total").labels(queue, outcome)
+    metrics.process("migrate_message_duration_seconds").labels(queue)
     while not stop_event.is_set():
         try:
             handled += consume_once(
@@ -163,12 +172,16 @@ def _policy(sqs: BaseClient, queue_url: str) -> deadletters.RedrivePolicy | None
 
 def _outcome(handler: Handler, message: dict[str, Any], queue_url: str) -> str | None:
     """None when the message may be deleted; otherwise why it may not."""
+    queue = _queue_name(queue_url)
+    counted = metrics.process("migrate_messages_total")
     try:
         received = ReceivedMessage.from_sqs(message)
     except MalformedMessage as exc:
         _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
+        counted.labels(queue, "malformed").inc()
         return f"not an event envelope: {exc}"
 
+    started = time.perf_counter()
     try:
         # The handler's work continues the trace of the change it applies.
         with tracing.segment(
@@ -185,11 +198,21 @@ def _outcome(handler: Handler, message: dict[str, Any], queue_url: str) -> str |
             received.message_id,
             received.receive_count,
         )
+        counted.labels(queue, "failed").inc()
         return deadletters.failure(error)
+    finally:
+        metrics.process("migrate_message_duration_seconds").labels(queue).observe(
+            time.perf_counter() - started
+        )
 
     if not first:
         _log.debug("event %s was handled before; deleting it", received.event_id)
+    counted.labels(queue, "handled" if first else "duplicate").inc()
     return None
+
+
+def _queue_name(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _first_time(handler: Handler, received: ReceivedMessage) -> bool:

@@ -4,9 +4,11 @@ An event is pending when the writer's outbox holds it (after the follower's
 backfill position, up to a position if one is given, and from the writer's
 side) and the follower's inbox has no record of applying it. Zero pending is
 what a write flip waits for, and what `migrate verify` waits for up to the
-position it compares at. The lag in seconds is the age of the oldest pending
-event (when its change committed in the writer, by the writer's clock); it
-is 0 when nothing is pending.
+position it compares at.
+
+The lag in seconds is the age of the oldest pending event (from its
+`occurred_at` in the writer's outbox): 0 when nothing is pending, growing
+while a follower is stuck. It is not how long delivery takes.
 """
 
 from __future__ import annotations
@@ -28,11 +30,55 @@ from migrate.kernel.uow import queue_tables
 if TYPE_CHECKING:
     from migrate.system import System
 
+DIRECTIONS = ("to_service", "to_monolith")
+
 
 @dataclasses.dataclass(frozen=True)
 class Lag:
     events: int
     seconds: float
+
+
+def behind(
+    context: str,
+    writer: Engine,
+    follower: Engine,
+    origin: str,
+    after: int = 0,
+    now: datetime | None = None,
+    upto: int | None = None,
+) -> Lag:
+    """The events of `origin` the follower has yet to apply, and the age of
+    the oldest of them."""
+    outbox, inbox = queue_tables(context)
+    query = sa.select(outbox.c.event_id, outbox.c.occurred_at).where(
+        outbox.c.position > after, outbox.c.origin == origin
+    )
+    if upto is not None:
+        query = query.where(outbox.c.position <= upto)
+    with writer.connect() as db:
+        produced = {row.event_id: row.occurred_at for row in db.execute(query)}
+    if not produced:
+        return Lag(0, 0.0)
+
+    with follower.connect() as db:
+        applied = {
+            row.event_id
+            for row in db.execute(
+                sa.select(inbox.c.event_id).where(
+                    inbox.c.consumer == f"{context}.replica"
+                )
+            )
+        }
+    waiting = [at for event_id, at in produced.items() if event_id not in applied]
+    if not waiting:
+        return Lag(0, 0.0)
+
+    oldest = min(datetime.fromisoformat(at) for at in waiting)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    age = ((now or datetime.now(UTC)) - oldest).total_seconds()
+    return Lag(len(waiting), max(0.0, age))
 
 
 def pending(
@@ -43,45 +89,7 @@ def pending(
     after: int = 0,
     upto: int | None = None,
 ) -> int:
-    return lag(context, writer, follower, origin, after, upto).events
-
-
-def lag(
-    context: str,
-    writer: Engine,
-    follower: Engine,
-    origin: str,
-    after: int = 0,
-    upto: int | None = None,
-) -> Lag:
-    """Events of `origin` in the writer's outbox the follower has not applied,
-    and the age of the oldest of them."""
-    outbox, inbox = queue_tables(context)
-    query = sa.select(outbox.c.event_id, outbox.c.occurred_at).where(
-        outbox.c.position > after, outbox.c.origin == origin
-    )
-    if upto is not None:
-        query = query.where(outbox.c.position <= upto)
-    with writer.connect() as db:
-        produced = {event_id: at for event_id, at in db.execute(query).tuples()}
-    if not produced:
-        return Lag(0, 0.0)
-
-    with follower.connect() as db:
-        applied = set(
-            db.scalars(
-                sa.select(inbox.c.event_id).where(
-                    inbox.c.consumer == f"{context}.replica"
-                )
-            )
-        )
-    left = [at for event_id, at in produced.items() if event_id not in applied]
-    if not left:
-        return Lag(0, 0.0)
-
-    oldest = datetime.fromisoformat(min(left))
-    age = (datetime.now(UTC) - oldest).total_seconds()
-    return Lag(len(left), round(max(age, 0.0), 3))
+    return behind(context, writer, follower, origin, after, upto=upto).events
 
 
 def position(context: str, writer: Engine, origin: str) -> int:
@@ -135,15 +143,25 @@ def wait_until_applied(
         time.sleep(0.1)
 
 
-def lag_by_direction(system: System, context: str) -> dict[str, dict[str, float]]:
-    """Each side's lag behind the other's changes, for `migrate status`."""
-    settings = system.settings
-    monolith = create_engine(settings.monolith_url)
-    service = create_engine(settings.service_url(context))
+def lags(context: str, monolith: Engine, service: Engine) -> dict[str, Lag]:
+    """Each direction's lag: the service behind the monolith, and back."""
     after = backfill_position(context, service)
-    to_service = lag(context, monolith, service, "monolith", after)
-    to_monolith = lag(context, service, monolith, "service")
     return {
-        "to_service": dataclasses.asdict(to_service),
-        "to_monolith": dataclasses.asdict(to_monolith),
+        "to_service": behind(context, monolith, service, "monolith", after),
+        "to_monolith": behind(context, service, monolith, "service"),
+    }
+
+
+def lag_by_direction(system: System, context: str) -> dict[str, dict[str, float]]:
+    """Each side's lag behind the other's changes, for `migrate status`:
+    events not yet applied, and the age of the oldest in seconds."""
+    settings = system.settings
+    found = lags(
+        context,
+        create_engine(settings.monolith_url),
+        create_engine(settings.service_url(context)),
+    )
+    return {
+        direction: {"events": lag.events, "seconds": round(lag.seconds, 3)}
+        for direction, lag in found.items()
     }

@@ -24,7 +24,7 @@ from migrate.seed import synthetic
 from migrate.seed.load import seed
 from migrate.sync.backfill import backfill
 from migrate.sync.compare import compare
-from migrate.sync.lag import lag
+from migrate.sync.lag import behind
 from monolith.billing.handlers import RecordPayment, record_payment
 from monolith.billing.tables import invoices
 from monolith.host import Monolith
@@ -173,7 +173,7 @@ def test_the_lag_counts_unapplied_events_and_the_age_of_the_oldest(
     (_, first), (_, second) = _unapplied(monolith, service)
 
     def measured():  # type: ignore[no-untyped-def]
-        return lag("billing", monolith.engine, service.engine, "monolith", after)
+        return behind("billing", monolith.engine, service.engine, "monolith", after)
 
     both = measured()
     service.follow(first)
@@ -208,13 +208,13 @@ def test_status_and_verify_show_the_lag_and_the_position_they_compare_at(
     time.sleep(1.0)
 
     status = json.loads(migrate(workspace, "status", "--json").stdout)
-    behind = migrate(workspace, "verify", "billing", "--timeout", "0.5", "--json")
+    lagging = migrate(workspace, "verify", "billing", "--timeout", "0.5", "--json")
 
     lags = status["contexts"]["billing"]["sync_lag"]
     assert lags["to_service"]["events"] == 1
     assert lags["to_service"]["seconds"] >= 1.0
     assert lags["to_monolith"] == {"events": 0, "seconds": 0.0}
-    assert behind.returncode == 1
+    assert lagging.returncode == 1
     assert "still had 1 of the monolith's billing events up to position" in (
-        behind.stderr
+        lagging.stderr
     )
