@@ -18,6 +18,7 @@ import argparse
 import inspect
 import json
 import sys
+import tokenize
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -163,8 +164,10 @@ def _line_of(
     at_start: bool = False,
 ) -> int:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
+        # Decoded as Python decoded the module (a PEP 263 line, a BOM).
+        with tokenize.open(path) as source:
+            lines = source.read().splitlines()
+    except (OSError, SyntaxError, UnicodeError):
         return default
 
     for number, text in enumerate(lines, 1):

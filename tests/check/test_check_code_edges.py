@@ -291,15 +291,18 @@ def test_a_module_in_another_declared_encoding_is_read_and_checked(
 ) -> None:
     source = ('# -*- coding: latin-1 -*-\n"""Prix en \xe9cus."""\n\n'
               "from monolith.ordering.adapters import SqlOrders\n")
-    monolith_copy.path("billing/replica.py").write_bytes(
-        source.encode("latin-1")
-        + monolith_copy.path("billing/replica.py").read_bytes())
+    for module in ("billing/replica.py", "billing/tables.py"):
+        original = monolith_copy.path(module).read_bytes()
+        monolith_copy.path(module).write_bytes(source.encode("latin-1") + original)
 
     checked = monolith_copy.check()
 
-    [found] = checked.found("internal-import")
-    assert found["location"] == "monolith/billing/replica.py:4"
-    assert checked.found("unreadable") == []
+    assert checked.exit_code == 1
+    assert [v["location"] for v in checked.found("internal-import")] == [
+        "monolith/billing/replica.py:4", "monolith/billing/tables.py:4"]
+    assert [v["rule"] for v in checked.report["violations"]] == [
+        "internal-import", "internal-import"]
+    assert checked.report["checked"]["tables"] == 22
 
 
 @pytest.mark.parametrize("where", ["billing/notes.py", "billing/drafts/notes.py"],
