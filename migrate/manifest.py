@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,32 @@ class SideEffect:
     name: str
     on: str
     function: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextPort:
+    """A port of one context that another context's API answers.
+
+    Declared in the context's `ports` module as an attribute of its `Ports`
+    protocol named after the providing context (`catalog: Catalog`); the
+    host wires it (in-process calls on the monolith, HTTP on a service).
+    `calls` are the methods of its protocol.
+    """
+
+    name: str
+    provider: str
+    protocol: type | None
+    module: str
+
+    @property
+    def calls(self) -> list[str]:
+        if self.protocol is None:
+            return []
+
+        return sorted(
+            name for name, value in vars(self.protocol).items()
+            if callable(value) and not name.startswith("_")
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +102,29 @@ class Context:
     @property
     def route_errors(self) -> dict[type[Exception], tuple[int, str]]:
         return dict(self.load(self.routes).ERRORS)
+
+    @property
+    def ports_module(self) -> str:
+        return f"{self.package}.ports"
+
+    def ports_to(self, contexts: Iterable[str]) -> list[ContextPort]:
+        """The ports of this context that the APIs of `contexts` answer."""
+        if importlib.util.find_spec(self.ports_module) is None:
+            return []
+
+        module = self.load(self.ports_module)
+        declared = getattr(getattr(module, "Ports", None), "__annotations__", {})
+        others = set(contexts) - {self.name}
+        found = []
+        for name, annotation in declared.items():
+            if name not in others:
+                continue
+            # Annotations are strings under `from __future__ import annotations`.
+            protocol = getattr(module, annotation, None) if isinstance(
+                annotation, str) else annotation
+            found.append(ContextPort(name, name, protocol if isinstance(
+                protocol, type) else None, self.ports_module))
+        return sorted(found, key=lambda port: port.name)
 
     @property
     def event_handlers(self) -> dict[type[Event], Any]:

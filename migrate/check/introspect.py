@@ -47,7 +47,7 @@ def describe(manifest_path: Path, root: Path, plan: bool) -> dict[str, Any]:
         module = sys.modules[context.metadata.partition(":")[0]]
         contexts[name] = {"tables": [_table(t, module) for t in _tables(metadata)]}
         if plan:
-            contexts[name].update(_plan_facts(context))
+            contexts[name].update(_plan_facts(context, list(manifest.contexts)))
 
     return {"contexts": contexts, "relationships": _relationships()}
 
@@ -104,7 +104,7 @@ def _relationships() -> list[dict[str, Any]]:
     return found
 
 
-def _plan_facts(context: Any) -> dict[str, Any]:
+def _plan_facts(context: Any, contexts: list[str]) -> dict[str, Any]:
     from migrate.kernel.events import Event
 
     events = context.load(context.events)
@@ -123,14 +123,19 @@ def _plan_facts(context: Any) -> dict[str, Any]:
         for r in context.route_list
     ]
     return {"published": sorted(published), "consumed": consumed, "routes": routes,
-            "ports": _ports(context)}
+            "ports": _ports(context), "port_calls": _port_calls(context, contexts)}
+
+
+# Protocols every context declares the same way: how a host hands it its
+# units of work. They say nothing about what extraction cuts.
+_GENERIC_PORTS = {"Ports", "UnitOfWork"}
 
 
 def _ports(context: Any) -> list[str]:
     import importlib.util
     from typing import Protocol
 
-    module_name = context.package + ".ports"
+    module_name = context.ports_module
     if importlib.util.find_spec(module_name) is None:
         return []
 
@@ -140,7 +145,25 @@ def _ports(context: Any) -> list[str]:
         name for name, value in vars(ports).items()
         if isinstance(value, type) and Protocol in getattr(value, "__mro__", ())
         and value.__module__ == module_name and value is not Protocol
+        and name not in _GENERIC_PORTS
     )
+
+
+def _port_calls(context: Any, contexts: list[str]) -> list[dict[str, Any]]:
+    """Each call this context makes to another context's API through a port."""
+    found = []
+    for port in context.ports_to(contexts):
+        module = sys.modules[port.module]
+        path = inspect.getsourcefile(module) or ""
+        owner = getattr(module, "Ports", None)
+        start = _class_line(owner) if isinstance(owner, type) else FIRST_LINE
+        line = _line_of(path, [f"{port.name}:"], default=start, after=start,
+                        at_start=True)
+        # A port whose protocol cannot be read still crosses the edge.
+        found += [{"port": port.name, "provider": port.provider, "call": call,
+                   "module": port.module, "file": path, "line": line}
+                  for call in port.calls or [None]]
+    return found
 
 
 def _attribute_line(path: str, attribute: str, start: int) -> int:

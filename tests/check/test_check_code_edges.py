@@ -251,7 +251,8 @@ def test_a_forbid_pattern_naming_a_submodule_that_does_not_exist_is_reported(
     'load = __import__\nload("{target}")',
     'from builtins import __import__ as bring\nbring("{target}")',
     'import importlib\nfind = getattr(importlib, "import_module")\nfind("{target}")',
-    'import importlib as il\nfetch = il.import_module\nagain = fetch\nagain("{target}")',
+    'import importlib as il\nfetch = il.import_module\nagain = fetch\n'
+    'again("{target}")',
 ], ids=["from-import-as", "importlib-dunder", "assigned-dunder",
         "builtins-as", "getattr", "renamed-twice"])
 def test_a_dynamic_import_under_another_name_is_checked(
