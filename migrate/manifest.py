@@ -29,9 +29,16 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.t
 
 @dataclasses.dataclass(frozen=True)
 class SideEffect:
+    """Slow work a context does after one of its events.
+
+    `handler` is the work itself, `(event data, port) -> bool`, run by either
+    host; `function` is its Lambda handler, fed by SQS.
+    """
+
     name: str
     on: str
     function: str
+    handler: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Context:
     replica: str | None = None
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
+    outlets: str | None = None
 
     def load(self, reference: str) -> Any:
         """Import `package.module` or `package.module:attribute`."""
@@ -177,7 +185,8 @@ class Manifest:
 
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
-_OPTIONAL = {"handlers", "replica", "totals", "side_effects"}
+_OPTIONAL = {"handlers", "replica", "totals", "side_effects", "outlets"}
+_SIDE_EFFECT_KEYS = ("on", "function", "handler")
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -226,9 +235,14 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         )
 
     effects = tuple(
-        SideEffect(effect, spec["on"], spec["function"])
+        _side_effect(path, name, effect, spec)
         for effect, spec in entry.get("side_effects", {}).items()
     )
+    if effects and "outlets" not in entry:
+        raise ManifestError(
+            f"{path}: context {name} declares side effects but no outlets "
+            "module (whose outlet(side_effect) gives each its port)"
+        )
     return Context(
         name=name,
         package=entry["package"],
@@ -242,7 +256,30 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         replica=entry.get("replica"),
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
+        outlets=entry.get("outlets"),
     )
+
+
+def _side_effect(path: Path, context: str, name: str, spec: Any) -> SideEffect:
+    where = f"context {context}: side effect {name}"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    missing = [key for key in _SIDE_EFFECT_KEYS if key not in spec]
+    if missing:
+        raise ManifestError(f"{path}: {where} lacks {', '.join(missing)}")
+
+    unknown = set(spec) - set(_SIDE_EFFECT_KEYS)
+    if unknown:
+        raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+    values = [spec[key] for key in _SIDE_EFFECT_KEYS]
+    if not all(isinstance(value, str) and value for value in values):
+        raise ManifestError(
+            f"{path}: {where}: {', '.join(_SIDE_EFFECT_KEYS)} must be non-empty "
+            "strings"
+        )
+    return SideEffect(name, *values)
 
 
 _CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}

@@ -226,6 +226,9 @@ class System:
                     settings.monolith_url,
                     "--port",
                     str(settings.monolith_port),
+                    # The side effects run as the functions started below.
+                    "--side-effects",
+                    "functions",
                 ],
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),

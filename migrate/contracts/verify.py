@@ -190,7 +190,9 @@ def _monolith(workdir: Path, root: Path) -> Iterator[_Hosted]:
     supervisor = Supervisor(workdir / "run", workdir / "logs")
     database = f"sqlite:///{workdir / 'monolith.db'}"
     url, harness_url = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
-    env = {"PYTHONPATH": _python_path(root)}
+    # The monolith runs its side effects in-process, as it does standing
+    # alone; what they send lands in the scratch folder.
+    env = {"PYTHONPATH": _python_path(root), "MAIL_DIR": str(workdir / "mail")}
     try:
         supervisor.start(ProcessSpec(
             "harness", _harness(MONOLITH, database, url, harness_url),
