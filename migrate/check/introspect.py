@@ -44,12 +44,57 @@ def describe(manifest_path: Path, root: Path, plan: bool) -> dict[str, Any]:
             )
 
         context.load(context.unit_of_work.partition(":")[0])
+        _require_references(context)
         module = sys.modules[context.metadata.partition(":")[0]]
         contexts[name] = {"tables": [_table(t, module) for t in _tables(metadata)]}
         if plan:
             contexts[name].update(_plan_facts(context, list(manifest.contexts)))
 
     return {"contexts": contexts, "relationships": _relationships()}
+
+
+def _references(context: Any) -> list[tuple[str, str, str | None]]:
+    """(manifest key, reference, attribute its value must have) of every
+    module and function the context names besides its tables."""
+    found: list[tuple[str, str, str | None]] = [
+        ("unit_of_work", context.unit_of_work, None),
+        ("routes", context.routes, "ROUTES"),
+    ]
+    if context.handlers:
+        found.append(("handlers", context.handlers, None))
+    if context.replica:
+        found.append(("replica", context.replica, "apply"))
+    if context.outlets:
+        found.append(("outlets", context.outlets, "outlet"))
+    for effect in context.side_effects:
+        where = f"side_effects.{effect.name}"
+        found += [(f"{where}.function", effect.function, None),
+                  (f"{where}.handler", effect.handler, None)]
+    return found
+
+
+def _require_references(context: Any) -> None:
+    """Import each reference, so that a typo exits 2 naming its entry rather
+    than failing the host that first needs it."""
+    from migrate.errors import ManifestError
+
+    for key, reference, needs in _references(context):
+        where = f"context {context.name}: {key} {reference!r}"
+        try:
+            value = context.load(reference)
+        except ManifestError as error:
+            reason = str(error).removeprefix(f"context {context.name}: ")
+            raise ManifestError(f"{where} does not import: {reason}") from None
+        # Whatever importing the checked code raised is the entry's fault.
+        except Exception as error:  # noqa: BLE001
+            raise ManifestError(f"{where} does not import: "
+                                f"{type(error).__name__}: {error}") from None
+
+        if ":" in reference and not callable(value):
+            raise ManifestError(f"{where} is a {type(value).__name__}, not a "
+                                "function or class")
+        if needs is not None and not hasattr(value, needs):
+            raise ManifestError(f"{where} has no {needs}")
 
 
 def _tables(metadata: Any) -> list[Any]:
