@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from planting import PROJECT, MonolithCopy, migrate_cli
 
 
