@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import click
-import yaml
 
 from migrate.settings import Settings
 
@@ -133,6 +132,7 @@ def template(
 def routes(target: str | None, out: Path | None, listen: str) -> None:
     """Compile the routing table for nginx or for an ALB listener."""
     from migrate.deploy.routes import alb, nginx, plan_of
+    from migrate.deploy.template import to_yaml
     from migrate.errors import SystemNotRunning
     from migrate.router.state import StateStore
 
@@ -153,7 +153,7 @@ def routes(target: str | None, out: Path | None, listen: str) -> None:
         rules = alb(plan)
         notes = rules.cannot
         header = "".join(f"# ALB cannot: {note}\n" for note in notes)
-        text = header + yaml.safe_dump(rules.document, sort_keys=False, width=88)
+        text = header + to_yaml(rules.document)
     if out is None:
         click.echo(text, nl=False)
     else:

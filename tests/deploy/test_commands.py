@@ -40,6 +40,28 @@ def test_template_is_written_beside_the_zips_and_checked(tmp_path: Path) -> None
     assert code and all(zipfile.is_zipfile(folder / uri) for uri in code)
 
 
+def _aliases(text: str) -> list[str]:
+    """Every anchor and alias in a YAML text, read from its events."""
+    return [
+        f"{type(event).__name__} {event.anchor}"
+        for event in yaml.parse(text)
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None)
+    ]
+
+
+def test_the_written_template_has_no_yaml_aliases(tmp_path: Path) -> None:
+    from migrate.deploy.functions import Settings
+    from migrate.deploy.template import template
+    from migrate.manifest import load
+
+    done = _migrate(tmp_path, "deploy", "template", "billing", "--no-check")
+
+    text = (tmp_path / "deploy" / "billing" / "template.yaml").read_text()
+    assert done.returncode == 0, done.stderr
+    assert _aliases(text) == []
+    assert yaml.safe_load(text) == template(load(), "billing", Settings())
+
+
 def test_settings_outside_lambdas_ranges_are_refused(tmp_path: Path) -> None:
     done = _migrate(tmp_path, "deploy", "template", "billing", "--timeout", "901")
 
@@ -67,3 +89,4 @@ def test_routes_for_alb_print_what_alb_cannot_do(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "ALB cannot: ALB stickiness is a cookie per client" in done.stderr
     assert yaml.safe_load(rules.read_text())["Resources"]
+    assert _aliases(rules.read_text()) == []
