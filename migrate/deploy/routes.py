@@ -598,12 +598,14 @@ def _alb_losses(plan: Plan) -> tuple[str, ...]:
         "path patterns match '*' across slashes and ignore converters "
         "(<int:...> matches any text), so a rule can take a path the router "
         "would leave to a more specific route or to the monolith",
+        "ALB cannot mirror a request to the other side: shadow comparisons "
+        "need the kit's router or nginx in front",
     ]
     for context in plan.contexts:
         if context.shadow_percent:
             losses.append(
-                f"{context.name} is shadowed ({context.shadow_percent} %): ALB "
-                "cannot mirror requests to the other side"
+                f"{context.name} is shadowed ({context.shadow_percent} %), and "
+                "these rules mirror none of its requests"
             )
     return tuple(losses)
 

@@ -88,5 +88,7 @@ def test_routes_for_alb_print_what_alb_cannot_do(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert "ALB cannot: ALB stickiness is a cookie per client" in done.stderr
+    assert "ALB cannot: ALB cannot mirror a request" in done.stderr
+    assert "# ALB cannot: ALB cannot mirror a request" in rules.read_text()
     assert yaml.safe_load(rules.read_text())["Resources"]
     assert _aliases(rules.read_text()) == []
