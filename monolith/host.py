@@ -224,10 +224,22 @@ class Monolith:
             and s.event_type.type_name() == event_type
         ]
 
-    def _deliver(
-        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
-    ) -> bool:
-        """Hand one event to one consumer; False when this host may not run it."""
+    def handle(self, context: str, envelope: Envelope) -> None:
+        """Have `context` handle one event it consumes, now, as a dispatch
+        would (claimed by its event id); what the handler raises, raises."""
+        found = [
+            s for s in self._subscribers_of(envelope.context, envelope.event_type)
+            if s.context == context
+        ]
+        if not found:
+            raise ValueError(
+                f"{context} consumes no {envelope.context} {envelope.event_type}"
+            )
+
+        for subscriber in found:
+            self._run(subscriber, envelope.event_id, envelope.data)
+
+    def _run(self, subscriber: Subscriber, event_id: str, data: dict[str, Any]) -> None:
         event = subscriber.event_type.from_data(data)
         uow = self.unit_of_work(
             subscriber.context, claim=(subscriber.consumer, event_id)
@@ -236,6 +248,13 @@ class Monolith:
             subscriber.handler(event, uow)
         except AlreadyHandled:
             pass
+
+    def _deliver(
+        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
+    ) -> bool:
+        """Hand one event to one consumer; False when this host may not run it."""
+        try:
+            self._run(subscriber, event_id, data)
         except HostNotWriter:
             # Another host writes this context now; it consumes the event
             # from its own queue.
