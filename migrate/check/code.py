@@ -54,6 +54,7 @@ from grimp.application.config import settings as grimp_settings
 from grimp.application.ports.packagefinder import AbstractPackageFinder
 from grimp.exceptions import SourceSyntaxError
 
+from migrate.check.errors import CheckError
 from migrate.check.installed import names_a_module
 from migrate.check.layout import Layout
 from migrate.check.patterns import PatternSet, compile_pattern
@@ -67,8 +68,9 @@ _IMPORTERS = ("import_module", "__import__")
 _IMPORTER_MODULES = ("importlib", "builtins")
 
 
-class Unreadable(Exception):
-    """A source file whose text cannot be read."""
+class Unreadable(CheckError):
+    """A source file whose text cannot be read; reported as a violation, it
+    never leaves the check."""
 
     def __init__(self, path: Path, reason: str):
         super().__init__(f"{path}: {reason}")
