@@ -290,17 +290,19 @@ def test_a_dynamic_import_that_cannot_be_read_is_reported_under_any_name(
 def test_a_module_in_another_declared_encoding_is_read_and_checked(
     monolith_copy: MonolithCopy,
 ) -> None:
-    source = ('# -*- coding: latin-1 -*-\n"""Prix en \xe9cus."""\n\n'
-              "from monolith.ordering.adapters import SqlOrders\n")
+    lines = {}
     for module in ("billing/replica.py", "billing/tables.py"):
-        original = monolith_copy.path(module).read_bytes()
-        monolith_copy.path(module).write_bytes(source.encode("latin-1") + original)
+        original = monolith_copy.path(module).read_text(encoding="utf-8")
+        source = ("# -*- coding: latin-1 -*-\n# Montants en \xe9cus.\n" + original
+                  + "from monolith.ordering.adapters import SqlOrders\n")
+        monolith_copy.path(module).write_bytes(source.encode("latin-1"))
+        lines[module] = source.count("\n")
 
     checked = monolith_copy.check()
 
     assert checked.exit_code == 1
     assert [v["location"] for v in checked.found("internal-import")] == [
-        "monolith/billing/replica.py:4", "monolith/billing/tables.py:4"]
+        f"monolith/{module}:{line}" for module, line in lines.items()]
     assert [v["rule"] for v in checked.report["violations"]] == [
         "internal-import", "internal-import"]
     assert checked.report["checked"]["tables"] == 22
