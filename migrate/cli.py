@@ -282,7 +282,7 @@ def backfill(context: str, as_json: bool) -> None:
     """Copy CONTEXT's rows into its service again, resuming an interrupted copy."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import backfill as copy
-    from migrate.sync.backfill import verify as check
+    from migrate.sync.parity_records import verify_and_record
 
     system = _system()
     settings = system.settings
@@ -296,7 +296,10 @@ def backfill(context: str, as_json: bool) -> None:
     target = create_engine(settings.service_url(context))
     with _Steps(as_json) as steps:
         report = copy(owned, source, target, steps.count)
-    parity = check(owned, source, target)
+    parity = verify_and_record(settings, owned, source, target, "migrate backfill")
+    system.state.mark_synced(
+        context, "migrate backfill", f"{context}'s copy backfilled and in parity"
+    )
     payload = {
         "context": context,
         "copied": report.copied,
@@ -320,6 +323,7 @@ def verify(context: str, as_json: bool) -> None:
     """Compare CONTEXT's copy in its service with the monolith's tables."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import parity
+    from migrate.sync.parity_records import record_parity
 
     system = _system()
     settings = system.settings
@@ -332,6 +336,7 @@ def verify(context: str, as_json: bool) -> None:
         create_engine(settings.monolith_url),
         create_engine(settings.service_url(context)),
     )
+    record_parity(settings, context, found, "migrate verify")
     payload = {
         "context": context,
         "counts": found.counts,
@@ -529,6 +534,7 @@ def status(as_json: bool) -> None:
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
+            "phase": s.phase,
             "read_weight": s.read_weight,
             "writer": s.writer,
             "writes_held": s.writes_held,
@@ -540,11 +546,13 @@ def status(as_json: bool) -> None:
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "sync lag", "routes")
+        table = Table("context", "phase", "reads to service", "writer", "sync lag",
+                      "routes")
         for name, s in contexts.items():
             lag = lags[name]
             table.add_row(
                 name,
+                s.phase,
                 f"{s.read_weight} %",
                 s.writer,
                 f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
@@ -559,12 +567,15 @@ def status(as_json: bool) -> None:
 @click.argument("context")
 @click.option("--json", "as_json", is_flag=True)
 def history(context: str, as_json: bool) -> None:
-    """Show the ledger of CONTEXT's routing changes."""
-    entries = _system().state.history(context)
+    """Show the ledger of CONTEXT's routing changes, its phases among them."""
+    state = _system().state
+    entries = state.history(context)
+    phase = state.phase(context)
     payload = [dataclasses.asdict(e) for e in entries]
 
     def human() -> None:
-        table = Table("at", "who", "what", "from", "to", "why")
+        table = Table("at", "who", "what", "from", "to", "why",
+                      title=f"{context}: phase {phase}")
         for e in entries:
             table.add_row(
                 e.at, e.actor, e.what, e.before or "", e.after or "", e.reason

@@ -40,7 +40,8 @@ def test_shadow_sets_the_share_and_rules_in_the_ledger(home: Path) -> None:
     done = _migrate(home, "shadow", "billing", "10", "--ignore", "$.generated_at",
                     "--noise", "--reason", "compare before 1 %")
 
-    entry = StateStore(home / "router.db").history("billing")[-1]
+    entry = [e for e in StateStore(home / "router.db").history("billing")
+             if e.what == "shadow"][-1]
     assert done.returncode == 0, done.stderr
     assert "10 % of requests; ignoring $.generated_at; noise cancelled" in done.stdout
     assert (entry.what, entry.before, entry.reason) == (

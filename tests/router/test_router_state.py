@@ -193,9 +193,12 @@ def test_the_ledger_records_every_change_with_who_and_why(
     assert rows == [
         ("system", "service", None, "billing", ""),
         ("system", "routes", None, both, ""),
+        ("system", "phase", None, "extracted", ""),
         ("ana", "read_weight", "0", "10", "canary"),
+        ("ana", "phase", "extracted", "shifting reads", "canary"),
         ("bob", "writes_held", "False", "True", "fence for the flip"),
         ("bob", "writer", "monolith", "billing", "lag is zero"),
+        ("bob", "phase", "shifting reads", "writes moved", "lag is zero"),
         ("bob", "writes_held", "True", "False", "flip done"),
         ("cli", "routes", both, one, "payments moved"),
     ]
