@@ -406,16 +406,11 @@ def shift(
     if not 0 <= percent <= 100:
         raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
 
-    current = system.state.status().get(context)
-    if current is not None and percent > current.read_weight:
-        # Raising a weight needs the contracts' yes; lowering never waits.
-        from migrate.contracts.gate import refusal
+    from migrate.router.steering import contracts_gate, shift_reads
 
-        refused = refusal(context, system.settings)
-        if refused is not None:
-            raise ShiftRefused(refused)
-
-    system.state.set_weight(context, percent, "migrate shift", reason or "operator")
+    # Raising a weight needs the contracts' yes; lowering never waits.
+    shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
+                gate=contracts_gate(system.settings))
     _emit(
         as_json,
         {"context": context, "read_weight": percent},

@@ -242,6 +242,9 @@ class System:
                     "--admin-port",
                     str(settings.admin_port),
                 ],
+                # Its dashboard reads contracts, parity, lag and queues by
+                # these settings, and its weight changes ask the same gate.
+                env=settings.exported(),
                 ready_url=f"{settings.router_url}/_router/health",
             ),
             ProcessSpec(

@@ -1286,6 +1286,7 @@ async def serve(
                                             max_body=MiB)
             servers.append(admin_server)
             admin_address = admin_server.sockets[0].getsockname()
+            api.listening_on(admin_address[0], admin_address[1])
             log.info("admin API on http://%s:%s", admin_address[0],
                      admin_address[1])
             if admin_started is not None:

@@ -767,15 +767,25 @@ class StateStore:
             )
         return statuses
 
-    def history(self, context: str | None = None) -> tuple[LedgerEntry, ...]:
-        """Ledger rows, oldest first; one context's, or all of them."""
+    def history(
+        self, context: str | None = None, *, last: int | None = None
+    ) -> tuple[LedgerEntry, ...]:
+        """Ledger rows, oldest first; one context's, or all of them; only
+        the `last` so many if given."""
+        newest = "ORDER BY id DESC LIMIT ?" if last is not None else ""
+        limit = () if last is None else (last,)
         with self._reading() as connection:
             if context is None:
-                rows = connection.execute("SELECT * FROM ledger ORDER BY id")
+                rows = connection.execute(
+                    f"SELECT * FROM (SELECT * FROM ledger {newest}) ORDER BY id",
+                    limit,
+                )
             else:
                 _require_context(connection, context)
                 rows = connection.execute(
-                    "SELECT * FROM ledger WHERE context = ? ORDER BY id", (context,)
+                    "SELECT * FROM (SELECT * FROM ledger WHERE context = ? "
+                    f"{newest}) ORDER BY id",
+                    (context, *limit),
                 )
             return tuple(_ledger_entry(row) for row in rows)
 

@@ -52,8 +52,15 @@ def pending(
 def lag_by_direction(system: System, context: str) -> dict[str, int]:
     """Events each side has yet to apply of the other's, for `migrate status`."""
     settings = system.settings
-    monolith = create_engine(settings.monolith_url)
-    service = create_engine(settings.service_url(context))
+    return lag_between(
+        context,
+        create_engine(settings.monolith_url),
+        create_engine(settings.service_url(context)),
+    )
+
+
+def lag_between(context: str, monolith: Engine, service: Engine) -> dict[str, int]:
+    """The same, over engines the caller keeps (the dashboard asks often)."""
     with service.connect() as db:
         after = (
             db.execute(

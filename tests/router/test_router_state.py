@@ -279,3 +279,14 @@ def test_two_processes_changing_at_once_lose_no_change(state: StateStore) -> Non
     assert len(changes) == 50 + 49
     assert state.revision() == start + 99
     assert sorted(e.revision for e in changes) == list(range(start + 1, start + 100))
+
+
+def test_the_last_rows_of_the_ledger_come_oldest_first(state: StateStore) -> None:
+    for weight in (10, 20, 30):
+        state.set_weight("billing", weight, "ana", f"to {weight}")
+
+    weights = [e.after for e in state.history(last=3) if e.what == "read_weight"]
+    billing = [e.after for e in state.history("billing", last=2)]
+
+    assert weights == ["20", "30"]
+    assert billing == ["20", "30"]
