@@ -340,6 +340,8 @@ class Dashboard:
                 raise
             status, code = refused
             raise _Refused(status, code, str(error)) from None
+        finally:
+            self.overview.forget()
 
         await self.router.refresh()
         return _json(200, {"ok": True, "message": done, "revision": revision})

@@ -152,6 +152,9 @@ class _Kept:
         self._values: dict[str, tuple[float, Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def forget(self) -> None:
+        self._values.clear()
+
     async def get(self, key: str, read: Callable[[], Any]) -> Any:
         lock = self._locks.setdefault(key, asyncio.Lock())
         # One read at a time per fact: a slow one is not started twice.
@@ -209,6 +212,11 @@ class Overview:
         self._kept = _Kept(kept)
         self._engines: dict[str, Engine] = {}
         self._system: System | None = None
+
+    def forget(self) -> None:
+        """Read every slow fact afresh next time: after an operator's move
+        (or a gate's refusal of one) the page should not show older news."""
+        self._kept.forget()
 
     async def gather(self) -> dict[str, Any]:
         router = self.router

@@ -150,3 +150,11 @@ def test_the_bench_runs_every_row_and_reports_json() -> None:
         assert payload["nginx_share"] > 0
     else:
         assert payload["nginx"].startswith("not installed")
+
+
+def test_dashboard_without_a_running_router_says_so(home: Path) -> None:
+    done = _migrate(home, "dashboard")
+
+    assert done.returncode == 1
+    assert "is the router running" in done.stderr
+    assert done.stderr.count("\n") == 1
