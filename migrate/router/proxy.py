@@ -1232,6 +1232,8 @@ def describe_change(before: RoutingTable, after: RoutingTable) -> str:
             )
         if old.keyless_side != state.keyless_side:
             changes.append(f"{name} keyless reads to {state.keyless_side}")
+        if old.phase != state.phase:
+            changes.append(f"{name} phase {old.phase} -> {state.phase}")
     if before.route_weights != after.route_weights:
         moved = sorted(
             f"{method} {rule} {after.route_weights.get((method, rule), 'context')}"

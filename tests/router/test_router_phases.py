@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from migrate.router.errors import PhaseRefused
+from migrate.router.proxy import describe_change
 from migrate.router.state import (
     EXTRACTED,
     FINISHED,
@@ -212,3 +213,14 @@ def test_the_routing_table_carries_the_phase(state: StateStore) -> None:
     state.mark_synced("billing", "migrate extract", "copy in parity")
 
     assert state.snapshot().contexts["billing"].phase == SYNCING
+
+
+def test_a_router_s_log_line_names_the_phase_it_moved_to(state: StateStore) -> None:
+    before = state.snapshot()
+    state.set_weight("billing", 10, "ana", "canary")
+
+    line = describe_change(before, state.snapshot())
+
+    assert line == (
+        "billing reads 0 % -> 10 %; billing phase extracted -> shifting reads"
+    )
