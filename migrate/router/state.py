@@ -817,10 +817,10 @@ class StateStore:
             # IMMEDIATE takes the write lock first, so a read-check-write
             # cannot interleave with another process's change.
             connection.execute("BEGIN IMMEDIATE")
-            start = _revision(connection)
+            last = connection.execute("SELECT max(id) FROM ledger").fetchone()[0]
             try:
                 yield connection
-                _settle_phases(connection, start)
+                _settle_phases(connection, last or 0)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -1260,15 +1260,15 @@ def _derived_phase(
     return SYNCING if synced else EXTRACTED
 
 
-def _settle_phases(connection: sqlite3.Connection, since: int) -> None:
-    """Bring the phase of every context this transaction changed up to
-    date, ledgered with the revision, actor and reason of its last change."""
+def _settle_phases(connection: sqlite3.Connection, after_row: int) -> None:
+    """Bring the phase of every context this transaction changed (its
+    ledger rows come after `after_row`) up to date, ledgered with the
+    revision, actor and reason of its last change."""
     last: dict[str, tuple[str, str]] = {}
     for context, actor, reason in connection.execute(
         "SELECT context, actor, reason FROM ledger "
-        "WHERE revision > ? AND context IS NOT NULL AND what != 'phase' "
-        "ORDER BY id",
-        (since,),
+        "WHERE id > ? AND context IS NOT NULL AND what != 'phase' ORDER BY id",
+        (after_row,),
     ):
         last[context] = (actor, reason)
 
