@@ -7,14 +7,12 @@ event's type, id and aggregate, how often it was received, and whether its
 body is an envelope at all. `redrive` moves messages back to their queue by
 receive, send and delete, since the emulator lacks SQS's native move task;
 a crash in between leaves a copy in both queues, which consumers absorb by
-event id. `depths` counts, per declared queue, what waits, what is being
-handled and what lies in its dead-letter queue (SQS's approximate counts).
+event id.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from typing import Any
 
 from botocore.client import BaseClient
@@ -22,7 +20,6 @@ from botocore.client import BaseClient
 from migrate.messaging import queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
-from migrate.messaging.topology import Queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,41 +50,6 @@ def peek(
     if handles:
         queue_ops.release(sqs, dlq_url, handles)
     return list(seen.values())[:limit]
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueDepth:
-    """Approximate counts of one queue; None where the queue is missing."""
-
-    queue: str
-    waiting: int | None
-    in_flight: int | None
-    dead_letters: int | None
-
-
-def depths(sqs: BaseClient, queues: Iterable[Queue]) -> list[QueueDepth]:
-    """How full each declared queue and its dead-letter queue are."""
-    found = []
-    for queue in queues:
-        waiting, in_flight = _counts(sqs, queue.aws_name)
-        dead, _ = _counts(sqs, queue.dead_letter_aws_name)
-        found.append(QueueDepth(queue.name, waiting, in_flight, dead))
-    return found
-
-
-def _counts(sqs: BaseClient, aws_name: str) -> tuple[int | None, int | None]:
-    try:
-        url = sqs.get_queue_url(QueueName=aws_name)["QueueUrl"]
-    except sqs.exceptions.QueueDoesNotExist:
-        return None, None
-
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages",
-                        "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"]))
 
 
 def redrive(sqs: BaseClient, dlq_url: str, queue_url: str) -> int:

@@ -10,6 +10,7 @@ which is how the CLI on the same machine finds them.
 
     GET  /admin/status                     the table: weights, writers, shadow
     GET  /admin/metrics                    counters, breakers, SLO verdicts
+    GET  /metrics                          the same, for Prometheus
     GET  /admin/slo/<context>              the SLO's verdict right now
     GET  /admin/shadow/<context>           shadow counts per route, samples
     GET  /admin/overview                   what the dashboard shows, as JSON
@@ -55,6 +56,7 @@ from migrate.router.errors import (
     UnknownRoute,
 )
 from migrate.router.http1 import Answer, Request
+from migrate.router.metrics import RouterMetrics
 from migrate.router.proxy import Router, own_answer
 from migrate.router.slo import Verdict
 
@@ -115,6 +117,7 @@ class AdminApi:
 
         self.router = router
         self._token = token.encode()
+        self.metrics = RouterMetrics(router)
         settings, unknown = system_settings(router.store.path)
         self.gate = steering.contracts_gate(settings, unknown)
         self.overview = Overview(router, settings, unknown)
@@ -156,6 +159,9 @@ class AdminApi:
 
         if method == "GET" and parts == ["admin", "metrics"]:
             return own_answer(200, router.snapshot())
+
+        if method == "GET" and parts == ["metrics"]:
+            return self.metrics.answer()
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "slo"]:
             verdict = router.verdict(parts[2])

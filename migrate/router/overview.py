@@ -316,21 +316,24 @@ class Overview:
         }
 
     def _lag(self, context: str) -> dict[str, Any]:
-        from migrate.sync.lag import lag_between
+        from migrate.sync.lag import lags
 
         if self.settings is None:
             return unknown(self.unknown_why)
 
-        found = lag_between(
+        found = lags(
             context,
             self._engine(self.settings.monolith_url),
             self._engine(self.settings.service_url(context)),
         )
-        return {"state": "known", **found}
+        return {
+            "state": "known",
+            **{direction: dataclasses.asdict(lag) for direction, lag in found.items()},
+        }
 
     def _queues(self) -> dict[str, Any]:
         from migrate.messaging.clients import glance_config, sqs_client
-        from migrate.messaging.deadletters import depths
+        from migrate.observe.readings import queue_depths
         from migrate.system import System, topology
 
         if self.settings is None:
@@ -342,7 +345,7 @@ class Overview:
         extracted = [e.context for e in system.extractions()]
         declared = topology(system.manifest, extracted).queues
         sqs = sqs_client(self.settings.endpoint_url, config=glance_config())
-        found = depths(sqs, declared)
+        found = queue_depths(sqs, declared)
         app = system.manifest.name
         return {
             "state": "known",

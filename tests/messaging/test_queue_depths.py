@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrate.messaging.deadletters import QueueDepth, depths
 from migrate.messaging.topology import Queue, Resources
+from migrate.observe.readings import QueueDepth, queue_depths
 
 
 def test_depths_count_waiting_messages_and_dead_letters(
@@ -18,7 +18,7 @@ def test_depths_count_waiting_messages_and_dead_letters(
         sqs.send_message(QueueUrl=resources.queue_url(name), MessageBody=body)
     sqs.send_message(QueueUrl=resources.dead_letter_url(name), MessageBody="poison")
 
-    (found,) = depths(sqs, [Queue(name)])
+    (found,) = queue_depths(sqs, [Queue(name)])
 
     assert found == QueueDepth(name, 2, 0, 1)
 
@@ -28,6 +28,6 @@ def test_a_queue_that_does_not_exist_is_reported_missing(
 ) -> None:
     missing = name("never-made")
 
-    (found,) = depths(sqs, [Queue(missing)])
+    (found,) = queue_depths(sqs, [Queue(missing)])
 
     assert found == QueueDepth(missing, None, None, None)
