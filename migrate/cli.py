@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,15 @@ def _emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
 
 
 class _Steps:
-    """Progress for people: a bar per step, silent under --json."""
+    """Progress for people, on stderr: a bar per step at a terminal; where
+    stderr is a file or a pipe (CI, `2> log`), a line when a step ends and
+    one every few seconds of a long step. Silent under --json."""
+
+    PLAIN_EVERY_SECONDS = 5.0
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self.bars = err.is_terminal
         self._bar = Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
@@ -61,22 +67,38 @@ class _Steps:
             transient=True,
         )
         self._tasks: dict[str, Any] = {}
+        self._said: dict[str, float] = {}
+        self._finished: set[str] = set()
 
     def __enter__(self) -> _Steps:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.stop()
 
     def count(self, step: str, done: int, total: int) -> None:
         if self.quiet:
             return
+        if not self.bars:
+            self._plain(step, done, total)
+            return
         if step not in self._tasks:
             self._tasks[step] = self._bar.add_task(step, total=total)
         self._bar.update(self._tasks[step], completed=done, total=total)
+
+    def _plain(self, step: str, done: int, total: int) -> None:
+        if step in self._finished:
+            return
+        now = time.monotonic()
+        if done >= total:
+            self._finished.add(step)
+        elif now - self._said.setdefault(step, now) < self.PLAIN_EVERY_SECONDS:
+            return
+        self._said[step] = now
+        err.print(f"{step} {done:,}/{total:,}")
 
     def say(self, line: str) -> None:
         if not self.quiet:

@@ -1,7 +1,9 @@
 """`python -m migrate.router --state PATH --host 127.0.0.1 --port N`.
 
 Prints one line, `router listening on http://HOST:PORT`, once it accepts
-connections (useful with `--port 0`), and runs until SIGINT or SIGTERM.
+connections (useful with `--port 0`; `--quiet` leaves it to the JSON log,
+for a supervisor that checks readiness over HTTP), and runs until SIGINT
+or SIGTERM.
 The admin API listens on `--admin-host` (127.0.0.1) and `--admin-port`
 (a free one by default), with the dashboard at `/dashboard`; its URL and
 token are written beside the state file (see `migrate.router.admin`). The
@@ -74,6 +76,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="the X-Ray daemon's UDP host:port "
                              "(default AWS_XRAY_DAEMON_ADDRESS or 127.0.0.1:2000)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print no readiness line on stdout; the log has it")
     return parser.parse_args(argv)
 
 
@@ -112,7 +116,8 @@ async def _run(arguments: argparse.Namespace) -> None:
             admin_host, admin_port = admin_started.result()
             write_admin_file(arguments.state, f"http://{admin_host}:{admin_port}",
                              token)
-        print(f"router listening on http://{host}:{port}", flush=True)
+        if not arguments.quiet:
+            print(f"router listening on http://{host}:{port}", flush=True)
     with contextlib.suppress(asyncio.CancelledError):
         await server
 
