@@ -305,7 +305,7 @@ def backfill(context: str, as_json: bool) -> None:
     """Copy CONTEXT's rows into its service again, resuming an interrupted copy."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import backfill as copy
-    from migrate.sync.backfill import verify as check
+    from migrate.sync.parity_records import verify_and_record
 
     system = _system()
     settings = system.settings
@@ -319,7 +319,10 @@ def backfill(context: str, as_json: bool) -> None:
     target = create_engine(settings.service_url(context))
     with _Steps(as_json) as steps:
         report = copy(owned, source, target, steps.count)
-    parity = check(owned, source, target)
+    parity = verify_and_record(settings, owned, source, target, "migrate backfill")
+    system.state.mark_synced(
+        context, "migrate backfill", f"{context}'s copy backfilled and in parity"
+    )
     payload = {
         "context": context,
         "copied": report.copied,
@@ -352,6 +355,7 @@ def verify(context: str, timeout: float, as_json: bool) -> None:
     from migrate.kernel.sql import create_engine
     from migrate.router.state import MONOLITH
     from migrate.sync.compare import SERVICE, compare
+    from migrate.sync.parity_records import record_parity
 
     system = _system()
     settings = system.settings
@@ -371,6 +375,7 @@ def verify(context: str, timeout: float, as_json: bool) -> None:
             progress=steps.say,
         )
     found = compared.parity
+    record_parity(settings, context, found, "migrate verify")
     payload = {
         "context": context,
         "as_of": {"outbox": compared.writer, "position": compared.position},
@@ -452,16 +457,11 @@ def shift(
     if not 0 <= percent <= 100:
         raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
 
-    current = system.state.status().get(context)
-    if current is not None and percent > current.read_weight:
-        # Raising a weight needs the contracts' yes; lowering never waits.
-        from migrate.contracts.gate import refusal
+    from migrate.router.steering import contracts_gate, shift_reads
 
-        refused = refusal(context, system.settings)
-        if refused is not None:
-            raise ShiftRefused(refused)
-
-    system.state.set_weight(context, percent, "migrate shift", reason or "operator")
+    # Raising a weight needs the contracts' yes; lowering never waits.
+    shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
+                gate=contracts_gate(system.settings))
     _emit(
         as_json,
         {"context": context, "read_weight": percent},
@@ -578,6 +578,7 @@ def status(as_json: bool) -> None:
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
+            "phase": s.phase,
             "read_weight": s.read_weight,
             "writer": s.writer,
             "writes_held": s.writes_held,
@@ -589,11 +590,13 @@ def status(as_json: bool) -> None:
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "sync lag", "routes")
+        table = Table("context", "phase", "reads to service", "writer", "sync lag",
+                      "routes")
         for name, s in contexts.items():
             lag = lags[name]
             table.add_row(
                 name,
+                s.phase,
                 f"{s.read_weight} %",
                 s.writer,
                 "\n".join(
@@ -612,12 +615,15 @@ def status(as_json: bool) -> None:
 @click.argument("context")
 @click.option("--json", "as_json", is_flag=True)
 def history(context: str, as_json: bool) -> None:
-    """Show the ledger of CONTEXT's routing changes."""
-    entries = _system().state.history(context)
+    """Show the ledger of CONTEXT's routing changes, its phases among them."""
+    state = _system().state
+    entries = state.history(context)
+    phase = state.phase(context)
     payload = [dataclasses.asdict(e) for e in entries]
 
     def human() -> None:
-        table = Table("at", "who", "what", "from", "to", "why")
+        table = Table("at", "who", "what", "from", "to", "why",
+                      title=f"{context}: phase {phase}")
         for e in entries:
             table.add_row(
                 e.at, e.actor, e.what, e.before or "", e.after or "", e.reason

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,42 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.t
 
 @dataclasses.dataclass(frozen=True)
 class SideEffect:
+    """Slow work a context does after one of its events.
+
+    `handler` is the work itself, `(event data, port) -> bool`, run by either
+    host; `function` is its Lambda handler, fed by SQS.
+    """
+
     name: str
     on: str
     function: str
+    handler: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextPort:
+    """A port of one context that another context's API answers.
+
+    Declared in the context's `ports` module as an attribute of its `Ports`
+    protocol named after the providing context (`catalog: Catalog`); the
+    host wires it (in-process calls on the monolith, HTTP on a service).
+    `calls` are the methods of its protocol.
+    """
+
+    name: str
+    provider: str
+    protocol: type | None
+    module: str
+
+    @property
+    def calls(self) -> list[str]:
+        if self.protocol is None:
+            return []
+
+        return sorted(
+            name for name, value in vars(self.protocol).items()
+            if callable(value) and not name.startswith("_")
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +118,7 @@ class Context:
     replica: str | None = None
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
+    outlets: str | None = None
     service_metadata: str | None = None
     service_unit_of_work: str | None = None
     copies: tuple[TableCopy, ...] = ()
@@ -125,6 +161,29 @@ class Context:
     @property
     def route_errors(self) -> dict[type[Exception], tuple[int, str]]:
         return dict(self.load(self.routes).ERRORS)
+
+    @property
+    def ports_module(self) -> str:
+        return f"{self.package}.ports"
+
+    def ports_to(self, contexts: Iterable[str]) -> list[ContextPort]:
+        """The ports of this context that the APIs of `contexts` answer."""
+        if importlib.util.find_spec(self.ports_module) is None:
+            return []
+
+        module = self.load(self.ports_module)
+        declared = getattr(getattr(module, "Ports", None), "__annotations__", {})
+        others = set(contexts) - {self.name}
+        found = []
+        for name, annotation in declared.items():
+            if name not in others:
+                continue
+            # Annotations are strings under `from __future__ import annotations`.
+            protocol = getattr(module, annotation, None) if isinstance(
+                annotation, str) else annotation
+            found.append(ContextPort(name, name, protocol if isinstance(
+                protocol, type) else None, self.ports_module))
+        return sorted(found, key=lambda port: port.name)
 
     @property
     def event_handlers(self) -> dict[type[Event], Any]:
@@ -182,11 +241,13 @@ _OPTIONAL = {
     "replica",
     "totals",
     "side_effects",
+    "outlets",
     "service_metadata",
     "service_unit_of_work",
     "copy",
     "fifo",
 }
+_SIDE_EFFECT_KEYS = ("on", "function", "handler")
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -241,9 +302,14 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         )
 
     effects = tuple(
-        SideEffect(effect, spec["on"], spec["function"])
+        _side_effect(path, name, effect, spec)
         for effect, spec in entry.get("side_effects", {}).items()
     )
+    if effects and "outlets" not in entry:
+        raise ManifestError(
+            f"{path}: context {name} declares side effects but no outlets "
+            "module (whose outlet(side_effect) gives each its port)"
+        )
     return Context(
         name=name,
         package=entry["package"],
@@ -264,6 +330,7 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
             for table, spec in entry.get("copy", {}).items()
         ),
         fifo=fifo,
+        outlets=entry.get("outlets"),
     )
 
 
@@ -331,6 +398,29 @@ def _table_copy(path: Path, context: str, table: str, spec: Any) -> TableCopy:
 
     key = _strings(path, f"{where} key", spec.get("key", []))
     return TableCopy(table, source, tuple(columns), key)
+
+
+
+def _side_effect(path: Path, context: str, name: str, spec: Any) -> SideEffect:
+    where = f"context {context}: side effect {name}"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    missing = [key for key in _SIDE_EFFECT_KEYS if key not in spec]
+    if missing:
+        raise ManifestError(f"{path}: {where} lacks {', '.join(missing)}")
+
+    unknown = set(spec) - set(_SIDE_EFFECT_KEYS)
+    if unknown:
+        raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+    values = [spec[key] for key in _SIDE_EFFECT_KEYS]
+    if not all(isinstance(value, str) and value for value in values):
+        raise ManifestError(
+            f"{path}: {where}: {', '.join(_SIDE_EFFECT_KEYS)} must be non-empty "
+            "strings"
+        )
+    return SideEffect(name, *values)
 
 
 _CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}

@@ -246,6 +246,9 @@ class System:
                     settings.monolith_url,
                     "--port",
                     str(settings.monolith_port),
+                    # The side effects run as the functions started below.
+                    "--side-effects",
+                    "functions",
                 ],
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),
@@ -263,6 +266,9 @@ class System:
                     str(settings.admin_port),
                     "--quiet",
                 ],
+                # Its dashboard reads contracts, parity, lag and queues by
+                # these settings, and its weight changes ask the same gate.
+                env=settings.exported(),
                 ready_url=f"{settings.router_url}/_router/health",
             ),
             ProcessSpec(

@@ -1,8 +1,10 @@
 """Write an extracted context's service: host, configuration, migrations.
 
 The output is a folder `<extracted>/<context>/` holding `<context>_service.py`
-(the Nameko host), `config.yaml`, and an Alembic environment whose first
-revision Alembic itself autogenerates from the context's tables. The same
+(the Nameko host), `config.yaml`, an Alembic environment whose first
+revision Alembic itself autogenerates from the context's tables, and what
+contract verification needs to run the service and set its provider states
+(`<context>_contracts.py`, `<context>_states.py`). The same
 manifest gives the same files, byte for byte.
 """
 
@@ -109,6 +111,7 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "consumes_text": ", ".join(
             sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
         ) or "nothing",
+        "states_module": f"contracts.states.{context.name}",
     }
     (out / "migrations" / "versions").mkdir(parents=True)
     outputs = {
@@ -116,6 +119,7 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "config.yaml": "config.yaml.j2",
         "migrations/env.py": "env.py.j2",
         f"{context.name}_contracts.py": "contracts.py.j2",
+        f"{context.name}_states.py": "states.py.j2",
     }
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))

@@ -5,8 +5,11 @@ connections (useful with `--port 0`; `--quiet` leaves it to the JSON log,
 for a supervisor that checks readiness over HTTP), and runs until SIGINT
 or SIGTERM.
 The admin API listens on `--admin-host` (127.0.0.1) and `--admin-port`
-(a free one by default); its URL and token are written beside the state
-file (see `migrate.router.admin`). Runs on uvloop when it is installed.
+(a free one by default), with the dashboard at `/dashboard`; its URL and
+token are written beside the state file (see `migrate.router.admin`). The
+dashboard and the contracts gate read the system's settings from the
+environment (`MIGRATE_HOME` and the rest, which `migrate up` passes on).
+Runs on uvloop when it is installed.
 """
 
 from __future__ import annotations

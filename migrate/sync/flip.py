@@ -33,6 +33,7 @@ import requests
 
 from migrate.errors import ShiftRefused, SyncBehind, SystemNotRunning
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
+from migrate.router import steering
 from migrate.router.state import MONOLITH
 from migrate.sync.lag import backfill_position, position, wait_until_applied
 from migrate.system import System
@@ -148,7 +149,7 @@ def roll_back(
     if status.writer != MONOLITH:
         moved = move_writes(system, name, back=True, timeout=timeout, progress=say)
     say(f"sending every read of {name} to the monolith")
-    state.roll_back(name, actor, why)
+    steering.roll_back(state, name, actor, why)
     if status.shadow.percent:
         state.set_shadow(name, 0, actor, why)
     rollout = state.rollout(name)

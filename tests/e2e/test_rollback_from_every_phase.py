@@ -23,7 +23,13 @@ import sqlalchemy as sa
 
 from migrate.extract.run import extract
 from migrate.kernel.sql import create_engine
-from migrate.router.state import ROLLED_BACK, ContextStatus
+from migrate.router.state import (
+    ROLLED_BACK,
+    SHIFTING_READS,
+    SYNCING,
+    WRITES_MOVED,
+    ContextStatus,
+)
 from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
@@ -35,6 +41,11 @@ from monolith.host import Monolith
 
 pytestmark = pytest.mark.e2e
 PHASES = ("extracted", "reads shifted", "writes moved")
+PHASE_BEFORE = {
+    "extracted": SYNCING,
+    "reads shifted": SHIFTING_READS,
+    "writes moved": WRITES_MOVED,
+}
 
 
 @dataclasses.dataclass
@@ -42,6 +53,7 @@ class Rollback:
     answer: subprocess.CompletedProcess
     before: ContextStatus
     after: ContextStatus
+    phases: tuple[str, str]  # the context's phase before and after
     orders: list[int]  # accepted so far, this phase's included
     payments: list[str]
     monolith_invoices: set[int]
@@ -118,10 +130,12 @@ def _roll_back(system: System, env: dict[str, str], traffic: Traffic) -> Rollbac
         lambda: set(traffic.orders) <= _rows(writer_url, invoices.c.invoice_id)
     )
     before = system.state.status()["billing"]
+    phase_before = system.state.phase("billing")
 
     answer = _migrate(env, "rollback", "billing", "--reason", "drill", "--json")
 
     after = system.state.status()["billing"]
+    phases = (phase_before, system.state.phase("billing"))
     traffic.place_and_pay(2)
     # Everything accepted reaches the service too, which follows again.
     _eventually(
@@ -137,6 +151,7 @@ def _roll_back(system: System, env: dict[str, str], traffic: Traffic) -> Rollbac
         answer,
         before,
         after,
+        phases,
         list(traffic.orders),
         list(traffic.payments),
         _rows(settings.monolith_url, invoices.c.invoice_id),
@@ -191,6 +206,7 @@ def test_the_rollback_command_succeeds_and_the_monolith_writes(
     assert done.report["writer"] == "monolith"
     assert (done.after.writer, done.after.read_weight) == ("monolith", 0)
     assert not done.after.writes_held
+    assert done.phases == (PHASE_BEFORE[phase], SYNCING)
 
 
 @pytest.mark.parametrize("phase", PHASES)
