@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -193,3 +194,23 @@ def test_a_changed_input_changes_the_service_artifact(
 
     assert first.service is not None and second.service is not None
     assert first.service.sha256 != second.service.sha256
+
+
+def test_a_service_with_tables_of_its_own_ships_their_module(
+    tmp_path: Path, extraction: Extraction
+) -> None:
+    # Any project module billing does not import stands in for the
+    # service's own tables here.
+    own = "monolith.shipping.tables:metadata"
+    plain = load()
+    billing = dataclasses.replace(plain.context("billing"), service_metadata=own)
+    reshaped = dataclasses.replace(
+        plain, contexts={**plain.contexts, "billing": billing}
+    )
+    without = build(plain, "billing", tmp_path / "plain", extraction).service
+
+    report = build(reshaped, "billing", tmp_path / "out", extraction)
+
+    assert without is not None and report.service is not None
+    assert "monolith/shipping/tables.py" not in _names(without.path)
+    assert "monolith/shipping/tables.py" in _names(report.service.path)
