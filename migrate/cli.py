@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "migrate.deploy.commands",
     "migrate.contracts.commands",
     "migrate.router.commands",
+    "migrate.observe.commands",
 )
 
 
@@ -48,10 +50,15 @@ def _emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
 
 
 class _Steps:
-    """Progress for people: a bar per step, silent under --json."""
+    """Progress for people, on stderr: a bar per step at a terminal; where
+    stderr is a file or a pipe (CI, `2> log`), a line when a step ends and
+    one every few seconds of a long step. Silent under --json."""
+
+    PLAIN_EVERY_SECONDS = 5.0
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self.bars = err.is_terminal
         self._bar = Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
@@ -60,22 +67,38 @@ class _Steps:
             transient=True,
         )
         self._tasks: dict[str, Any] = {}
+        self._said: dict[str, float] = {}
+        self._finished: set[str] = set()
 
     def __enter__(self) -> _Steps:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.stop()
 
     def count(self, step: str, done: int, total: int) -> None:
         if self.quiet:
             return
+        if not self.bars:
+            self._plain(step, done, total)
+            return
         if step not in self._tasks:
             self._tasks[step] = self._bar.add_task(step, total=total)
         self._bar.update(self._tasks[step], completed=done, total=total)
+
+    def _plain(self, step: str, done: int, total: int) -> None:
+        if step in self._finished:
+            return
+        now = time.monotonic()
+        if done >= total:
+            self._finished.add(step)
+        elif now - self._said.setdefault(step, now) < self.PLAIN_EVERY_SECONDS:
+            return
+        self._said[step] = now
+        err.print(f"{step} {done:,}/{total:,}")
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -282,7 +305,7 @@ def backfill(context: str, as_json: bool) -> None:
     """Copy CONTEXT's rows into its service again, resuming an interrupted copy."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import backfill as copy
-    from migrate.sync.backfill import verify as check
+    from migrate.sync.parity_records import verify_and_record
 
     system = _system()
     settings = system.settings
@@ -296,7 +319,10 @@ def backfill(context: str, as_json: bool) -> None:
     target = create_engine(settings.service_url(context))
     with _Steps(as_json) as steps:
         report = copy(owned, source, target, steps.count)
-    parity = check(owned, source, target)
+    parity = verify_and_record(settings, owned, source, target, "migrate backfill")
+    system.state.mark_synced(
+        context, "migrate backfill", f"{context}'s copy backfilled and in parity"
+    )
     payload = {
         "context": context,
         "copied": report.copied,
@@ -315,25 +341,47 @@ def backfill(context: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("context")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="seconds to wait for the copy to catch up with the recorded position",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(context: str, as_json: bool) -> None:
-    """Compare CONTEXT's copy in its service with the monolith's tables."""
+def verify(context: str, timeout: float, as_json: bool) -> None:
+    """Compare CONTEXT's copy in its service with the monolith's tables, as
+    of the writer's outbox position recorded when it starts."""
     from migrate.kernel.sql import create_engine
-    from migrate.sync.backfill import parity
+    from migrate.router.state import MONOLITH
+    from migrate.sync.compare import SERVICE, compare
+    from migrate.sync.parity_records import record_parity
 
     system = _system()
     settings = system.settings
-    system.manifest.context(context)
+    owned = system.manifest.context(context)
     if not (settings.extracted_dir / context).exists():
         raise NotExtracted(f"{context} is not extracted; nothing to verify yet")
 
-    found = parity(
-        system.manifest.context(context),
-        create_engine(settings.monolith_url),
-        create_engine(settings.service_url(context)),
-    )
+    status = system.state.status().get(context)
+    writer = SERVICE if status is not None and status.writer != MONOLITH else MONOLITH
+    with _Steps(as_json) as steps:
+        compared = compare(
+            owned,
+            create_engine(settings.monolith_url),
+            create_engine(settings.service_url(context)),
+            writer=writer,
+            timeout=timeout,
+            progress=steps.say,
+        )
+    found = compared.parity
+    record_parity(settings, context, found, "migrate verify")
     payload = {
         "context": context,
+        "as_of": {"outbox": compared.writer, "position": compared.position},
+        "waited_seconds": round(compared.waited_seconds, 3),
+        "rechecked_chunks": compared.rechecked,
+        "settled_chunks": compared.settled,
         "counts": found.counts,
         "totals": found.totals,
         "chunks": found.chunks,
@@ -342,13 +390,21 @@ def verify(context: str, as_json: bool) -> None:
     }
 
     def human() -> None:
+        at = f"as of the {compared.writer}'s outbox position {compared.position}"
+        settled = (
+            f"; {compared.settled} chunks that changed after it agree once the "
+            "copy caught up"
+            if compared.settled
+            else ""
+        )
         if not found.differences:
-            compared = sum(total for _, total in found.chunks.values())
+            checked = sum(total for _, total in found.chunks.values())
             out.print(
-                f"{context} is in parity: counts, totals and {compared} "
-                "chunk checksums agree."
+                f"{context} is in parity {at}: counts, totals and {checked} "
+                f"chunk checksums agree{settled}."
             )
             return
+        out.print(f"{context} differs {at}{settled}:")
         out.print("\n".join(found.differences))
         for row in found.first_rows:
             out.print(
@@ -425,16 +481,11 @@ def shift(
     if not 0 <= percent <= 100:
         raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
 
-    current = system.state.status().get(context)
-    if current is not None and percent > current.read_weight:
-        # Raising a weight needs the contracts' yes; lowering never waits.
-        from migrate.contracts.gate import refusal
+    from migrate.router.steering import contracts_gate, shift_reads
 
-        refused = refusal(context, system.settings)
-        if refused is not None:
-            raise ShiftRefused(refused)
-
-    system.state.set_weight(context, percent, "migrate shift", reason or "operator")
+    # Raising a weight needs the contracts' yes; lowering never waits.
+    shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
+                gate=contracts_gate(system.settings))
     _emit(
         as_json,
         {"context": context, "read_weight": percent},
@@ -484,24 +535,21 @@ def _shift_in_steps(
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(context: str, reason: str, as_json: bool) -> None:
-    """Give CONTEXT back to the monolith: its writes, then all its reads."""
-    from migrate.router.state import MONOLITH
-    from migrate.sync.flip import move_writes
+    """Give CONTEXT back to the monolith: its writes (fenced, nothing lost),
+    then all its reads; its rollout is marked rolled back, shadowing off."""
+    from migrate.sync.flip import roll_back
 
     system = _system()
-    status = system.state.status().get(context)
-    if status is None:
-        raise ShiftRefused(f"{context} is not extracted; there is nothing to roll back")
-
-    moved = None
-    if status.writer != MONOLITH:
-        with _Steps(as_json) as steps:
-            moved = move_writes(system, context, back=True, progress=steps.say)
-    system.state.set_weight(context, 0, "migrate rollback", reason or "rollback")
+    with _Steps(as_json) as steps:
+        report = roll_back(system, context, reason=reason, progress=steps.say)
+    moved = report.writes_moved
     payload = {
         "context": context,
-        "writer": MONOLITH,
+        "writer": "monolith",
         "read_weight": 0,
+        "read_weight_was": report.read_weight_was,
+        "shadow_was": report.shadow_was,
+        "rollout": report.rollout,
         "flip": dataclasses.asdict(moved) if moved else None,
     }
     _emit(
@@ -582,7 +630,8 @@ def dlq(first: str, context: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
-    """Show each extracted context's routing: weight, writer, routes."""
+    """Show each extracted context's routing: weight, writer, routes, and the
+    sync lag each way (events not yet applied, age of the oldest in s)."""
     from migrate.sync.lag import lag_by_direction
 
     system = _system()
@@ -590,6 +639,7 @@ def status(as_json: bool) -> None:
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
+            "phase": s.phase,
             "service": s.service,
             "read_weight": s.read_weight,
             "route_weights": dict(s.route_weights),
@@ -607,17 +657,22 @@ def status(as_json: bool) -> None:
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "sync lag", "routes",
-                      "shadow, SLO, rollout")
+        table = Table("context", "phase", "reads to service", "writer", "sync lag",
+                      "routes", "shadow, SLO, rollout")
         for name, s in contexts.items():
             lag = lags[name]
             table.add_row(
                 name,
+                s.phase,
                 "\n".join([f"{s.read_weight} %", *(
                     f"{route}: {weight} %" for route, weight in s.route_weights.items()
                 )]),
                 s.writer,
-                f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
+                "\n".join(
+                    f"to {side} {lag[f'to_{side}']['events']} events, "
+                    f"{lag[f'to_{side}']['seconds']:.1f} s"
+                    for side in ("service", "monolith")
+                ),
                 "\n".join(f"{r.method} {r.rule}" for r in s.routes),
                 "\n".join(_guards(s)),
             )
@@ -642,12 +697,15 @@ def _guards(status: Any) -> list[str]:
 @click.argument("context")
 @click.option("--json", "as_json", is_flag=True)
 def history(context: str, as_json: bool) -> None:
-    """Show the ledger of CONTEXT's routing changes."""
-    entries = _system().state.history(context)
+    """Show the ledger of CONTEXT's routing changes, its phases among them."""
+    state = _system().state
+    entries = state.history(context)
+    phase = state.phase(context)
     payload = [dataclasses.asdict(e) for e in entries]
 
     def human() -> None:
-        table = Table("at", "who", "what", "from", "to", "why")
+        table = Table("at", "who", "what", "from", "to", "why",
+                      title=f"{context}: phase {phase}")
         for e in entries:
             table.add_row(
                 e.at, e.actor, e.what, e.before or "", e.after or "", e.reason

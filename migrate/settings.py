@@ -14,6 +14,8 @@ ports of its own:
     MIGRATE_TRACING         X-Ray tracing of every process, on or off     on
     AWS_XRAY_DAEMON_ADDRESS where segments go (UDP); the collector listens
                             there                            127.0.0.1:2000
+    MIGRATE_METRICS_EMF     CloudWatch EMF lines of every process's metrics,
+                            on or off                                      off
 
 Ports from the base: router +0, monolith +1, emulator +2, the router's
 admin API and dashboard +3, the trace collector's HTTP side +5, the service
@@ -30,6 +32,7 @@ from pathlib import Path
 from migrate.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PASSED_ON = frozenset({"AWS_ENDPOINT_URL", "MIGRATE_VISIBILITY_SECONDS"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,19 @@ class Settings:
             port_base=int(base),
             environ=dict(env),
         )
+
+    def exported(self) -> dict[str, str]:
+        """The variables that give a child process these same settings,
+        whatever its working folder."""
+        found = {
+            "MIGRATE_HOME": str(self.home),
+            "MIGRATE_EXTRACTED": str(self.extracted_dir),
+            "MIGRATE_PORT_BASE": str(self.port_base),
+        }
+        for name, value in self.environ.items():
+            if name.endswith("_DATABASE_URL") or name in _PASSED_ON:
+                found[name] = value
+        return found
 
     @property
     def monolith_url(self) -> str:
@@ -138,6 +154,16 @@ class Settings:
     def tracing(self) -> bool:
         """Tracing is on in a system `migrate up` starts, unless turned off."""
         return self.environ.get("MIGRATE_TRACING", "on").lower() != "off"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where processes without an HTTP server record their scrape URL."""
+        return self.run_dir / "metrics"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        """Scrape targets, rules and a prometheus.yml for this system."""
+        return self.home / "prometheus"
 
     @property
     def traces_path(self) -> Path:

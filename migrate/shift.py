@@ -14,10 +14,13 @@ it is:
    answer from the other side (none shadowed is no refusal: shadowing may
    be off);
 3. `parity`: the service's copy agrees with the monolith's tables in
-   counts, totals and chunk checksums (`migrate verify`, run afresh before
-   each step). A copy that differs while events are still on their way is
-   checked again once the sync has applied them (up to `settle` seconds),
-   so lag alone is not a refusal.
+   counts, totals and chunk checksums, compared afresh before each step
+   as `migrate verify` compares it: as of the writer's outbox position,
+   once the copy has applied every event up to it (waiting up to
+   `settle` seconds), a chunk that differs being compared again after
+   the copy caught up; so lag alone is not a refusal. Each comparison is
+   kept as the context's latest parity record (`parity_records`), by
+   `migrate shift`.
 
 The router enforces the SLO on its own, whatever the shift is doing: a
 breach sets the weight to 0 at once, and the shift sees it and stops.
@@ -28,8 +31,7 @@ through the state store. What this module does not do: move writes.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from migrate.router.rollout import Gate, RolloutReport, Say, rollout, shadow_gate
 from migrate.system import System
@@ -37,8 +39,8 @@ from migrate.system import System
 log = logging.getLogger(__name__)
 
 ACTOR = "migrate shift"
-# How long a parity difference may wait for the sync to catch up.
-SETTLE_SECONDS = 10.0
+# How long a parity check waits for the copy to apply the writer's events.
+SETTLE_SECONDS = 30.0
 
 
 def shift_reads(
@@ -68,60 +70,45 @@ def shift_reads(
 
 def gates(system: System, client: object, max_diff_rate: float) -> list[Gate]:
     """The gates of a shift, in the order they are asked."""
+    from migrate.router.steering import contracts_gate
+
     return [
-        contracts_gate(system),
+        contracts_gate(system.settings),
         shadow_gate(client, max_diff_rate),
         parity_gate(system),
     ]
 
 
-def contracts_gate(system: System) -> Gate:
-    from migrate.contracts.gate import refusal
-
-    def contracts(context: str) -> str | None:
-        return refusal(context, system.settings)
-
-    return contracts
-
-
-def parity_gate(
-    system: System,
-    settle: float = SETTLE_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Gate:
+def parity_gate(system: System, settle: float = SETTLE_SECONDS) -> Gate:
+    from migrate.errors import SyncBehind
     from migrate.kernel.sql import create_engine
-    from migrate.sync.backfill import parity as compare
+    from migrate.router.state import MONOLITH
+    from migrate.sync.compare import SERVICE, compare
+    from migrate.sync.parity_records import record_parity
 
     def parity(context: str) -> str | None:
-        owned = system.manifest.context(context)
-        source = create_engine(system.settings.monolith_url)
-        copy = create_engine(system.settings.service_url(context))
-        found = compare(owned, source, copy).differences
-        if found and _caught_up(system, context, settle, sleep):
-            # Events on their way make a copy differ for a moment; only a
-            # difference that outlives them counts.
-            found = compare(owned, source, copy).differences
-        if not found:
+        settings = system.settings
+        status = system.state.status().get(context)
+        writer = (SERVICE if status is not None and status.writer != MONOLITH
+                  else MONOLITH)
+        try:
+            found = compare(
+                system.manifest.context(context),
+                create_engine(settings.monolith_url),
+                create_engine(settings.service_url(context)),
+                writer=writer, timeout=settle,
+            ).parity
+        except SyncBehind as behind:
+            return f"{context}'s copy cannot be compared: {behind}"
+
+        record_parity(settings, context, found, ACTOR)
+        if not found.differences:
             return None
 
-        shown = "; ".join(found[:3])
-        more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+        shown = "; ".join(found.differences[:3])
+        more = (f"; and {len(found.differences) - 3} more"
+                if len(found.differences) > 3 else "")
         return (f"{context}'s copy is not in parity with the monolith: {shown}{more} "
                 f"(see `migrate verify {context}`)")
 
     return parity
-
-
-def _caught_up(
-    system: System, context: str, settle: float, sleep: Callable[[float], None]
-) -> bool:
-    """Wait until neither side has events of the other's to apply; False
-    if some are still pending after `settle` seconds."""
-    from migrate.sync.lag import lag_by_direction
-
-    deadline = time.monotonic() + settle
-    while sum(lag_by_direction(system, context).values()):
-        if time.monotonic() >= deadline:
-            return False
-        sleep(0.2)
-    return True

@@ -1,12 +1,18 @@
 """The whole system side by side on one machine: what runs, and how it starts.
 
 `System.up` starts, in order and each only once: the SQS/SNS emulator (unless
-AWS_ENDPOINT_URL points elsewhere), then creates topics, queues,
+AWS_ENDPOINT_URL points elsewhere), the trace collector, then creates topics, queues,
 subscriptions and dead-letter queues through the API, then starts the
 monolith, the router, the monolith's outbox relay, and for every extracted
 context its service, the service's relay and the monolith's follower, and
-finally each side effect's function under the local Lambda runtime.
+finally each side effect's function under the local Lambda runtime and the
+metrics exporter. Then it writes the Prometheus scrape targets of every
+process, the SLO rules and a prometheus.yml (see `migrate.observe.targets`).
 `System.down` stops them all, last started first.
+
+Every process writes JSON lines (see `migrate.observe.logs`) to its log,
+`<MIGRATE_HOME>/logs/<process>.log`: moto's server and Nameko through
+small entry points of the kit that set the kit's logging up first.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from migrate import names
 from migrate.extract.generate import Extraction, extraction_of
@@ -36,12 +41,17 @@ def topology(
     manifest: Manifest, extracted: list[str], visibility_timeout: int = 30
 ) -> Topology:
     app = manifest.name
-    topics = [Topic(names.topic(app, c)) for c in manifest.contexts]
+    topics = [
+        Topic(names.topic(app, name), fifo=context.fifo)
+        for name, context in manifest.contexts.items()
+    ]
     queues: list[Queue] = []
     subscriptions: list[Subscription] = []
 
     def subscribe(queue: str, context: str, policy: dict) -> None:
-        queues.append(Queue(queue, visibility_timeout=visibility_timeout))
+        # A queue is FIFO when the topic that feeds it is: SNS allows no other.
+        fifo = manifest.context(context).fifo
+        queues.append(Queue(queue, visibility_timeout=visibility_timeout, fifo=fifo))
         subscriptions.append(Subscription(names.topic(app, context), queue, policy))
 
     for name in extracted:
@@ -137,10 +147,10 @@ class System:
                     [
                         PYTHON,
                         "-m",
-                        "moto.server",
-                        "-H",
+                        "migrate.messaging.emulator_server",
+                        "--host",
                         "127.0.0.1",
-                        "-p",
+                        "--port",
                         str(settings.emulator_port),
                     ],
                     ready_url=f"{settings.endpoint_url}/",
@@ -156,6 +166,11 @@ class System:
 
         for spec in self._specs(resources):
             start(spec)
+
+        from migrate.observe.targets import write_prometheus
+
+        say("writing the Prometheus scrape targets")
+        write_prometheus(self, wait_for=started)
         return started
 
     def down(self) -> list[str]:
@@ -188,13 +203,18 @@ class System:
         )
 
     def _telemetry(self) -> dict[str, str]:
-        """What every process needs to trace itself into the collector."""
+        """What every process needs to trace itself into the collector and
+        to say where its metrics are scraped."""
         settings = self.settings
         found = {
             "MIGRATE_TRACING": "on" if settings.tracing else "off",
             "AWS_XRAY_DAEMON_ADDRESS": settings.trace_address,
+            "MIGRATE_METRICS_DIR": str(settings.metrics_dir),
         }
-        for name in ("MIGRATE_TRACE_RATE", "MIGRATE_TRACE_PER_SECOND"):
+        for name in (
+            "MIGRATE_TRACE_RATE", "MIGRATE_TRACE_PER_SECOND", "MIGRATE_METRICS_EMF",
+            "MIGRATE_METRICS_EMF_SECONDS", "MIGRATE_METRICS_EMF_NAMESPACE",
+        ):
             if name in settings.environ:
                 found[name] = settings.environ[name]
         return found
@@ -226,6 +246,9 @@ class System:
                     settings.monolith_url,
                     "--port",
                     str(settings.monolith_port),
+                    # The side effects run as the functions started below.
+                    "--side-effects",
+                    "functions",
                 ],
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),
@@ -241,7 +264,11 @@ class System:
                     str(settings.router_port),
                     "--admin-port",
                     str(settings.admin_port),
+                    "--quiet",
                 ],
+                # Its dashboard reads contracts, parity, lag and queues by
+                # these settings, and its weight changes ask the same gate.
+                env=settings.exported(),
                 ready_url=f"{settings.router_url}/_router/health",
             ),
             ProcessSpec(
@@ -270,8 +297,9 @@ class System:
                 ProcessSpec(
                     f"{name}-service",
                     [
-                        str(Path(PYTHON).parent / "nameko"),
-                        "run",
+                        PYTHON,
+                        "-m",
+                        "migrate.hosts.nameko_run",
                         "--config",
                         "config.yaml",
                         extraction.module,
@@ -337,4 +365,24 @@ class System:
                         env={"MAIL_DIR": str(settings.mail_dir)},
                     )
                 )
+        specs.append(
+            ProcessSpec(
+                "exporter",
+                [PYTHON, "-m", "migrate.observe.exporter"],
+                env=self._settings_environment(),
+            )
+        )
         return specs
+
+    def _settings_environment(self) -> dict[str, str]:
+        """The settings of this system, for a process that builds its own."""
+        settings = self.settings
+        found = {
+            "MIGRATE_HOME": str(settings.home),
+            "MIGRATE_EXTRACTED": str(settings.extracted_dir),
+            "MIGRATE_PORT_BASE": str(settings.port_base),
+        }
+        for name, value in settings.environ.items():
+            if name.endswith("_DATABASE_URL") or name == "AWS_ENDPOINT_URL":
+                found[name] = value
+        return found

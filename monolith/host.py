@@ -8,6 +8,17 @@ what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
 dispatch that runs twice handles the event once.
 
+With `side_effects=True` the host also runs each context's side effects
+in-process (the standalone monolith, `python -m monolith`): the same
+handler a Lambda function runs, behind the context's outlet, handed each
+event the context committed, after the commit, so a transaction that rolls
+back sends nothing. A side effect claims the event id in its context's
+inbox as any consumer does, so a dispatch that a crash interrupted and
+`catch_up` finished sends once. It runs in the thread that committed and
+only where the context is written; a failure is logged and caught up
+later. Off, as under `migrate up`, the side effects are Lambda functions
+fed by SQS, and this host leaves them alone.
+
 `MIGRATE_SQL_GUARD=warn` (or `raise`) watches every statement the host runs
 for SQL that crosses contexts (see `migrate.check.sqlguard`).
 """
@@ -15,6 +26,7 @@ for SQL that crosses contexts (see `migrate.check.sqlguard`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -23,10 +35,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
+from migrate.errors import ManifestError
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
-from migrate.manifest import Manifest
+from migrate.manifest import Context, Manifest, SideEffect
 from migrate.manifest import load as load_manifest
 from monolith.catalog import api as catalog_api
 from monolith.customers import api as customers_api
@@ -43,10 +56,25 @@ class Subscriber:
     context: str
     event_type: type[Event]
     handler: Callable[[Any, Any], None]
+    name: str = ""
 
     @property
     def consumer(self) -> str:
-        return f"{self.context}.{self.handler.__name__}"
+        return f"{self.context}.{self.name or self.handler.__name__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class InProcessSideEffect:
+    """A side effect run on the host, once per event: the unit of work it
+    gets is claimed for the event id, and commits the claim after the work."""
+
+    handler: Callable[[dict[str, Any], Any], bool]
+    outlet: Callable[[], Any]
+
+    def __call__(self, event: Event, uow: Any) -> None:
+        with uow:
+            self.handler(event.data(), self.outlet())
+            uow.commit()
 
 
 @dataclasses.dataclass
@@ -77,8 +105,15 @@ class InProcessCustomers:
 
 
 class Monolith:
-    def __init__(self, database_url: str, manifest: Manifest | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        manifest: Manifest | None = None,
+        *,
+        side_effects: bool = False,
+    ):
         self.database_url = database_url
+        self.runs_side_effects = side_effects
         self.engine = create_engine(database_url)
         self.manifest = manifest or load_manifest()
         # Off unless MIGRATE_SQL_GUARD asks: SQL across contexts, reported.
@@ -92,6 +127,12 @@ class Monolith:
             for name, context in self.manifest.contexts.items()
             for event_type, handler in context.event_handlers.items()
         ]
+        if side_effects:
+            self.subscribers += [
+                _side_effect(context, effect)
+                for context in self.manifest.contexts.values()
+                for effect in context.side_effects
+            ]
 
     def unit_of_work(
         self,
@@ -183,10 +224,22 @@ class Monolith:
             and s.event_type.type_name() == event_type
         ]
 
-    def _deliver(
-        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
-    ) -> bool:
-        """Hand one event to one consumer; False when this host may not run it."""
+    def handle(self, context: str, envelope: Envelope) -> None:
+        """Have `context` handle one event it consumes, now, as a dispatch
+        would (claimed by its event id); what the handler raises, raises."""
+        found = [
+            s for s in self._subscribers_of(envelope.context, envelope.event_type)
+            if s.context == context
+        ]
+        if not found:
+            raise ValueError(
+                f"{context} consumes no {envelope.context} {envelope.event_type}"
+            )
+
+        for subscriber in found:
+            self._run(subscriber, envelope.event_id, envelope.data)
+
+    def _run(self, subscriber: Subscriber, event_id: str, data: dict[str, Any]) -> None:
         event = subscriber.event_type.from_data(data)
         uow = self.unit_of_work(
             subscriber.context, claim=(subscriber.consumer, event_id)
@@ -195,6 +248,13 @@ class Monolith:
             subscriber.handler(event, uow)
         except AlreadyHandled:
             pass
+
+    def _deliver(
+        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
+    ) -> bool:
+        """Hand one event to one consumer; False when this host may not run it."""
+        try:
+            self._run(subscriber, event_id, data)
         except HostNotWriter:
             # Another host writes this context now; it consumes the event
             # from its own queue.
@@ -215,3 +275,23 @@ class Monolith:
             )
             return False
         return True
+
+
+def _side_effect(context: Context, effect: SideEffect) -> Subscriber:
+    events = context.load(context.events)
+    event_type = next(
+        (value for value in vars(events).values()
+         if isinstance(value, type) and issubclass(value, Event)
+         and value.__module__ == events.__name__ and value.type_name() == effect.on),
+        None,
+    )
+    if event_type is None:
+        raise ManifestError(
+            f"context {context.name}: side effect {effect.name} is on {effect.on}, "
+            f"which {context.events} does not define"
+        )
+
+    outlets = context.load(f"{context.outlets}:outlet")
+    run = InProcessSideEffect(context.load(effect.handler),
+                              functools.partial(outlets, effect.name))
+    return Subscriber(context.name, event_type, run, effect.name)

@@ -101,10 +101,7 @@ def _covered(seam: Seam, contracts: list[Contract]) -> bool:
 
 
 def _ports_to_contexts(context: Context, manifest: Manifest) -> list[str]:
-    ports = getattr(context.load(f"{context.package}.ports"), "Ports", None)
-    declared = getattr(ports, "__annotations__", {})
-    return sorted(name for name in declared
-                  if name in manifest.contexts and name != context.name)
+    return [port.provider for port in context.ports_to(manifest.contexts)]
 
 
 def _consumed(context: Context) -> list[type[Event]]:

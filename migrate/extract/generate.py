@@ -1,8 +1,10 @@
 """Write an extracted context's service: host, configuration, migrations.
 
 The output is a folder `<extracted>/<context>/` holding `<context>_service.py`
-(the Nameko host), `config.yaml`, and an Alembic environment whose first
-revision Alembic itself autogenerates from the context's tables. The same
+(the Nameko host), `config.yaml`, an Alembic environment whose first
+revision Alembic itself autogenerates from the context's tables, and what
+contract verification needs to run the service and set its provider states
+(`<context>_contracts.py`, `<context>_states.py`). The same
 manifest gives the same files, byte for byte.
 """
 
@@ -19,6 +21,7 @@ from alembic import command
 from migrate import names
 from migrate.errors import AlreadyExtracted, ManifestError
 from migrate.manifest import Context, Manifest
+from migrate.messaging.topology import Queue
 from migrate.schema import alembic_config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -91,16 +94,24 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "class_name": f"{context.name.title().replace('_', '')}Service",
         "env_prefix": context.name.upper(),
         "routes": context.route_list,
+        # The names SQS knows them by: a FIFO queue's ends in .fifo.
         "queues": {
-            "follow": names.follow_queue(manifest.name, context.name, "service"),
+            "follow": _queue_name(
+                names.follow_queue(manifest.name, context.name, "service"),
+                context.fifo,
+            ),
             "consumes": {
-                source: names.consumer_queue(manifest.name, context.name, source)
+                source: _queue_name(
+                    names.consumer_queue(manifest.name, context.name, source),
+                    manifest.context(source).fifo,
+                )
                 for source in consumed
             },
         },
         "consumes_text": ", ".join(
             sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
         ) or "nothing",
+        "states_module": f"contracts.states.{context.name}",
     }
     (out / "migrations" / "versions").mkdir(parents=True)
     outputs = {
@@ -108,10 +119,15 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "config.yaml": "config.yaml.j2",
         "migrations/env.py": "env.py.j2",
         f"{context.name}_contracts.py": "contracts.py.j2",
+        f"{context.name}_states.py": "states.py.j2",
     }
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))
     shutil.copy(MAKO, out / "migrations" / "script.py.mako")
+
+
+def _queue_name(declared: str, fifo: bool) -> str:
+    return Queue(declared, fifo=fifo).aws_name
 
 
 def _autogenerate_first_revision(name: str, migrations: Path) -> None:

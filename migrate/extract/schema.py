@@ -12,12 +12,16 @@ import sqlalchemy as sa
 
 from migrate.hosts import tables as host_tables
 from migrate.kernel.sql import HOSTING_METADATA, create_engine
-from migrate.manifest import load
+from migrate.manifest import Manifest, load
 
 
-def service_metadata(context: str) -> list[sa.MetaData]:
-    owned = load().context(context)
-    return [HOSTING_METADATA, host_tables.metadata, owned.load(owned.metadata)]
+def service_metadata(
+    context: str, manifest: Manifest | None = None
+) -> list[sa.MetaData]:
+    """The host's tables and the service's own (`service_metadata` in the
+    manifest, or the context's tables when the service keeps their shape)."""
+    owned = (manifest or load()).context(context)
+    return [HOSTING_METADATA, host_tables.metadata, owned.load(owned.service_tables)]
 
 
 def run_migrations(alembic_context: Any, context: str) -> None:

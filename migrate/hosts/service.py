@@ -43,7 +43,8 @@ class ServiceHost:
         self.manifest = manifest or load_manifest()
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
-        self._unit = self.context.load(self.context.unit_of_work)
+        # The service's own unit of work when its tables differ in shape.
+        self._unit = self.context.load(self.context.service_unit)
         self._replica = (
             self.context.load(self.context.replica) if self.context.replica else None
         )

@@ -36,6 +36,7 @@ from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
 from migrate.settings import Settings
+from migrate.sync.parity_records import last_parity
 from migrate.system import System
 from monolith.billing.tables import invoices
 from monolith.host import Monolith
@@ -222,6 +223,8 @@ def test_a_copy_out_of_parity_stops_the_shift_before_its_step(
             "monolith: invoices: 1 of 1 chunks differ") in done.stderr
     assert "see `migrate verify billing`" in done.stderr
     assert verified.weight() == 0
+    record = last_parity(verified.system.settings, "billing")
+    assert record is not None and (record.by, record.ok) == ("migrate shift", False)
 
 
 def test_an_operator_pauses_resumes_and_stops_a_running_shift(
