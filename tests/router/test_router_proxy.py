@@ -185,7 +185,7 @@ class TestReadWeights:
         lines = [r.getMessage() for r in caplog.records]
         expected = (
             f"routing table at revision {revision} (was {revision - 1}): "
-            "billing reads 0 % -> 25 %"
+            "billing reads 0 % -> 25 %; billing phase extracted -> shifting reads"
         )
         assert [line for line in lines if "revision" in line] == [expected]
 
