@@ -183,7 +183,7 @@ def _at(fraction: float, started: float, action: Callable[[], object]) -> None:
 
 def _synced(system: System, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
-    while lag_by_direction(system, "billing")["to_monolith"]:
+    while lag_by_direction(system, "billing")["to_monolith"]["events"]:
         assert time.monotonic() < deadline, "the monolith's replica never caught up"
         time.sleep(0.5)
 
