@@ -296,6 +296,10 @@ def backfill(context: str, as_json: bool) -> None:
     target = create_engine(settings.service_url(context))
     with _Steps(as_json) as steps:
         report = copy(owned, source, target, steps.count)
+    if owned.aggregates:
+        from migrate.hosts.replica import settle_removals
+
+        settle_removals(owned, target)
     parity = check(owned, source, target)
     payload = {
         "context": context,

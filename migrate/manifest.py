@@ -4,6 +4,12 @@ Everything that needs to know the contexts (checks, hosts, extraction,
 messaging topology) derives it from here. A malformed manifest raises
 `ManifestError` naming the entry; nothing is imported until asked for.
 
+A context follows its writer on a replica either through its own replica
+module (`replica`) or through declared aggregates (`aggregates`: a root
+table, its key, child tables), whose row images the kit records and applies
+itself (see `migrate.kernel.images`). `ports` names the other contexts whose
+API a context calls through a port, and the protocol each port satisfies.
+
 The `[check]` section says what `migrate check` holds the code to: the host
 modules that belong to no context, the shared kernel every module may
 import, the kit's own tables, and per role of module inside a context what
@@ -21,6 +27,7 @@ from typing import Any
 
 from migrate.errors import ManifestError, UnknownContext
 from migrate.kernel.events import Event
+from migrate.kernel.images import Aggregate, ImageError, build_aggregates
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.toml"
 
@@ -30,6 +37,34 @@ class SideEffect:
     name: str
     on: str
     function: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AggregateSpec:
+    """A declared aggregate: its root table, the root's key, its child tables.
+
+    Child tables hang off the root by a foreign key onto the key's columns;
+    the kit finds it when it builds the aggregate (`Context.aggregates_built`).
+    """
+
+    name: str
+    root: str
+    key: tuple[str, ...]
+    children: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PortSpec:
+    """A port through which a context calls another context's API.
+
+    `name` is the attribute of the context's ports and the providing
+    context's name; `protocol` is `module:Class`, whose methods are
+    functions of that context's API module with the same name (each takes a
+    unit of work first, then the method's arguments).
+    """
+
+    name: str
+    protocol: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +81,8 @@ class Context:
     replica: str | None = None
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
+    aggregates: tuple[AggregateSpec, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
 
     def load(self, reference: str) -> Any:
         """Import `package.module` or `package.module:attribute`."""
@@ -74,6 +111,27 @@ class Context:
     @property
     def route_errors(self) -> dict[type[Exception], tuple[int, str]]:
         return dict(self.load(self.routes).ERRORS)
+
+    @property
+    def follows(self) -> bool:
+        """Whether a replica of this context can follow its writer."""
+        return self.replica is not None or bool(self.aggregates)
+
+    def aggregates_built(self) -> tuple[Aggregate, ...]:
+        """The declared aggregates over the context's own tables."""
+        metadata = self.load(self.metadata)
+        try:
+            return build_aggregates(self.name, metadata, self.aggregates)
+        except ImageError as error:
+            raise ManifestError(str(error)) from None
+
+    def unfollowed_tables(self) -> list[str]:
+        """The context's own tables that no declared aggregate covers."""
+        covered = {a.root for a in self.aggregates} | {
+            child for a in self.aggregates for child in a.children
+        }
+        queues = {f"{self.name}_outbox", f"{self.name}_inbox"}
+        return [t for t in self.tables if t not in covered and t not in queues]
 
     @property
     def event_handlers(self) -> dict[type[Event], Any]:
@@ -126,7 +184,7 @@ class Manifest:
 
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
-_OPTIONAL = {"handlers", "replica", "totals", "side_effects"}
+_OPTIONAL = {"handlers", "replica", "totals", "side_effects", "aggregates", "ports"}
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -159,6 +217,15 @@ def load(path: Path | None = None) -> Manifest:
                 )
             owners[table] = context.name
 
+    for context in contexts.values():
+        for port in context.ports:
+            if port.name not in contexts or port.name == context.name:
+                raise ManifestError(
+                    f"{path}: context {context.name} has port {port.name!r}; a "
+                    "port is named after another context of the manifest, and "
+                    f"the contexts are {', '.join(sorted(contexts))}"
+                )
+
     boundaries = _boundaries(path, raw.get("check", {}), contexts)
     return Manifest(name, contexts, path, boundaries)
 
@@ -178,6 +245,8 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         SideEffect(effect, spec["on"], spec["function"])
         for effect, spec in entry.get("side_effects", {}).items()
     )
+    aggregates = _aggregates(path, name, entry)
+    ports = _ports(path, name, entry.get("ports", {}))
     return Context(
         name=name,
         package=entry["package"],
@@ -191,7 +260,80 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         replica=entry.get("replica"),
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
+        aggregates=aggregates,
+        ports=ports,
     )
+
+
+_AGGREGATE_KEYS = {"root", "key", "children"}
+
+
+def _aggregates(
+    path: Path, name: str, entry: dict[str, Any]
+) -> tuple[AggregateSpec, ...]:
+    declared = entry.get("aggregates", {})
+    if not isinstance(declared, dict):
+        raise ManifestError(f"{path}: context {name}: aggregates must be a table")
+
+    if declared and entry.get("replica"):
+        raise ManifestError(
+            f"{path}: context {name} declares both a replica module and "
+            "aggregates; a replica follows through one of them"
+        )
+
+    tables = set(entry.get("tables", ()))
+    found: list[AggregateSpec] = []
+    placed: dict[str, str] = {}
+    for aggregate, spec in declared.items():
+        where = f"[contexts.{name}.aggregates.{aggregate}]"
+        if not isinstance(spec, dict):
+            raise ManifestError(f"{path}: {where} must be a table")
+
+        unknown = set(spec) - _AGGREGATE_KEYS
+        if unknown:
+            raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+        missing = [key for key in ("root", "key") if key not in spec]
+        if missing:
+            raise ManifestError(f"{path}: {where} lacks {', '.join(missing)}")
+
+        root = spec["root"]
+        key = [spec["key"]] if isinstance(spec["key"], str) else spec["key"]
+        children = _strings(path, f"{where} children", spec.get("children", []))
+        for table in (root, *children):
+            if table not in tables:
+                raise ManifestError(
+                    f"{path}: {where} names table {table!r}, which context {name} "
+                    "does not own; an aggregate is made of its context's tables"
+                )
+            if table in placed:
+                raise ManifestError(
+                    f"{path}: table {table!r} is in aggregates {placed[table]} and "
+                    f"{aggregate}; a table belongs to one aggregate"
+                )
+            placed[table] = aggregate
+        found.append(
+            AggregateSpec(
+                aggregate, root, _strings(path, f"{where} key", key), children
+            )
+        )
+    return tuple(found)
+
+
+def _ports(path: Path, name: str, declared: Any) -> tuple[PortSpec, ...]:
+    where = f"[contexts.{name}.ports]"
+    if not isinstance(declared, dict):
+        raise ManifestError(f"{path}: {where} must be a table of port = protocol")
+
+    ports = []
+    for port, protocol in declared.items():
+        if not isinstance(protocol, str) or ":" not in protocol:
+            raise ManifestError(
+                f"{path}: {where} {port} = {protocol!r}; a port names its "
+                "protocol as 'module:Class'"
+            )
+        ports.append(PortSpec(port, protocol))
+    return tuple(ports)
 
 
 _CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}

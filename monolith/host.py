@@ -87,6 +87,10 @@ class Monolith:
             name: context.load(context.unit_of_work)
             for name, context in self.manifest.contexts.items()
         }
+        self._aggregates = {
+            name: context.aggregates_built()
+            for name, context in self.manifest.contexts.items()
+        }
         self.subscribers = [
             Subscriber(name, event_type, handler)
             for name, context in self.manifest.contexts.items()
@@ -107,6 +111,7 @@ class Monolith:
             command=command,
             claim=claim,
             after_commit=self.dispatch,
+            aggregates=self._aggregates[context],
         )
         return unit
 

@@ -12,7 +12,9 @@ under verification, and offers state handlers what a context offers anyone:
   context handles an event it consumes, as from its queue).
 
 `published_since(context, mark)` reads the events the context appended to
-its outbox after `mark`: exactly what its relay would publish next. A stage
+its outbox after `mark`: exactly what its relay would publish next, less the
+row images of declared aggregates (the kit's own replication, which no
+consumer holds a contract on). A stage
 puts every role it changed back with `restore`, after each interaction.
 """
 
@@ -27,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.contracts.states import MONOLITH, SERVICE
 from migrate.kernel.events import Envelope, Event
+from migrate.kernel.images import IMAGE_EVENT
 from migrate.kernel.sql import REPLICA, WRITER
 from migrate.kernel.uow import queue_tables
 
@@ -68,7 +71,8 @@ class _Stage:
 
     def published_since(self, context: str, mark: int) -> list[Envelope]:
         outbox, _ = queue_tables(context)
-        query = (sa.select(outbox.c.payload).where(outbox.c.position > mark)
+        query = (sa.select(outbox.c.payload)
+                 .where(outbox.c.position > mark, outbox.c.event_type != IMAGE_EVENT)
                  .order_by(outbox.c.position))
         with self.engine.connect() as db:
             return [Envelope.from_json(payload) for payload in db.scalars(query)]

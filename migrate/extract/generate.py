@@ -51,11 +51,7 @@ def generate(
     manifest: Manifest, name: str, extracted_dir: Path, *, force: bool = False
 ) -> Extraction:
     context = manifest.context(name)
-    if context.replica is None:
-        raise ManifestError(
-            f"context {name} declares no replica module; extraction needs one so "
-            "the service can follow the monolith until writes move"
-        )
+    _require_followable(context)
 
     folder = extracted_dir / name
     if folder.exists() and not force:
@@ -76,6 +72,29 @@ def generate(
 
     routes = [(r.method, r.rule, r.bucket_key) for r in context.route_list]
     return Extraction(name, folder, f"{name}_service", routes)
+
+
+def _require_followable(context: Context) -> None:
+    """A service starts as a replica: it must be able to follow every table."""
+    if not context.follows:
+        raise ManifestError(
+            f"context {context.name} declares neither a replica module nor "
+            "aggregates; extraction needs one of them so the service can follow "
+            f"the monolith until writes move (see [contexts.{context.name}."
+            "aggregates] in the manifest's header)"
+        )
+
+    if context.replica is None:
+        unfollowed = context.unfollowed_tables()
+        if unfollowed:
+            raise ManifestError(
+                f"context {context.name}: table {unfollowed[0]!r} is in no declared "
+                "aggregate, so a replica would never see its changes; add it to "
+                f"[contexts.{context.name}.aggregates] as a root or a child"
+            )
+
+    # Built here so that a wrong key or child fails before anything is written.
+    context.aggregates_built()
 
 
 def _render(manifest: Manifest, context: Context, out: Path) -> None:

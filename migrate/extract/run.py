@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from migrate.errors import AlreadyExtracted, SystemNotRunning
 from migrate.extract.generate import Extraction, generate
+from migrate.hosts.replica import settle_removals
 from migrate.kernel.sql import REPLICA, create_engine
 from migrate.kernel.uow import set_role
 from migrate.router.state import MONOLITH
@@ -62,6 +63,8 @@ def extract(
 
     monolith = create_engine(settings.monolith_url)
     copied = backfill(context, monolith, service, progress)
+    if context.aggregates:
+        settle_removals(context, service)
     parity = verify(context, monolith, service)
     return ExtractReport(extraction, copied, parity)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.hosts.replica import CannotFollow, replica_of
 from migrate.hosts.tables import deferred
 from migrate.kernel.events import Envelope
 from migrate.kernel.http import Headers, Reply, serve
@@ -44,9 +45,8 @@ class ServiceHost:
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
         self._unit = self.context.load(self.context.unit_of_work)
-        self._replica = (
-            self.context.load(self.context.replica) if self.context.replica else None
-        )
+        self._aggregates = self.context.aggregates_built()
+        self._replica = replica_of(self.context) if self.context.follows else None
         self.routes = {route.endpoint: route for route in self.context.route_list}
         self.errors = self.context.route_errors
         self.ports = ContextPorts(self)
@@ -59,7 +59,10 @@ class ServiceHost:
         self, *, command: bool = True, claim: tuple[str, str] | None = None
     ) -> Any:
         """The context's own unit of work (its protocol is the context's)."""
-        unit: UnitOfWork = self._unit(self.engine, ORIGIN, command=command, claim=claim)
+        unit: UnitOfWork = self._unit(
+            self.engine, ORIGIN, command=command, claim=claim,
+            aggregates=self._aggregates,
+        )
         return unit
 
     def serve(
@@ -81,14 +84,15 @@ class ServiceHost:
     def follow(self, envelope: Envelope) -> bool:
         """Apply one of the context's own events, published by another host."""
         if self._replica is None:
-            raise RuntimeError(
-                f"context {self.context.name} declares no replica module"
+            raise CannotFollow(
+                f"context {self.context.name} declares neither a replica module "
+                "nor aggregates"
             )
 
         consumer = f"{self.context.name}.replica"
         uow = self.unit_of_work(command=False, claim=(consumer, envelope.event_id))
         try:
-            return bool(self._replica.apply(envelope.data, uow))
+            return self._replica(envelope, uow)
         except AlreadyHandled:
             return False
 

@@ -7,7 +7,8 @@ back (`migrate rollback <context>`):
 2. The current writer is fenced: its role row changes under the lock every
    command reads, so commands already running finish and later ones are
    refused.
-3. Wait until the other side has applied every event the writer wrote.
+3. Wait until the other side has applied every event the writer wrote,
+   and give it the writer's versions of the context's declared aggregates.
 4. The other side becomes the writer. A service replays the events it kept;
    the monolith's catch-up handles the events it did not consume meanwhile.
 5. The old writer becomes a replica, following the new writer's events.
@@ -27,6 +28,7 @@ import requests
 import sqlalchemy as sa
 
 from migrate.errors import ShiftRefused, SystemNotRunning
+from migrate.hosts.replica import adopt_versions
 from migrate.hosts.tables import backfills
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
 from migrate.router.state import MONOLITH
@@ -99,6 +101,13 @@ def move_writes(
             after=_backfill_position(name, service),
             timeout=timeout,
             say=say,
+        )
+        # Versions of declared aggregates: the new writer's next change
+        # must outrank everything the old writer published.
+        adopt_versions(
+            name,
+            create_engine(old.database_url),
+            create_engine(new.database_url),
         )
         say(f"making the {new.name} {name}'s writer")
         replayed = _set_role(new.base_url, name, WRITER).get("replayed", 0)

@@ -30,7 +30,11 @@ def test_placing_an_order_issues_its_invoice_through_order_placed(
     assert invoice["invoice_id"] == order_id
     assert invoice["total"] == "49.15"
     with monolith.engine.connect() as db:
-        event_id = db.execute(sa.select(ordering_outbox.c.event_id)).scalar_one()
+        event_id = db.execute(
+            sa.select(ordering_outbox.c.event_id).where(
+                ordering_outbox.c.event_type == "OrderPlaced"
+            )
+        ).scalar_one()
         claimed = db.execute(sa.select(billing_inbox.c.event_id)).scalars().all()
     assert claimed == [event_id]
 
