@@ -4,8 +4,10 @@
 AWS_ENDPOINT_URL points elsewhere), then creates topics, queues,
 subscriptions and dead-letter queues through the API, then starts the
 monolith, the router, the monolith's outbox relay, and for every extracted
-context its service, the service's relay and the monolith's follower, and
-finally each side effect's function under the local Lambda runtime.
+context its service, the service's relay and the monolith's follower, then
+for each context of the monolith that consumes an extracted context's
+events a consumer of the service's side of them, and finally each side
+effect's function under the local Lambda runtime.
 `System.down` stops them all, last started first.
 """
 
@@ -63,6 +65,15 @@ def topology(
                 {"event_type": sorted(types)},
             )
 
+    for source, consumer, types in monolith_consumers(manifest, extracted):
+        # The service's side only: the monolith's own events reach its
+        # consumers in-process.
+        subscribe(
+            names.monolith_consumer_queue(app, consumer, source),
+            source,
+            {"event_type": types, "origin": ["service"]},
+        )
+
     for context in manifest.contexts.values():
         for effect in context.side_effects:
             subscribe(
@@ -72,6 +83,25 @@ def topology(
             )
 
     return Topology(topics, queues, subscriptions)
+
+
+def monolith_consumers(
+    manifest: Manifest, extracted: list[str]
+) -> list[tuple[str, str, list[str]]]:
+    """(producer, consumer, event types) for each context of the monolith that
+    consumes events of an extracted context."""
+    found = []
+    for source in extracted:
+        for consumer in manifest.contexts.values():
+            if consumer.name == source:
+                continue
+
+            types = sorted(
+                t.type_name() for t in consumer.event_handlers if t.context == source
+            )
+            if types:
+                found.append((source, consumer.name, types))
+    return found
 
 
 class System:
@@ -227,6 +257,7 @@ class System:
                     "--port",
                     str(settings.monolith_port),
                 ],
+                env={"MIGRATE_ROUTER_URL": settings.router_url},
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),
             ProcessSpec(
@@ -283,6 +314,7 @@ class System:
                             f"127.0.0.1:{self.service_port(name)}"
                         ),
                         f"{name.upper()}_DATABASE_URL": settings.service_url(name),
+                        "MIGRATE_ROUTER_URL": settings.router_url,
                         **aws,
                     },
                     ready_url=f"{self.service_url(name)}/_migrate/health",
@@ -316,6 +348,28 @@ class System:
                     ],
                 ),
             ]
+        extracted = [e.context for e in self.extractions()]
+        for source, consumer, _ in monolith_consumers(self.manifest, extracted):
+            queue = names.monolith_consumer_queue(app, consumer, source)
+            specs.append(
+                ProcessSpec(
+                    f"{consumer}-consumes-{source}",
+                    [
+                        PYTHON,
+                        "-m",
+                        "migrate.sync.consumer",
+                        "--context",
+                        consumer,
+                        "--source",
+                        source,
+                        "--database",
+                        settings.monolith_url,
+                        *endpoint,
+                        "--queue-url",
+                        resources.queue_url(queue),
+                    ],
+                )
+            )
         for context in self.manifest.contexts.values():
             for effect in context.side_effects:
                 queue = names.side_effect_queue(app, context.name, effect.name)

@@ -1,8 +1,9 @@
 """The monolith host: every context in one process and one database.
 
 It wires each context's ports in-process: units of work on the shared
-database, other contexts' APIs called directly, and events dispatched to the
-contexts that consume them right after the producer's transaction commits.
+database, the other contexts' APIs its manifest entry names as ports called
+directly (see `migrate.hosts.calls`), and events dispatched to the contexts
+that consume them right after the producer's transaction commits.
 The outbox rows are written anyway, in the same transaction, because they are
 what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
@@ -15,21 +16,20 @@ for SQL that crosses contexts (see `migrate.check.sqlguard`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
+from migrate.hosts.calls import in_process_port
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
 from migrate.manifest import Manifest
 from migrate.manifest import load as load_manifest
-from monolith.catalog import api as catalog_api
-from monolith.customers import api as customers_api
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +49,18 @@ class Subscriber:
         return f"{self.context}.{self.handler.__name__}"
 
 
-@dataclasses.dataclass
 class ContextPorts:
-    command: Callable[[], Any]
-    query: Callable[[], Any]
-    replica: Callable[[], Any]
-    catalog: Any = None
-    customers: Any = None
+    """A context's units of work, and one attribute per port it declares."""
 
-
-class InProcessCatalog:
-    """Ordering's view of the catalog, answered by a direct call."""
-
-    def __init__(self, query: Callable[[], Any]):
-        self._query = query
-
-    def prices(self, product_ids: list[int]) -> dict[int, Decimal]:
-        return catalog_api.prices(self._query(), product_ids)
-
-
-class InProcessCustomers:
-    def __init__(self, query: Callable[[], Any]):
-        self._query = query
-
-    def exists(self, customer_id: str) -> bool:
-        return customers_api.exists(self._query(), customer_id)
+    def __init__(
+        self,
+        command: Callable[[], Any],
+        query: Callable[[], Any],
+        replica: Callable[[], Any],
+    ):
+        self.command = command
+        self.query = query
+        self.replica = replica
 
 
 class Monolith:
@@ -124,9 +111,12 @@ class Monolith:
             query=query,
             replica=lambda: self.unit_of_work(context, command=False),
         )
-        if context == "ordering":
-            ports.catalog = InProcessCatalog(lambda: query("catalog"))
-            ports.customers = InProcessCustomers(lambda: query("customers"))
+        owned = self.manifest.context(context)
+        for port in owned.ports:
+            provider = self.manifest.context(port.name)
+            setattr(ports, port.name, in_process_port(
+                owned, port, provider, functools.partial(query, port.name)
+            ))
         return ports
 
     def dispatch(self, envelopes: list[Envelope]) -> None:
@@ -188,10 +178,11 @@ class Monolith:
             and s.event_type.type_name() == event_type
         ]
 
-    def _deliver(
+    def handle(
         self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
     ) -> bool:
-        """Hand one event to one consumer; False when this host may not run it."""
+        """Hand one event to one consumer; False when this host does not
+        write the consumer's context. Any other failure propagates."""
         event = subscriber.event_type.from_data(data)
         uow = self.unit_of_work(
             subscriber.context, claim=(subscriber.consumer, event_id)
@@ -209,6 +200,18 @@ class Monolith:
                 event_id,
             )
             return False
+        return True
+
+    def subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
+        """The consumers of one event type of `context` that this host runs."""
+        return self._subscribers_of(context, event_type)
+
+    def _deliver(
+        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
+    ) -> bool:
+        """Hand one event to one consumer; False when this host may not run it."""
+        try:
+            return self.handle(subscriber, event_id, data)
         except Exception:
             # The producer's change is committed and its event stored: a
             # consumer's failure must not fail the producer's request.
@@ -219,4 +222,3 @@ class Monolith:
                 event_id,
             )
             return False
-        return True

@@ -1,8 +1,10 @@
 """The monolith's HTTP face: Flask serving every context's routes.
 
 Routes come from the contexts themselves (see `migrate.kernel.http`); this
-module only adapts Flask's request and response to them. `/_migrate/...`
-is the kit's control surface on this host: health, and the role this host
+module only adapts Flask's request and response to them. `/_api/<context>/<function>`
+answers the calls other contexts make of a context's API through a port
+(see `migrate.hosts.calls`). `/_migrate/...` is the kit's control surface
+on this host: health, and the role this host
 plays for a context (the fence of a write flip).
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from migrate.hosts.calls import PREFIX, answer, exposed, unknown_call
 from migrate.kernel.http import Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
 from migrate.kernel.uow import role_of, set_role
@@ -37,6 +40,24 @@ def create_app(host: Monolith) -> Flask:
                 view_func=_view(name, route, ports, errors),
                 methods=[route.method],
             )
+    calls = {name: exposed(host.manifest, name) for name in host.manifest.contexts}
+
+    @app.post(f"{PREFIX}/<context>/<function>")
+    def api_call(context: str, function: str) -> Response:
+        answered = calls.get(context, {})
+        if function not in answered:
+            return _json(unknown_call(context, function, list(answered)))
+
+        tracing.annotate(context=context, route=f"POST {PREFIX}/{context}/{function}")
+        with logs.bind(context=context, route=function, backend="monolith"):
+            reply = answer(
+                answered[function],
+                host.ports(context),
+                request.get_data(),
+                host.manifest.context(context).route_errors,
+            )
+        return _json(reply)
+
     # A segment per request, continuing the router's trace (when tracing is on).
     tracing.instrument_flask(app)
 

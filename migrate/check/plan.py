@@ -113,6 +113,8 @@ def plan(
     report, code, described = inspect(layout, plan=True)
     facts = described["contexts"].get(context_name, {})
     inbound, outbound = _calls(layout, code.edges, context_name)
+    declared_in, declared_out = _port_calls(layout, context_name)
+    inbound, outbound = declared_in + inbound, declared_out + outbound
     counts, notes = _row_counts(context.tables, database_url)
     consumers = [
         (entry["from"], entry["event"], f"{name}.{entry['handler']}")
@@ -175,6 +177,31 @@ def _calls(
             inbound.append(call)
         elif source is not None and source.name == context:
             outbound.append(call)
+    return inbound, outbound
+
+
+def _port_calls(
+    layout: Layout, context: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Calls through the ports the manifest declares, into and out of `context`."""
+    manifest = layout.manifest
+    location = layout.shown(manifest.path)
+    inbound, outbound = [], []
+    for consumer in manifest.contexts.values():
+        for port in consumer.ports:
+            provider = manifest.context(port.name)
+            call = {
+                "kind": "port",
+                "importer": f"{consumer.name}'s {port.name} port ({port.protocol})",
+                "imported": provider.api,
+                "from": consumer.name,
+                "to": provider.name,
+                "location": location,
+            }
+            if provider.name == context:
+                inbound.append(call)
+            elif consumer.name == context:
+                outbound.append(call)
     return inbound, outbound
 
 

@@ -1,7 +1,9 @@
 """Write an extracted context's service: host, configuration, migrations.
 
 The output is a folder `<extracted>/<context>/` holding `<context>_service.py`
-(the Nameko host), `config.yaml`, and an Alembic environment whose first
+(the Nameko host), `<context>_clients.py` when the context calls other
+contexts' APIs through ports (one HTTP client class per port, written from
+the port's protocol), `config.yaml`, and an Alembic environment whose first
 revision Alembic itself autogenerates from the context's tables. The same
 manifest gives the same files, byte for byte.
 """
@@ -9,16 +11,20 @@ manifest gives the same files, byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from alembic import command
 
 from migrate import names
 from migrate.errors import AlreadyExtracted, ManifestError
-from migrate.manifest import Context, Manifest
+from migrate.hosts.calls import api_routes, exposed, protocol_methods, protocol_of
+from migrate.manifest import Context, Manifest, PortSpec
 from migrate.schema import alembic_config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -71,6 +77,7 @@ def generate(
         shutil.rmtree(staging, ignore_errors=True)
 
     routes = [(r.method, r.rule, r.bucket_key) for r in context.route_list]
+    routes += api_routes(manifest, name)
     return Extraction(name, folder, f"{name}_service", routes)
 
 
@@ -97,13 +104,32 @@ def _require_followable(context: Context) -> None:
     context.aggregates_built()
 
 
-def _render(manifest: Manifest, context: Context, out: Path) -> None:
-    env = jinja2.Environment(
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+
+
+def render_clients(manifest: Manifest, name: str) -> str | None:
+    """The source of `<context>_clients.py`: a client class per port of the
+    context, written from the port's protocol; None when it has no ports."""
+    context = manifest.context(name)
+    if not context.ports:
+        return None
+
+    return _templates().get_template("clients.py.j2").render(
+        context=context.name,
+        clients=[_client(context, port) for port in context.ports],
+        protocol_imports=_protocol_imports(context),
+    )
+
+
+def _render(manifest: Manifest, context: Context, out: Path) -> None:
+    env = _templates()
     consumed = sorted({event_type.context for event_type in context.event_handlers})
+    calls = list(exposed(manifest, context.name))
     values = {
         "context": context.name,
         "package": context.package,
@@ -117,9 +143,9 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
                 for source in consumed
             },
         },
-        "consumes_text": ", ".join(
-            sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
-        ) or "nothing",
+        "calls": calls,
+        "ports": [port.name for port in context.ports],
+        "summary": _summary(context, calls),
     }
     (out / "migrations" / "versions").mkdir(parents=True)
     outputs = {
@@ -130,7 +156,76 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
     }
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))
+    clients = render_clients(manifest, context.name)
+    if clients is not None:
+        (out / f"{context.name}_clients.py").write_text(clients)
     shutil.copy(MAKO, out / "migrations" / "script.py.mako")
+
+
+def _summary(context: Context, calls: list[str]) -> str:
+    consumed = sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
+    ports = [port.name for port in context.ports]
+    text = (
+        f"The context's code is imported from `{context.package}`, not copied. "
+        f"The service owns its database ({context.name.upper()}_DATABASE_URL), "
+        "answers the context's routes"
+        + (f" and the calls of its API that other contexts make ({', '.join(calls)})"
+           if calls else "")
+        + (f", calls the API of {' and '.join(ports)} through the router"
+           if ports else "")
+        + f", follows the monolith's {context.name} events while it is a replica, "
+        f"and consumes {', '.join(consumed) or 'nothing'} once it is the writer."
+    )
+    return textwrap.fill(text, width=79)
+
+
+def _client(context: Context, port: PortSpec) -> dict[str, Any]:
+    """What the clients template needs of one port's protocol."""
+    protocol = protocol_of(context, port)
+    methods = []
+    for name in protocol_methods(protocol):
+        signature = inspect.signature(getattr(protocol, name))
+        parameters = list(signature.parameters.values())
+        methods.append({
+            "name": name,
+            "parameters": ", ".join(_parameter(p) for p in parameters),
+            "arguments": "".join(f", {p.name}={p.name}" for p in parameters[1:]),
+            "returns": (
+                "" if signature.return_annotation is inspect.Signature.empty
+                else f" -> {_annotation(signature.return_annotation)}"
+            ),
+        })
+    return {
+        "port": port.name,
+        "protocol": port.protocol,
+        "protocol_name": protocol.__name__,
+        "class_name": f"{protocol.__name__}Client",
+        "methods": methods,
+    }
+
+
+def _protocol_imports(context: Context) -> dict[str, list[str]]:
+    found: dict[str, set[str]] = {}
+    for port in context.ports:
+        module, _, name = port.protocol.partition(":")
+        found.setdefault(module, set()).add(name)
+    return {module: sorted(names) for module, names in sorted(found.items())}
+
+
+def _parameter(parameter: inspect.Parameter) -> str:
+    text = parameter.name
+    if parameter.annotation is not inspect.Parameter.empty:
+        text += f": {_annotation(parameter.annotation)}"
+    if parameter.default is not inspect.Parameter.empty:
+        text += f" = {parameter.default!r}"
+    return text
+
+
+def _annotation(annotation: Any) -> str:
+    # Protocols written with `from __future__ import annotations` hold text.
+    if isinstance(annotation, str):
+        return annotation
+    return inspect.formatannotation(annotation)
 
 
 def _autogenerate_first_revision(name: str, migrations: Path) -> None:

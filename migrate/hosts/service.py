@@ -1,7 +1,9 @@
 """A context hosted on its own: own database, events in and out over SQS/SNS.
 
 `ServiceHost` is the part of an extracted service that does not depend on
-Nameko: it serves the context's routes, applies the writer's events while
+Nameko: it serves the context's routes and the calls other contexts make
+of its API, calls other contexts' APIs through the clients it is given,
+applies the writer's events while
 this host is a replica, handles the events the context consumes while it is
 the writer, and keeps those that arrive before then (see `tables.deferred`).
 The generated Nameko service is a thin shell around it.
@@ -15,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.hosts.calls import answer, exposed, unknown_call
 from migrate.hosts.replica import CannotFollow, replica_of
 from migrate.hosts.tables import deferred
 from migrate.kernel.events import Envelope
@@ -31,16 +34,26 @@ ROLES = (WRITER, FENCED, REPLICA)
 
 
 class ContextPorts:
-    def __init__(self, host: ServiceHost):
+    """The context's units of work, and its ports to other contexts' APIs."""
+
+    def __init__(self, host: ServiceHost, clients: Mapping[str, Any]):
         self.command = lambda: host.unit_of_work()
         self.query = lambda: host.unit_of_work(command=False)
         self.replica = lambda: host.unit_of_work(command=False)
+        for name, client in clients.items():
+            setattr(self, name, client)
 
 
 class ServiceHost:
     def __init__(
-        self, context: str, database_url: str, manifest: Manifest | None = None
+        self,
+        context: str,
+        database_url: str,
+        manifest: Manifest | None = None,
+        clients: Mapping[str, Any] | None = None,
     ):
+        """`clients` answer the context's ports to other contexts' APIs
+        (the generated `<context>_clients.py`), by port name."""
         self.manifest = manifest or load_manifest()
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
@@ -49,7 +62,8 @@ class ServiceHost:
         self._replica = replica_of(self.context) if self.context.follows else None
         self.routes = {route.endpoint: route for route in self.context.route_list}
         self.errors = self.context.route_errors
-        self.ports = ContextPorts(self)
+        self.ports = ContextPorts(self, clients or {})
+        self.calls = exposed(self.manifest, context)
         self._handlers = {
             (event_type.context, event_type.type_name()): (event_type, handler)
             for event_type, handler in self.context.event_handlers.items()
@@ -75,6 +89,13 @@ class ServiceHost:
         return serve(
             self.routes[endpoint], self.ports, params, body, headers, self.errors
         )
+
+    def answer(self, function: str, body: bytes) -> Reply:
+        """Answer a call of the context's API made through another's port."""
+        if function not in self.calls:
+            return unknown_call(self.context.name, function, list(self.calls))
+
+        return answer(self.calls[function], self.ports, body, self.errors)
 
     @property
     def role(self) -> str:
