@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "migrate.deploy.commands",
     "migrate.contracts.commands",
     "migrate.router.commands",
+    "migrate.observe.commands",
 )
 
 

@@ -24,6 +24,7 @@ import requests
 import sqlalchemy as sa
 
 from migrate.errors import MigrateError, ShiftRefused
+from migrate.kernel.money import from_cents
 from migrate.kernel.sql import create_engine
 from migrate.system import System
 
@@ -344,7 +345,8 @@ def _converge(
                         sa.func.sum(invoices.c.paid_cents),
                     )
                 ).one()
-                totals[side] = f"{cents[0] / 100:,.2f} (paid {cents[1] / 100:,.2f})"
+                total, paid = (from_cents(int(c or 0)) for c in cents)
+                totals[side] = f"{total:,} (paid {paid:,})"
                 have = (
                     {
                         r[0]

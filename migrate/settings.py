@@ -14,6 +14,8 @@ ports of its own:
     MIGRATE_TRACING         X-Ray tracing of every process, on or off     on
     AWS_XRAY_DAEMON_ADDRESS where segments go (UDP); the collector listens
                             there                            127.0.0.1:2000
+    MIGRATE_METRICS_EMF     CloudWatch EMF lines of every process's metrics,
+                            on or off                                      off
 
 Ports from the base: router +0, monolith +1, emulator +2, the router's
 admin API and dashboard +3, the trace collector's HTTP side +5, the service
@@ -138,6 +140,16 @@ class Settings:
     def tracing(self) -> bool:
         """Tracing is on in a system `migrate up` starts, unless turned off."""
         return self.environ.get("MIGRATE_TRACING", "on").lower() != "off"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where processes without an HTTP server record their scrape URL."""
+        return self.run_dir / "metrics"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        """Scrape targets, rules and a prometheus.yml for this system."""
+        return self.home / "prometheus"
 
     @property
     def traces_path(self) -> Path:

@@ -7,7 +7,9 @@ monolith, the router, the monolith's outbox relay, and for every extracted
 context its service, the service's relay and the monolith's follower, then
 for each context of the monolith that consumes an extracted context's
 events a consumer of the service's side of them, and finally each side
-effect's function under the local Lambda runtime.
+effect's function under the local Lambda runtime and the metrics exporter.
+Then it writes the Prometheus scrape targets of every process, the SLO
+rules and a prometheus.yml (see `migrate.observe.targets`).
 `System.down` stops them all, last started first.
 """
 
@@ -186,6 +188,11 @@ class System:
 
         for spec in self._specs(resources):
             start(spec)
+
+        from migrate.observe.targets import write_prometheus
+
+        say("writing the Prometheus scrape targets")
+        write_prometheus(self, wait_for=started)
         return started
 
     def down(self) -> list[str]:
@@ -218,13 +225,18 @@ class System:
         )
 
     def _telemetry(self) -> dict[str, str]:
-        """What every process needs to trace itself into the collector."""
+        """What every process needs to trace itself into the collector and
+        to say where its metrics are scraped."""
         settings = self.settings
         found = {
             "MIGRATE_TRACING": "on" if settings.tracing else "off",
             "AWS_XRAY_DAEMON_ADDRESS": settings.trace_address,
+            "MIGRATE_METRICS_DIR": str(settings.metrics_dir),
         }
-        for name in ("MIGRATE_TRACE_RATE", "MIGRATE_TRACE_PER_SECOND"):
+        for name in (
+            "MIGRATE_TRACE_RATE", "MIGRATE_TRACE_PER_SECOND", "MIGRATE_METRICS_EMF",
+            "MIGRATE_METRICS_EMF_SECONDS", "MIGRATE_METRICS_EMF_NAMESPACE",
+        ):
             if name in settings.environ:
                 found[name] = settings.environ[name]
         return found
@@ -391,4 +403,24 @@ class System:
                         env={"MAIL_DIR": str(settings.mail_dir)},
                     )
                 )
+        specs.append(
+            ProcessSpec(
+                "exporter",
+                [PYTHON, "-m", "migrate.observe.exporter"],
+                env=self._settings_environment(),
+            )
+        )
         return specs
+
+    def _settings_environment(self) -> dict[str, str]:
+        """The settings of this system, for a process that builds its own."""
+        settings = self.settings
+        found = {
+            "MIGRATE_HOME": str(settings.home),
+            "MIGRATE_EXTRACTED": str(settings.extracted_dir),
+            "MIGRATE_PORT_BASE": str(settings.port_base),
+        }
+        for name, value in settings.environ.items():
+            if name.endswith("_DATABASE_URL") or name == "AWS_ENDPOINT_URL":
+                found[name] = value
+        return found

@@ -1,16 +1,19 @@
 """The monolith's HTTP face: Flask serving every context's routes.
 
 Routes come from the contexts themselves (see `migrate.kernel.http`); this
-module only adapts Flask's request and response to them. `/_api/<context>/<function>`
-answers the calls other contexts make of a context's API through a port
-(see `migrate.hosts.calls`). `/_migrate/...` is the kit's control surface
-on this host: health, and the role this host
-plays for a context (the fence of a write flip).
+module only adapts Flask's request and response to them.
+`/_api/<context>/<function>` answers the calls other contexts make of a
+context's API through a port (see `migrate.hosts.calls`). `/_migrate/...`
+is the kit's control surface on this host: health, and the role this host
+plays for a context (the fence of a write flip). `GET /metrics` is for
+Prometheus: requests and latency per context and route, and each context's
+outbox backlog, read when scraped.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from flask import Flask, Response, request
@@ -20,7 +23,8 @@ from migrate.hosts.calls import PREFIX, answer, exposed, unknown_call
 from migrate.kernel.http import Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
 from migrate.kernel.uow import role_of, set_role
-from migrate.observe import logs, tracing
+from migrate.observe import logs, metrics, tracing
+from migrate.observe.readings import outbox_backlog
 from monolith.host import Monolith
 
 ROLES = (WRITER, FENCED, REPLICA)
@@ -29,6 +33,7 @@ ROLES = (WRITER, FENCED, REPLICA)
 def create_app(host: Monolith) -> Flask:
     app = Flask("monolith")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    measured = _measured(host)
 
     for name, context in host.manifest.contexts.items():
         ports = host.ports(name)
@@ -37,7 +42,7 @@ def create_app(host: Monolith) -> Flask:
             app.add_url_rule(
                 route.rule,
                 endpoint=f"{name}.{route.endpoint}",
-                view_func=_view(name, route, ports, errors),
+                view_func=_view(name, route, ports, errors, measured),
                 methods=[route.method],
             )
     calls = {name: exposed(host.manifest, name) for name in host.manifest.contexts}
@@ -86,6 +91,11 @@ def create_app(host: Monolith) -> Flask:
     def health() -> Response:
         return _json(Reply(200, {"host": "monolith", "status": "ok"}))
 
+    @app.get("/metrics")
+    def scrape() -> Response:
+        return Response(measured.exposition(), mimetype=None,
+                        content_type=metrics.CONTENT_TYPE)
+
     @app.get("/_migrate/contexts/<context>/role")
     def get_role(context: str) -> Response:
         with host.engine.connect() as db:
@@ -123,15 +133,46 @@ def create_app(host: Monolith) -> Flask:
     return app
 
 
-def _view(context: str, route: Any, ports: Any, errors: Any) -> Any:
+def _measured(host: Monolith) -> metrics.Instruments:
+    """The app's request metrics, and the outbox backlog read at scrape."""
+    measured = metrics.Instruments()
+    contexts = list(host.manifest.contexts)
+
+    def backlog() -> Any:
+        found = metrics.family("migrate_outbox_backlog_events")
+        for context, count in outbox_backlog(host.engine, contexts).items():
+            found.add_metric(["monolith", context], count)
+        yield found
+
+    measured.registry.register(metrics.Reading(backlog))
+    metrics.emit_also(measured.registry)
+    return measured
+
+
+def _view(
+    context: str, route: Any, ports: Any, errors: Any,
+    measured: metrics.Instruments,
+) -> Any:
     label = f"{route.method} {route.rule}"
+    answered = measured("migrate_http_requests_total")
+    duration = measured("migrate_http_request_duration_seconds").labels(
+        context, label
+    )
 
     def view(**params: Any) -> Response:
         tracing.annotate(context=context, route=label)
-        with logs.bind(context=context, route=label, backend="monolith"):
-            reply = serve(
-                route, ports, params, request.get_data(), request.headers, errors
-            )
+        started = time.perf_counter()
+        status = 500
+        try:
+            with logs.bind(context=context, route=label, backend="monolith"):
+                reply = serve(
+                    route, ports, params, request.get_data(), request.headers,
+                    errors,
+                )
+            status = reply.status
+        finally:
+            duration.observe(time.perf_counter() - started)
+            answered.labels(context, label, str(status)).inc()
         return _json(reply)
 
     view.__name__ = route.endpoint

@@ -1,10 +1,12 @@
-"""Nameko glue for an extracted context: a dependency provider and replies.
+"""Nameko glue for an extracted context: dependency providers and replies.
 
 The generated service declares one `@http` entrypoint per route of the
 context, one per call of its API that other contexts make, and one
 `consume` entrypoint per queue; each hands its input to the `ServiceHost`
 this provider builds from the service's configuration (`DATABASE_URL`, and
 `ROUTER_URL` when the context calls other contexts through the router).
+`Traced` gives every worker an X-Ray segment; `Measured` counts them for
+Prometheus and answers the service's `GET /metrics`.
 Nothing here knows a particular context.
 """
 
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nameko.extensions import DependencyProvider
+from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from migrate.hosts.calls import ApiClient
@@ -26,7 +31,8 @@ from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import AlreadyHandled
 from migrate.manifest import load as load_manifest
 from migrate.messaging.errors import SettingInvalid
-from migrate.observe import process_name, tracing
+from migrate.messaging.nameko_sqs import SqsConsumer
+from migrate.observe import metrics, process_name, tracing
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,76 @@ class Traced(DependencyProvider):
         status = result.status_code if isinstance(result, Response) else None
         error = exc_info[1] if exc_info and not _duplicate(exc_info) else None
         tracing.end_segment(status, error)
+
+
+class Measured(DependencyProvider):
+    """Prometheus metrics of every worker of the service.
+
+    An `@http` worker counts as a request of its route (`METHOD rule`, as
+    the monolith labels it) with its status code, 500 when it raised; a
+    `consume` worker as a message of its queue: handled, duplicate (the
+    inbox knew its event id) or failed. The service's own `/metrics`
+    entrypoint is not counted. The dependency answers that entrypoint.
+    """
+
+    def setup(self) -> None:
+        metrics.configure(process_name(f"{self.container.service_name}-service"))
+        self.instruments = metrics.Instruments()
+        metrics.emit_also(self.instruments.registry)
+        self._started: weakref.WeakKeyDictionary[Any, float] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Every series from zero, so a rate reads 0 rather than nothing.
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, SqsConsumer):
+                for outcome in ("handled", "duplicate", "failed"):
+                    self.instruments("migrate_messages_total").labels(
+                        entrypoint.queue_name, outcome
+                    )
+
+    def get_dependency(self, worker_ctx: Any) -> Measured:
+        return self
+
+    def response(self) -> Response:
+        """`GET /metrics`: the service's metrics and its process's."""
+        return Response(self.instruments.exposition(),
+                        content_type=metrics.CONTENT_TYPE)
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        self._started[worker_ctx] = time.perf_counter()
+
+    def worker_result(
+        self, worker_ctx: Any, result: Any = None, exc_info: Any = None
+    ) -> None:
+        started = self._started.pop(worker_ctx, None)
+        if started is None:
+            return
+
+        seconds = time.perf_counter() - started
+        entrypoint = worker_ctx.entrypoint
+        measure = self.instruments
+        if isinstance(entrypoint, HttpRequestHandler):
+            if entrypoint.method_name == "migrate_metrics":
+                return
+            route = f"{entrypoint.method} {entrypoint.url}"
+            context = self.container.service_name
+            status = result.status_code if isinstance(result, Response) else 500
+            measure("migrate_http_requests_total").labels(
+                context, route, str(status)
+            ).inc()
+            measure("migrate_http_request_duration_seconds").labels(
+                context, route
+            ).observe(seconds)
+        elif isinstance(entrypoint, SqsConsumer):
+            queue = entrypoint.queue_name
+            if exc_info is None:
+                outcome = "handled"
+            else:
+                outcome = "duplicate" if _duplicate(exc_info) else "failed"
+            measure("migrate_messages_total").labels(queue, outcome).inc()
+            measure("migrate_message_duration_seconds").labels(queue).observe(
+                seconds
+            )
 
 
 def _duplicate(exc_info: Any) -> bool:

@@ -17,6 +17,9 @@ What it guarantees:
 - When `stop_event` is set mid-batch, the messages not yet handled are made
   visible again at once rather than after the visibility timeout.
 - An unreachable endpoint is logged and retried with capped backoff.
+- Each message is counted in the process's metrics under its queue's name
+  (`migrate_messages_total`: handled, duplicate, failed, malformed) with
+  its handler's time (`migrate_message_duration_seconds`).
 
 What it does not do: deduplicate (handlers do, by event id, through their
 inbox), run handlers concurrently, or extend the visibility timeout of a
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,11 +41,12 @@ from migrate.kernel.uow import AlreadyHandled
 from migrate.messaging import queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
-from migrate.observe import tracing
+from migrate.observe import metrics, tracing
 
 _log = logging.getLogger(__name__)
 
 Handler = Callable[[ReceivedMessage], object]
+_OUTCOMES = ("handled", "duplicate", "failed", "malformed")
 
 
 def consume(
@@ -57,6 +62,10 @@ def consume(
     handled and deleted."""
     handled = 0
     failed_polls = 0
+    queue = _queue_name(queue_url)
+    for outcome in _OUTCOMES:
+        metrics.process("migrate_messages_total").labels(queue, outcome)
+    metrics.process("migrate_message_duration_seconds").labels(queue)
     while not stop_event.is_set():
         try:
             handled += consume_once(
@@ -118,12 +127,16 @@ def consume_once(
 
 def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     """Run the handler on one SQS message; True when it may be deleted."""
+    queue = _queue_name(queue_url)
+    counted = metrics.process("migrate_messages_total")
     try:
         received = ReceivedMessage.from_sqs(message)
     except MalformedMessage as exc:
         _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
+        counted.labels(queue, "malformed").inc()
         return False
 
+    started = time.perf_counter()
     try:
         # The handler's work continues the trace of the change it applies.
         with tracing.segment(
@@ -140,11 +153,21 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
             received.message_id,
             received.receive_count,
         )
+        counted.labels(queue, "failed").inc()
         return False
+    finally:
+        metrics.process("migrate_message_duration_seconds").labels(queue).observe(
+            time.perf_counter() - started
+        )
 
     if not first:
         _log.debug("event %s was handled before; deleting it", received.event_id)
+    counted.labels(queue, "handled" if first else "duplicate").inc()
     return True
+
+
+def _queue_name(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _first_time(handler: Handler, received: ReceivedMessage) -> bool:

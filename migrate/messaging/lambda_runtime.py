@@ -51,6 +51,13 @@ again after the queue's visibility timeout and moves them to the dead-letter
 queue once they were received more often than the redrive policy's
 maxReceiveCount. The runner only has to leave them alone.
 
+Metrics. Each invocation is counted per function (invocations, whole-batch
+errors, items reported failed, duration, batch size, cold starts) in the
+process's metrics, served for Prometheus on a free loopback port when
+`MIGRATE_METRICS_DIR` says where to record it; with `MIGRATE_METRICS_EMF=on`
+they are also printed as CloudWatch embedded metric format lines, as
+CloudWatch would see them from the function.
+
 What it does not do: enforce the memory size (it is reported), cap a batch
 at Lambda's 6 MB payload, scale the number of pollers with the queue's
 depth, or give an environment a /tmp of its own.
@@ -99,7 +106,7 @@ from migrate.messaging.errors import (
     MessagingError,
     SettingInvalid,
 )
-from migrate.observe import logs, setup_process, tracing
+from migrate.observe import logs, metrics, setup_process, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -112,6 +119,11 @@ MAX_CONCURRENCY = 1000
 # Lambda allows a function's initialisation 10 s before it fails the invoke.
 INIT_TIMEOUT_SECONDS = 10.0
 _LONG_POLL_LIMIT = 20
+_MEASURES = (
+    "migrate_lambda_invocations_total", "migrate_lambda_errors_total",
+    "migrate_lambda_items_failed_total", "migrate_lambda_cold_starts_total",
+    "migrate_lambda_duration_seconds", "migrate_lambda_batch_size_messages",
+)
 _EMULATOR_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "emulator",
     "AWS_SECRET_ACCESS_KEY": "emulator",
@@ -316,6 +328,9 @@ class Sandbox:
             raise BatchFailed(f"{self.spec} failed to start: {detail}")
 
         self.cold_starts += 1
+        metrics.process("migrate_lambda_cold_starts_total").labels(
+            self.function_name
+        ).inc()
         _log.info("%s: cold start %d", self.function_name, self.cold_starts)
         return ours
 
@@ -477,6 +492,9 @@ class LambdaRuntime:
         self._sqs = sqs
         self._environments: dict[int, Environment] = {}
         self._guard = threading.Lock()
+        # Every series from zero, so a rate reads 0 rather than nothing.
+        for name in _MEASURES:
+            metrics.process(name).labels(function_name)
 
     def __enter__(self) -> Self:
         return self
@@ -515,10 +533,25 @@ class LambdaRuntime:
         ids = tuple(record["messageId"] for record in event["Records"])
         segment = self._segment(messages, context)
         context.trace_header = str(_function_header(segment))
+        measure = metrics.process
+        function = self.function_name
+        measure("migrate_lambda_invocations_total").labels(function).inc()
+        measure("migrate_lambda_batch_size_messages").labels(function).observe(
+            len(ids)
+        )
+        started = time.monotonic()
         try:
-            response = self._environment(slot).invoke(event, context, self.timeout)
+            try:
+                response = self._environment(slot).invoke(
+                    event, context, self.timeout
+                )
+            finally:
+                measure("migrate_lambda_duration_seconds").labels(function).observe(
+                    time.monotonic() - started
+                )
             kept = reported_failures(response, ids)
         except BatchFailed as failed:
+            measure("migrate_lambda_errors_total").labels(function).inc()
             if segment is not None:
                 segment.failed(failed.reason)
                 tracing.emit(segment.finish())
@@ -542,6 +575,9 @@ class LambdaRuntime:
             segment.annotations["failed_items"] = len(kept)
             tracing.emit(segment.finish())
         if kept:
+            measure("migrate_lambda_items_failed_total").labels(function).inc(
+                len(kept)
+            )
             _log.info(
                 "%s request %s reported %d of %d message(s) failed",
                 self.function_name,
@@ -885,7 +921,7 @@ def _queue_arn(sqs: BaseClient, queue_url: str, timeout: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments().parse_args(argv)
     try:
-        setup_process(arguments.function_name, level=arguments.log_level)
+        name = setup_process(arguments.function_name, level=arguments.log_level)
         handler: Handler | str = arguments.handler
         if arguments.in_process:
             handler = load_handler(arguments.handler)
@@ -909,6 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    metrics.serve(name)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

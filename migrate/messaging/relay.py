@@ -28,6 +28,10 @@ What it does not do:
   outbox at the row (`OutboxRowMalformed`), since later rows must not
   overtake it; the other contexts keep flowing.
 
+Metrics: events published and failed rounds per context, and the backlog
+(read from the outbox when scraped); served for Prometheus on a free
+loopback port when `MIGRATE_METRICS_DIR` says where to record it.
+
 Command line (SIGTERM or Ctrl-C stops it after the current round):
 
     python -m migrate.messaging.relay --database sqlite:///app.db \\
@@ -63,7 +67,7 @@ from migrate.messaging.errors import (
     SettingInvalid,
 )
 from migrate.messaging.publisher import SnsPublisher
-from migrate.observe import setup_process, tracing
+from migrate.observe import metrics, setup_process, tracing
 
 _log = logging.getLogger(__name__)
 
@@ -92,6 +96,10 @@ class OutboxRelay:
         self._batch = batch
         metadata = sa.MetaData()
         self._outboxes = {ctx: outbox_table(metadata, ctx) for ctx in self._routes}
+        # Every series from zero, so a rate reads 0 rather than nothing.
+        for context in self._routes:
+            metrics.process("migrate_relay_published_total").labels(context)
+            metrics.process("migrate_relay_failures_total").labels(context)
 
     def relay_once(self) -> int:
         """Publish every context's unpublished rows; return how many.
@@ -105,8 +113,15 @@ class OutboxRelay:
         for context, topic_arn in self._routes.items():
             count, failure = self._relay_context(context, topic_arn)
             published += count
+            if count:
+                metrics.process("migrate_relay_published_total").labels(
+                    context
+                ).inc(count)
             if failure is not None:
                 failures[context] = failure
+                metrics.process("migrate_relay_failures_total").labels(
+                    context
+                ).inc()
         if failures:
             raise RelayIncomplete(published, failures)
 
@@ -122,6 +137,13 @@ class OutboxRelay:
                 ).scalar_one()
                 for context, table in self._outboxes.items()
             }
+
+    def collect(self) -> Any:
+        """The backlog as a metric family, for a scrape."""
+        found = metrics.family("migrate_relay_backlog_events")
+        for context, count in self.backlog().items():
+            found.add_metric([context], count)
+        yield found
 
     def run(
         self,
@@ -334,7 +356,7 @@ EXIT_USAGE = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments().parse_args(argv)
-    setup_process("relay", level=arguments.log_level)
+    name = setup_process("relay", level=arguments.log_level)
     try:
         routes = parse_routes(arguments.route)
         relay = OutboxRelay(
@@ -347,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    metrics.serve(name, metrics.registry_of(relay))  # type: ignore[arg-type]
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from migrate.observe import logs, tracing
+from migrate.observe import logs, metrics, tracing
 
 
 def process_name(default: str) -> str:
@@ -31,4 +31,5 @@ def setup_process(
     name = process_name(default_name)
     logs.configure(name, context, level)
     tracing.configure(name)
+    metrics.configure(name)
     return name

@@ -18,7 +18,7 @@ not do: forward anything to AWS.
         --store var/traces.db [--http-port N]
 
 With `--http-port`, `GET /health` answers on loopback with the counts, for
-readiness checks.
+readiness checks, and `GET /metrics` with the same counts for Prometheus.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from migrate.observe import setup_process
+from migrate.observe import metrics, setup_process
 
 _log = logging.getLogger(__name__)
 
@@ -142,19 +142,34 @@ class Collector:
             self.take(data)
 
 
+def _counts(collector: Collector) -> Any:
+    received = metrics.family("migrate_collector_documents_total")
+    received.add_metric([], collector.received)
+    dropped = metrics.family("migrate_collector_dropped_total")
+    dropped.add_metric([], collector.dropped)
+    yield from (received, dropped)
+
+
 def _health_server(collector: Collector, port: int) -> http.server.HTTPServer:
+    counts = metrics.registry_of(metrics.Reading(lambda: _counts(collector)))
+    metrics.emit_also(counts)
+
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            if self.path != "/health":
+            if self.path == "/metrics":
+                body, kind = metrics.exposition(counts), metrics.CONTENT_TYPE
+            elif self.path == "/health":
+                body = json.dumps(
+                    {"status": "ok", "received": collector.received,
+                     "dropped": collector.dropped}
+                ).encode()
+                kind = "application/json"
+            else:
                 self.send_error(404)
                 return
 
-            body = json.dumps(
-                {"status": "ok", "received": collector.received,
-                 "dropped": collector.dropped}
-            ).encode()
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

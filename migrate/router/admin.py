@@ -10,6 +10,7 @@ which is how the CLI on the same machine finds them.
 
     GET  /admin/status                     the table: weights, writers, shadow
     GET  /admin/metrics                    counters, breakers, SLO verdicts
+    GET  /metrics                          the same, for Prometheus
     GET  /admin/slo/<context>              the SLO's verdict right now
     GET  /admin/shadow/<context>           shadow counts per route, samples
     POST /admin/contexts/<context>/weight  {"weight", "route"?, "actor", "reason"}
@@ -35,6 +36,7 @@ import requests
 
 from migrate.router.errors import AdminUnavailable, RouterError
 from migrate.router.http1 import Answer, Request
+from migrate.router.metrics import RouterMetrics
 from migrate.router.proxy import Router, own_answer
 from migrate.router.slo import Verdict
 
@@ -67,6 +69,7 @@ class AdminApi:
     def __init__(self, router: Router, token: str):
         self.router = router
         self._token = token.encode()
+        self.metrics = RouterMetrics(router)
 
     async def handle(self, request: Request) -> Answer:
         given = request.header(b"authorization") or b""
@@ -96,6 +99,9 @@ class AdminApi:
 
         if method == "GET" and parts == ["admin", "metrics"]:
             return own_answer(200, router.snapshot())
+
+        if method == "GET" and parts == ["metrics"]:
+            return self.metrics.answer()
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "slo"]:
             verdict = router.verdict(parts[2])

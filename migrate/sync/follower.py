@@ -9,6 +9,10 @@ complete replica to roll back to.
 
     python -m migrate.sync.follower --context billing --database URL \
         --queue-url URL [--endpoint URL]
+
+Its metrics (messages handled and failed, handler time) are served for
+Prometheus on a free loopback port when `MIGRATE_METRICS_DIR` says where
+to record it (see `migrate.observe.metrics`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from migrate.hosts.replica import replica_of
 from migrate.messaging.clients import sqs_client
 from migrate.messaging.consumer import consume
 from migrate.messaging.message import ReceivedMessage
-from migrate.observe import setup_process
+from migrate.observe import metrics, setup_process
 from monolith.host import Monolith
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,13 @@ def main() -> None:
     parser.add_argument("--queue-url", required=True)
     parser.add_argument("--endpoint", help="SQS endpoint URL (the emulator)")
     args = parser.parse_args()
-    setup_process(f"{args.context}-follower", context=args.context)
+    name = setup_process(f"{args.context}-follower", context=args.context)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     host = Monolith(args.database)
+    metrics.serve(name)
     consume(
         sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop
     )
