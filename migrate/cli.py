@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,15 @@ def _emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
 
 
 class _Steps:
-    """Progress for people: a bar per step, silent under --json."""
+    """Progress for people, on stderr: a bar per step at a terminal; where
+    stderr is a file or a pipe (CI, `2> log`), a line when a step ends and
+    one every few seconds of a long step. Silent under --json."""
+
+    PLAIN_EVERY_SECONDS = 5.0
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self.bars = err.is_terminal
         self._bar = Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
@@ -61,22 +67,38 @@ class _Steps:
             transient=True,
         )
         self._tasks: dict[str, Any] = {}
+        self._said: dict[str, float] = {}
+        self._finished: set[str] = set()
 
     def __enter__(self) -> _Steps:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
+        if not self.quiet and self.bars:
             self._bar.stop()
 
     def count(self, step: str, done: int, total: int) -> None:
         if self.quiet:
             return
+        if not self.bars:
+            self._plain(step, done, total)
+            return
         if step not in self._tasks:
             self._tasks[step] = self._bar.add_task(step, total=total)
         self._bar.update(self._tasks[step], completed=done, total=total)
+
+    def _plain(self, step: str, done: int, total: int) -> None:
+        if step in self._finished:
+            return
+        now = time.monotonic()
+        if done >= total:
+            self._finished.add(step)
+        elif now - self._said.setdefault(step, now) < self.PLAIN_EVERY_SECONDS:
+            return
+        self._said[step] = now
+        err.print(f"{step} {done:,}/{total:,}")
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -283,7 +305,7 @@ def backfill(context: str, as_json: bool) -> None:
     """Copy CONTEXT's rows into its service again, resuming an interrupted copy."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import backfill as copy
-    from migrate.sync.backfill import verify as check
+    from migrate.sync.parity_records import verify_and_record
 
     system = _system()
     settings = system.settings
@@ -301,7 +323,10 @@ def backfill(context: str, as_json: bool) -> None:
         from migrate.hosts.replica import settle_removals
 
         settle_removals(owned, target)
-    parity = check(owned, source, target)
+    parity = verify_and_record(settings, owned, source, target, "migrate backfill")
+    system.state.mark_synced(
+        context, "migrate backfill", f"{context}'s copy backfilled and in parity"
+    )
     payload = {
         "context": context,
         "copied": report.copied,
@@ -325,6 +350,7 @@ def verify(context: str, as_json: bool) -> None:
     """Compare CONTEXT's copy in its service with the monolith's tables."""
     from migrate.kernel.sql import create_engine
     from migrate.sync.backfill import parity
+    from migrate.sync.parity_records import record_parity
 
     system = _system()
     settings = system.settings
@@ -337,6 +363,7 @@ def verify(context: str, as_json: bool) -> None:
         create_engine(settings.monolith_url),
         create_engine(settings.service_url(context)),
     )
+    record_parity(settings, context, found, "migrate verify")
     payload = {
         "context": context,
         "counts": found.counts,
@@ -406,16 +433,11 @@ def shift(
     if not 0 <= percent <= 100:
         raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
 
-    current = system.state.status().get(context)
-    if current is not None and percent > current.read_weight:
-        # Raising a weight needs the contracts' yes; lowering never waits.
-        from migrate.contracts.gate import refusal
+    from migrate.router.steering import contracts_gate, shift_reads
 
-        refused = refusal(context, system.settings)
-        if refused is not None:
-            raise ShiftRefused(refused)
-
-    system.state.set_weight(context, percent, "migrate shift", reason or "operator")
+    # Raising a weight needs the contracts' yes; lowering never waits.
+    shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
+                gate=contracts_gate(system.settings))
     _emit(
         as_json,
         {"context": context, "read_weight": percent},
@@ -534,6 +556,7 @@ def status(as_json: bool) -> None:
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
         name: {
+            "phase": s.phase,
             "read_weight": s.read_weight,
             "writer": s.writer,
             "writes_held": s.writes_held,
@@ -545,11 +568,13 @@ def status(as_json: bool) -> None:
     payload_all = {"contexts": payload, "processes": system.supervisor.running()}
 
     def human() -> None:
-        table = Table("context", "reads to service", "writer", "sync lag", "routes")
+        table = Table("context", "phase", "reads to service", "writer", "sync lag",
+                      "routes")
         for name, s in contexts.items():
             lag = lags[name]
             table.add_row(
                 name,
+                s.phase,
                 f"{s.read_weight} %",
                 s.writer,
                 f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
@@ -564,12 +589,15 @@ def status(as_json: bool) -> None:
 @click.argument("context")
 @click.option("--json", "as_json", is_flag=True)
 def history(context: str, as_json: bool) -> None:
-    """Show the ledger of CONTEXT's routing changes."""
-    entries = _system().state.history(context)
+    """Show the ledger of CONTEXT's routing changes, its phases among them."""
+    state = _system().state
+    entries = state.history(context)
+    phase = state.phase(context)
     payload = [dataclasses.asdict(e) for e in entries]
 
     def human() -> None:
-        table = Table("at", "who", "what", "from", "to", "why")
+        table = Table("at", "who", "what", "from", "to", "why",
+                      title=f"{context}: phase {phase}")
         for e in entries:
             table.add_row(
                 e.at, e.actor, e.what, e.before or "", e.after or "", e.reason

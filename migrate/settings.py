@@ -32,6 +32,7 @@ from pathlib import Path
 from migrate.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PASSED_ON = frozenset({"AWS_ENDPOINT_URL", "MIGRATE_VISIBILITY_SECONDS"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,19 @@ class Settings:
             port_base=int(base),
             environ=dict(env),
         )
+
+    def exported(self) -> dict[str, str]:
+        """The variables that give a child process these same settings,
+        whatever its working folder."""
+        found = {
+            "MIGRATE_HOME": str(self.home),
+            "MIGRATE_EXTRACTED": str(self.extracted_dir),
+            "MIGRATE_PORT_BASE": str(self.port_base),
+        }
+        for name, value in self.environ.items():
+            if name.endswith("_DATABASE_URL") or name in _PASSED_ON:
+                found[name] = value
+        return found
 
     @property
     def monolith_url(self) -> str:

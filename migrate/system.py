@@ -1,7 +1,7 @@
 """The whole system side by side on one machine: what runs, and how it starts.
 
 `System.up` starts, in order and each only once: the SQS/SNS emulator (unless
-AWS_ENDPOINT_URL points elsewhere), then creates topics, queues,
+AWS_ENDPOINT_URL points elsewhere), the trace collector, then creates topics, queues,
 subscriptions and dead-letter queues through the API, then starts the
 monolith, the router, the monolith's outbox relay, and for every extracted
 context its service, the service's relay and the monolith's follower, then
@@ -11,6 +11,10 @@ effect's function under the local Lambda runtime and the metrics exporter.
 Then it writes the Prometheus scrape targets of every process, the SLO
 rules and a prometheus.yml (see `migrate.observe.targets`).
 `System.down` stops them all, last started first.
+
+Every process writes JSON lines (see `migrate.observe.logs`) to its log,
+`<MIGRATE_HOME>/logs/<process>.log`: moto's server and Nameko through
+small entry points of the kit that set the kit's logging up first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from migrate import names
 from migrate.extract.generate import Extraction, extraction_of
@@ -169,10 +172,10 @@ class System:
                     [
                         PYTHON,
                         "-m",
-                        "moto.server",
-                        "-H",
+                        "migrate.messaging.emulator_server",
+                        "--host",
                         "127.0.0.1",
-                        "-p",
+                        "--port",
                         str(settings.emulator_port),
                     ],
                     ready_url=f"{settings.endpoint_url}/",
@@ -284,7 +287,11 @@ class System:
                     str(settings.router_port),
                     "--admin-port",
                     str(settings.admin_port),
+                    "--quiet",
                 ],
+                # Its dashboard reads contracts, parity, lag and queues by
+                # these settings, and its weight changes ask the same gate.
+                env=settings.exported(),
                 ready_url=f"{settings.router_url}/_router/health",
             ),
             ProcessSpec(
@@ -313,8 +320,9 @@ class System:
                 ProcessSpec(
                     f"{name}-service",
                     [
-                        str(Path(PYTHON).parent / "nameko"),
-                        "run",
+                        PYTHON,
+                        "-m",
+                        "migrate.hosts.nameko_run",
                         "--config",
                         "config.yaml",
                         extraction.module,

@@ -3,8 +3,11 @@
 Generate the service, build its own database with its own Alembic
 environment (the service starts as a replica: it follows, it does not
 write), register the context's routes with the router at weight 0 (nothing
-moves yet), create the service's queues so that sync is subscribed before
-the snapshot, backfill, and check the copy: counts, and totals to the cent.
+moves yet; phase extracted), create the service's queues so that sync is
+subscribed before the snapshot, backfill, and check the copy: counts, and
+totals to the cent. The check is kept (`parity_records`); a copy in parity
+moves the context to phase syncing, since from then on the outbox events
+keep it in step.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from migrate.kernel.sql import REPLICA, create_engine
 from migrate.kernel.uow import set_role
 from migrate.router.state import MONOLITH
 from migrate.schema import upgrade
-from migrate.sync.backfill import BackfillReport, Parity, backfill, verify
+from migrate.sync.backfill import BackfillReport, Parity, backfill
+from migrate.sync.parity_records import verify_and_record
 from migrate.system import System
 
 Progress = Callable[[str, int, int], None]
@@ -65,8 +69,12 @@ def extract(
     copied = backfill(context, monolith, service, progress)
     if context.aggregates:
         settle_removals(context, service)
-    parity = verify(context, monolith, service)
-    return ExtractReport(extraction, copied, parity)
+    found = verify_and_record(settings, context, monolith, service, "migrate extract")
+    state.mark_synced(
+        name, "migrate extract",
+        f"{name}'s copy backfilled and in parity; sync keeps it in step",
+    )
+    return ExtractReport(extraction, copied, found)
 
 
 def _refuse_unless_safe(system: System, name: str) -> None:

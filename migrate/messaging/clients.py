@@ -35,17 +35,25 @@ def _config() -> Config:
     )
 
 
+def glance_config() -> Config:
+    """For a look that must not hang a page: one try, short timeouts."""
+    return Config(connect_timeout=2, read_timeout=5,
+                  retries={"mode": "standard", "max_attempts": 1})
+
+
 def client(
-    service: str, endpoint_url: str | None = None, region: str | None = None
+    service: str, endpoint_url: str | None = None, region: str | None = None,
+    config: Config | None = None,
 ) -> BaseClient:
+    config = config or _config()
     if endpoint_url:
         session = boto3.session.Session(
             region_name=region or EMULATOR_REGION, **_EMULATOR_CREDENTIALS
         )
-        return session.client(service, endpoint_url=endpoint_url, config=_config())
+        return session.client(service, endpoint_url=endpoint_url, config=config)
 
     session = boto3.session.Session(region_name=region)
-    return session.client(service, config=_config())
+    return session.client(service, config=config)
 
 
 def sns_client(
@@ -55,6 +63,7 @@ def sns_client(
 
 
 def sqs_client(
-    endpoint_url: str | None = None, region: str | None = None
+    endpoint_url: str | None = None, region: str | None = None,
+    config: Config | None = None,
 ) -> BaseClient:
-    return client("sqs", endpoint_url, region)
+    return client("sqs", endpoint_url, region, config)

@@ -33,6 +33,10 @@ from migrate.observe import tracing
 _STANDARD = frozenset(
     set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 )
+# Third parties whose INFO and WARNING lines are chatter here: the X-Ray SDK
+# says it patched each module, and warns on every SQS poll made outside a
+# segment (several a second, in every consumer).
+_QUIETER = {"aws_xray_sdk": logging.ERROR}
 _bound: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "migrate_log_fields", default=None
 )
@@ -81,6 +85,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
+    for name, least in _QUIETER.items():
+        logging.getLogger(name).setLevel(least)
 
 
 @contextlib.contextmanager

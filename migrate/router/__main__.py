@@ -1,10 +1,15 @@
 """`python -m migrate.router --state PATH --host 127.0.0.1 --port N`.
 
 Prints one line, `router listening on http://HOST:PORT`, once it accepts
-connections (useful with `--port 0`), and runs until SIGINT or SIGTERM.
+connections (useful with `--port 0`; `--quiet` leaves it to the JSON log,
+for a supervisor that checks readiness over HTTP), and runs until SIGINT
+or SIGTERM.
 The admin API listens on `--admin-host` (127.0.0.1) and `--admin-port`
-(a free one by default); its URL and token are written beside the state
-file (see `migrate.router.admin`). Runs on uvloop when it is installed.
+(a free one by default), with the dashboard at `/dashboard`; its URL and
+token are written beside the state file (see `migrate.router.admin`). The
+dashboard and the contracts gate read the system's settings from the
+environment (`MIGRATE_HOME` and the rest, which `migrate up` passes on).
+Runs on uvloop when it is installed.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="the X-Ray daemon's UDP host:port "
                              "(default AWS_XRAY_DAEMON_ADDRESS or 127.0.0.1:2000)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print no readiness line on stdout; the log has it")
     return parser.parse_args(argv)
 
 
@@ -109,7 +116,8 @@ async def _run(arguments: argparse.Namespace) -> None:
             admin_host, admin_port = admin_started.result()
             write_admin_file(arguments.state, f"http://{admin_host}:{admin_port}",
                              token)
-        print(f"router listening on http://{host}:{port}", flush=True)
+        if not arguments.quiet:
+            print(f"router listening on http://{host}:{port}", flush=True)
     with contextlib.suppress(asyncio.CancelledError):
         await server
 

@@ -13,12 +13,22 @@ which is how the CLI on the same machine finds them.
     GET  /metrics                          the same, for Prometheus
     GET  /admin/slo/<context>              the SLO's verdict right now
     GET  /admin/shadow/<context>           shadow counts per route, samples
+    GET  /admin/overview                   what the dashboard shows, as JSON
     POST /admin/contexts/<context>/weight  {"weight", "route"?, "actor", "reason"}
     POST /admin/contexts/<context>/rollback  {"actor", "reason"}
+    POST /admin/contexts/<context>/rollout   {"action": pause|resume|stop,
+                                              "actor", "reason"}
     POST /admin/refresh                    read the state store now
 
-Changes made here go through the state store like the CLI's, so they
-reach the ledger and every router.
+Changes made here go through `steering`, like the CLI's, so they reach
+the ledger and every router; raising a weight asks the contracts gate
+first, as `migrate shift` does (409 `gate_refused` when it says no). The
+gate, and the dashboard's facts, read the system's settings from this
+process's environment (`migrate up` passes them on); a router whose state
+file is not the system's cannot ask the gate, and refuses every raise.
+
+The same listener serves the dashboard (`dashboard`), which takes the
+token once at its login form and then works by session cookie.
 """
 
 from __future__ import annotations
@@ -34,7 +44,17 @@ from typing import Any
 
 import requests
 
-from migrate.router.errors import AdminUnavailable, RouterError
+from migrate.router import steering
+from migrate.router.errors import (
+    AdminUnavailable,
+    GateRefused,
+    InvalidSetting,
+    InvalidWeight,
+    PhaseRefused,
+    RouterError,
+    UnknownContext,
+    UnknownRoute,
+)
 from migrate.router.http1 import Answer, Request
 from migrate.router.metrics import RouterMetrics
 from migrate.router.proxy import Router, own_answer
@@ -63,15 +83,53 @@ def write_admin_file(
     return path
 
 
+# What the operator did wrong, as a status and a stable error code; the
+# API and the dashboard answer from this one table.
+_REFUSALS: tuple[tuple[type[Exception], int, str], ...] = (
+    (GateRefused, 409, "gate_refused"),
+    (PhaseRefused, 409, "phase_refused"),
+    (InvalidWeight, 400, "invalid_weight"),
+    (UnknownContext, 404, "unknown_context"),
+    (UnknownRoute, 404, "unknown_route"),
+    (InvalidSetting, 409, "refused"),
+    (RouterError, 400, "refused"),
+    (ValueError, 400, "bad_request"),
+    (KeyError, 400, "bad_request"),
+    (TypeError, 400, "bad_request"),
+)
+
+
+def refusal_of(error: Exception) -> tuple[int, str] | None:
+    """The status and error code for an operator's mistake; None for a
+    failure of the router itself."""
+    for kind, status, code in _REFUSALS:
+        if isinstance(error, kind):
+            return status, code
+    return None
+
+
 class AdminApi:
-    """Answers the admin API's requests for one router."""
+    """Answers the admin API's (and the dashboard's) requests for one router."""
 
     def __init__(self, router: Router, token: str):
+        from migrate.router.dashboard import Dashboard
+        from migrate.router.overview import Overview, system_settings
+
         self.router = router
         self._token = token.encode()
         self.metrics = RouterMetrics(router)
+        settings, unknown = system_settings(router.store.path)
+        self.gate = steering.contracts_gate(settings, unknown)
+        self.overview = Overview(router, settings, unknown)
+        self.dashboard = Dashboard(router, self._token, self.overview, self.gate)
+
+    def listening_on(self, host: str, port: int) -> None:
+        self.dashboard.listening_on(host, port)
 
     async def handle(self, request: Request) -> Answer:
+        if self.dashboard.serves(request.path):
+            return await self.dashboard.handle(request)
+
         given = request.header(b"authorization") or b""
         scheme, _, token = given.partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(
@@ -86,10 +144,12 @@ class AdminApi:
         parts = [p for p in request.path.split("/") if p]
         try:
             return await self._route(request, parts)
-        except RouterError as error:
-            return own_answer(400, {"error": "refused", "message": str(error)})
-        except (ValueError, KeyError, TypeError) as error:
-            return own_answer(400, {"error": "bad_request", "message": str(error)})
+        except Exception as error:
+            refused = refusal_of(error)
+            if refused is None:
+                raise
+            status, code = refused
+            return own_answer(status, {"error": code, "message": str(error)})
 
     async def _route(self, request: Request, parts: list[str]) -> Answer:
         router = self.router
@@ -114,7 +174,10 @@ class AdminApi:
             return own_answer(200, verdict.as_json())
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "shadow"]:
-            return own_answer(200, _shadow(router, parts[2]))
+            return own_answer(200, shadow_results(router, parts[2]))
+
+        if method == "GET" and parts == ["admin", "overview"]:
+            return own_answer(200, await self.overview.gather())
 
         if method == "POST" and parts == ["admin", "refresh"]:
             await router.refresh()
@@ -123,22 +186,10 @@ class AdminApi:
         if (
             method == "POST" and len(parts) == 4
             and parts[:2] == ["admin", "contexts"]
-            and parts[3] in ("weight", "rollback")
+            and parts[3] in ("weight", "rollback", "rollout")
         ):
             body = json.loads(request.body or b"{}")
-            actor = str(body.get("actor", "admin api"))
-            reason = str(body.get("reason", ""))
-            context = parts[2]
-            store = router.store
-            if parts[3] == "weight":
-                revision = await asyncio.to_thread(
-                    store.set_weight, context, body["weight"], actor, reason,
-                    route=body.get("route"),
-                )
-            else:
-                revision = await asyncio.to_thread(
-                    store.roll_back, context, actor, reason or "rollback"
-                )
+            revision = await self._change(parts[2], parts[3], body)
             await router.refresh()
             return own_answer(200, {"revision": revision})
 
@@ -146,6 +197,31 @@ class AdminApi:
             "error": "not_found",
             "message": f"no admin call {method} {request.path}",
         })
+
+
+    async def _change(self, context: str, call: str, body: dict[str, Any]) -> int:
+        actor = str(body.get("actor", "admin api"))
+        reason = str(body.get("reason", ""))
+        store = self.router.store
+        if call == "weight":
+            return await asyncio.to_thread(
+                steering.shift_reads, store, context, body["weight"], actor, reason,
+                gate=self.gate, route=body.get("route"),
+            )
+
+        if call == "rollback":
+            return await asyncio.to_thread(
+                steering.roll_back, store, context, actor, reason or "rollback"
+            )
+
+        action = body.get("action")
+        moves = {"pause": steering.pause, "resume": steering.resume,
+                 "stop": steering.stop}
+        if action not in moves:
+            raise InvalidSetting(context, "rollout action", action,
+                                 "it is pause, resume or stop")
+        return await asyncio.to_thread(moves[action], store, context, actor,
+                                       reason or str(action))
 
 
 def _status(router: Router) -> dict[str, Any]:
@@ -173,7 +249,8 @@ def _status(router: Router) -> dict[str, Any]:
     }
 
 
-def _shadow(router: Router, context: str) -> dict[str, Any]:
+def shadow_results(router: Router, context: str) -> dict[str, Any]:
+    """Shadow counts per route of the context, their totals, and samples."""
     table = router.current()
     names = {r.name for r in table.routes if r.context == context}
     routes = {n: c for n, c in router.stats.shadow.items() if n in names}

@@ -1,5 +1,5 @@
 """The router's commands: `migrate bench router`, `shadow`, `diffs`, `slo`,
-`override-secret` and `rollout pause|resume|stop`.
+`override-secret`, `rollout pause|resume|stop` and `dashboard`.
 
 Each is a thin layer over the state store, the admin API or the bench.
 Exit codes: 0 done; 1 the operation failed or (for the bench and `diffs`)
@@ -272,7 +272,37 @@ def _rollout_action(action: str) -> click.Command:
 for _action in ("pause", "resume", "stop"):
     rollout_group.add_command(_rollout_action(_action))
 
+@click.command("dashboard")
+@click.option("--json", "as_json", is_flag=True)
+def dashboard_command(as_json: bool) -> None:
+    """Say where the running router's dashboard is, and how to log in.
+
+    Exits 1 when no router answers there (start one with `migrate up`)."""
+    import requests
+
+    from migrate.router.admin import AdminClient, admin_file
+    from migrate.router.errors import AdminUnavailable
+    from migrate.settings import Settings
+
+    state = Settings.from_env().state_path
+    url = AdminClient.for_state(state).url + "/dashboard"
+    try:
+        requests.get(url, timeout=5).raise_for_status()
+    except requests.RequestException as error:
+        raise AdminUnavailable(url, f"no answer ({error.__class__.__name__}); is "
+                               "the router running (`migrate up`)?") from None
+
+    token_file = str(admin_file(state))
+    if as_json:
+        _echo_json({"url": url, "token_file": token_file})
+        return
+
+    click.echo(f"The dashboard: {url}")
+    click.echo(f"Log in with the router's admin token: \"token\" in {token_file}, "
+               "or MIGRATE_ROUTER_TOKEN if the router was started with one.")
+
+
 commands: list[click.Command] = [
     bench, shadow_command, diffs_command, slo_command, override_secret_command,
-    rollout_group,
+    rollout_group, dashboard_command,
 ]

@@ -13,6 +13,8 @@
     ├── UnknownRoute        a route name its context does not have
     ├── InvalidSetting      a shadow, SLO, override or rollout setting out of
     │                       its range
+    ├── PhaseRefused        a change the context's migration phase forbids
+    ├── GateRefused         a raise of a weight that a gate (contracts) refuses
     ├── RolloutStopped      a progressive shift that stopped short, and why
     └── AdminUnavailable    the router's admin API cannot be reached or refused
 
@@ -139,6 +141,24 @@ class InvalidSetting(RouterError):
         self.value = value
         where = f" for {context}" if context else ""
         super().__init__(f"{setting} {value!r}{where}: {rule}")
+
+
+class PhaseRefused(RouterError):
+    def __init__(self, context: str, phase: str, wanted: str, rule: str):
+        self.context = context
+        self.phase = phase
+        self.wanted = wanted
+        super().__init__(f"{context} is in phase '{phase}', so not {wanted}: {rule}")
+
+
+class GateRefused(RouterError):
+    """A gate said no to raising a weight; `refusal` is its one line."""
+
+    def __init__(self, context: str, weight: int, refusal: str):
+        self.context = context
+        self.weight = weight
+        self.refusal = refusal
+        super().__init__(refusal)
 
 
 class RolloutStopped(RouterError):

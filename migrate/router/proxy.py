@@ -1232,6 +1232,8 @@ def describe_change(before: RoutingTable, after: RoutingTable) -> str:
             )
         if old.keyless_side != state.keyless_side:
             changes.append(f"{name} keyless reads to {state.keyless_side}")
+        if old.phase != state.phase:
+            changes.append(f"{name} phase {old.phase} -> {state.phase}")
     if before.route_weights != after.route_weights:
         moved = sorted(
             f"{method} {rule} {after.route_weights.get((method, rule), 'context')}"
@@ -1286,6 +1288,7 @@ async def serve(
                                             max_body=MiB)
             servers.append(admin_server)
             admin_address = admin_server.sockets[0].getsockname()
+            api.listening_on(admin_address[0], admin_address[1])
             log.info("admin API on http://%s:%s", admin_address[0],
                      admin_address[1])
             if admin_started is not None:

@@ -342,24 +342,33 @@ class _Walk:
                              tuple(self.events))
 
 
-def pause_rollout(store: StateStore, context: str, reason: str = "") -> bool:
+def pause_rollout(
+    store: StateStore, context: str, reason: str = "", actor: str = "migrate rollout"
+) -> bool:
     """Stop the rollout's clock; True if there was a running one."""
     return store.update_rollout(
-        context, state=PAUSED, reason=reason or "paused", only_if=(RUNNING, WAITING)
+        context, state=PAUSED, reason=reason or "paused", only_if=(RUNNING, WAITING),
+        actor=actor,
     ) is not None
 
 
-def resume_rollout(store: StateStore, context: str, reason: str = "") -> bool:
+def resume_rollout(
+    store: StateStore, context: str, reason: str = "", actor: str = "migrate rollout"
+) -> bool:
     """Start a paused rollout's clock again; True if it was paused."""
     return store.update_rollout(
-        context, state=RUNNING, reason=reason or "resumed", only_if=(PAUSED,)
+        context, state=RUNNING, reason=reason or "resumed", only_if=(PAUSED,),
+        actor=actor,
     ) is not None
 
 
-def stop_rollout(store: StateStore, context: str, reason: str = "") -> bool:
+def stop_rollout(
+    store: StateStore, context: str, reason: str = "", actor: str = "migrate rollout"
+) -> bool:
     """End the rollout where it is; True if one was active."""
     return store.update_rollout(
-        context, state=STOPPED, reason=reason or "stopped by the operator"
+        context, state=STOPPED, reason=reason or "stopped by the operator",
+        actor=actor,
     ) is not None
 
 

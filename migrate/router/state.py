@@ -22,7 +22,19 @@ so a shift moves the whole context unless asked otherwise), the side that
 reads without a bucket key go to, shadow settings, the SLO the router
 enforces, the hash of the secret that lets testers force a side (never
 the secret), and the progress of a rollout (`rollouts`; its steps are
-ledgered as weight changes).
+ledgered as weight changes, an operator's pause, resume or stop as a
+rollout change).
+
+Each context is in one phase of its migration (`PHASES`): extracted when
+its routes are registered, syncing once extraction has backfilled and
+verified its copy (`mark_synced`), shadow while a share of its requests is
+mirrored, shifting reads while any of its reads go to the service, writes
+moved while the service is its writer, finished once `set_finished` says
+the monolith no longer hosts it. The store derives the phase from the
+rest of the context's state at the end of every change, so a rollback or
+an SLO breach that sets the weight to 0 moves it back down; a phase change
+is a ledger row of its own (`what` = "phase"), in the same transaction and
+with the same revision, actor and reason as the change that caused it.
 
 What the store does not do: it does not check that a backend's URL answers,
 nor that a writer really is ready to write; fencing and sync lag are the
@@ -48,6 +60,7 @@ from migrate.router.errors import (
     InvalidSetting,
     InvalidWeight,
     InvalidWriter,
+    PhaseRefused,
     RouteTaken,
     ServiceStillWrites,
     UnknownBackend,
@@ -130,9 +143,19 @@ CREATE TABLE IF NOT EXISTS rollouts (
     started_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS phases (
+    context TEXT PRIMARY KEY REFERENCES contexts (context),
+    phase TEXT NOT NULL,
+    synced INTEGER NOT NULL DEFAULT 0 CHECK (synced IN (0, 1)),
+    finished INTEGER NOT NULL DEFAULT 0 CHECK (finished IN (0, 1))
+);
 """
 
 KEYLESS_SIDES = ("monolith", "service")
+
+EXTRACTED, SYNCING, SHADOW = "extracted", "syncing", "shadow"
+SHIFTING_READS, WRITES_MOVED, FINISHED = "shifting reads", "writes moved", "finished"
+PHASES = (EXTRACTED, SYNCING, SHADOW, SHIFTING_READS, WRITES_MOVED, FINISHED)
 _OVERRIDE_SECRET = "override_secret_sha256"
 
 
@@ -149,6 +172,7 @@ class ContextState:
     keyless_side: str = MONOLITH
     shadow: ShadowSettings = ShadowSettings()
     slo: Slo | None = None
+    phase: str = EXTRACTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +191,7 @@ class ContextStatus:
     shadow: ShadowSettings = ShadowSettings()
     slo: Slo | None = None
     rollout: Rollout | None = None
+    phase: str = EXTRACTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -567,9 +592,14 @@ class StateStore:
         reason: str,
         step: int | None = None,
         only_if: Iterable[str] = ACTIVE_ROLLOUT_STATES,
+        actor: str | None = None,
     ) -> Rollout | None:
         """Move an active rollout on; None (and no change) once it has ended,
-        for instance because the router rolled it back meanwhile."""
+        for instance because the router rolled it back meanwhile.
+
+        With an `actor` (an operator pausing, resuming or stopping it) the
+        change of state is a ledger row; the rollout's own steps between
+        running and waiting are not."""
         if state not in ROLLOUT_STATES:
             raise InvalidSetting(
                 context, "rollout state", state,
@@ -588,6 +618,9 @@ class StateStore:
                 (state, reason, current.step if step is None else step, _now(),
                  context),
             )
+            if actor is not None and state != current.state:
+                _record(connection, actor, context, "rollout", current.state, state,
+                        reason)
             return _rollout_of(connection, context)
 
     def rollout(self, context: str) -> Rollout | None:
@@ -603,6 +636,12 @@ class StateStore:
             if writer not in allowed:
                 raise InvalidWriter(context, writer, allowed)
 
+            if writer == MONOLITH and _phase_of(connection, current) == FINISHED:
+                raise PhaseRefused(
+                    context, FINISHED, f"writer {writer}",
+                    "a finished context is no longer hosted by the monolith",
+                )
+
             return _update(connection, current, "writer", writer, actor, reason)
 
     def hold_writes(self, context: str, held: bool, actor: str, reason: str) -> int:
@@ -615,6 +654,55 @@ class StateStore:
         with self._changing() as connection:
             current = _require_context(connection, context)
             return _update(connection, current, column, value, actor, reason)
+
+    # Phases ------------------------------------------------------------
+
+    def mark_synced(self, context: str, actor: str, reason: str) -> int:
+        """Say the context's copy is backfilled and verified, so sync keeps
+        it in step from now on: extracted -> syncing."""
+        with self._changing() as connection:
+            current = _require_context(connection, context)
+            row = _phase_row(connection, current)
+            if row["synced"]:
+                return _revision(connection)
+
+            connection.execute(
+                "UPDATE phases SET synced = 1 WHERE context = ?", (context,)
+            )
+            return _record(connection, actor, context, "synced", "no", "yes", reason)
+
+    def set_finished(self, context: str, actor: str, reason: str) -> int:
+        """Say the monolith no longer hosts the context: writes moved ->
+        finished. Refused in any other phase, and while writes are held."""
+        with self._changing() as connection:
+            current = _require_context(connection, context)
+            phase = _phase_row(connection, current)["phase"]
+            if phase == FINISHED:
+                return _revision(connection)
+
+            if phase != WRITES_MOVED:
+                raise PhaseRefused(
+                    context, phase, FINISHED,
+                    "a context is finished only once its writes have moved "
+                    "to its service",
+                )
+
+            if current["writes_held"]:
+                raise PhaseRefused(
+                    context, phase, FINISHED,
+                    "its writes are held: a writer flip is in progress",
+                )
+
+            connection.execute(
+                "UPDATE phases SET finished = 1 WHERE context = ?", (context,)
+            )
+            return _record(connection, actor, context, "finished", "no", "yes",
+                           reason)
+
+    def phase(self, context: str) -> str:
+        """The context's phase now, one of PHASES."""
+        with self._reading() as connection:
+            return _phase_of(connection, _require_context(connection, context))
 
     # Reads -------------------------------------------------------------
 
@@ -675,18 +763,29 @@ class StateStore:
                     if (r.method, r.rule) in table.route_weights
                 },
                 state.keyless_side, state.shadow, state.slo, rollouts[name],
+                state.phase,
             )
         return statuses
 
-    def history(self, context: str | None = None) -> tuple[LedgerEntry, ...]:
-        """Ledger rows, oldest first; one context's, or all of them."""
+    def history(
+        self, context: str | None = None, *, last: int | None = None
+    ) -> tuple[LedgerEntry, ...]:
+        """Ledger rows, oldest first; one context's, or all of them; only
+        the `last` so many if given."""
+        newest = "ORDER BY id DESC LIMIT ?" if last is not None else ""
+        limit = () if last is None else (last,)
         with self._reading() as connection:
             if context is None:
-                rows = connection.execute("SELECT * FROM ledger ORDER BY id")
+                rows = connection.execute(
+                    f"SELECT * FROM (SELECT * FROM ledger {newest}) ORDER BY id",
+                    limit,
+                )
             else:
                 _require_context(connection, context)
                 rows = connection.execute(
-                    "SELECT * FROM ledger WHERE context = ? ORDER BY id", (context,)
+                    "SELECT * FROM (SELECT * FROM ledger WHERE context = ? "
+                    f"{newest}) ORDER BY id",
+                    (context, *limit),
                 )
             return tuple(_ledger_entry(row) for row in rows)
 
@@ -718,8 +817,10 @@ class StateStore:
             # IMMEDIATE takes the write lock first, so a read-check-write
             # cannot interleave with another process's change.
             connection.execute("BEGIN IMMEDIATE")
+            last = connection.execute("SELECT max(id) FROM ledger").fetchone()[0]
             try:
                 yield connection
+                _settle_phases(connection, last or 0)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -926,6 +1027,7 @@ def _context_state(connection: sqlite3.Connection, row: sqlite3.Row) -> ContextS
         keyless[0] if keyless else MONOLITH,
         _shadow_of(connection, context),
         _slo_of(connection, context),
+        _phase_of(connection, row),
     )
 
 
@@ -1097,3 +1199,103 @@ def _ledger_entry(row: sqlite3.Row) -> LedgerEntry:
         row["reason"],
         row["revision"],
     )
+
+
+def _phase_of(connection: sqlite3.Connection, current: sqlite3.Row) -> str:
+    row = connection.execute(
+        "SELECT phase FROM phases WHERE context = ?", (current["context"],)
+    ).fetchone()
+    if row is None:
+        # A store written before phases were kept: derive it as it stands.
+        return _derived_phase(connection, current, synced=False, finished=False)
+
+    phase: str = row[0]
+    return phase
+
+
+def _phase_row(connection: sqlite3.Connection, current: sqlite3.Row) -> sqlite3.Row:
+    """The context's row of `phases`, made if the context has none yet."""
+    context = current["context"]
+    row: sqlite3.Row | None = connection.execute(
+        "SELECT * FROM phases WHERE context = ?", (context,)
+    ).fetchone()
+    if row is not None:
+        return row
+
+    connection.execute(
+        "INSERT INTO phases (context, phase) VALUES (?, ?)",
+        (context, _derived_phase(connection, current, synced=False, finished=False)),
+    )
+    made: sqlite3.Row = connection.execute(
+        "SELECT * FROM phases WHERE context = ?", (context,)
+    ).fetchone()
+    return made
+
+
+def _derived_phase(
+    connection: sqlite3.Connection, current: sqlite3.Row, *, synced: bool,
+    finished: bool,
+) -> str:
+    """The furthest phase the context's state shows; a phase is left as
+    soon as what made it is undone."""
+    context = current["context"]
+    if finished:
+        return FINISHED
+
+    if current["writer"] == current["service"]:
+        return WRITES_MOVED
+
+    routed = connection.execute(
+        "SELECT 1 FROM route_weights w JOIN routes r "
+        "ON r.method = w.method AND r.rule = w.rule "
+        "WHERE r.context = ? AND w.weight > 0 LIMIT 1",
+        (context,),
+    ).fetchone()
+    if current["read_weight"] > 0 or routed is not None:
+        return SHIFTING_READS
+
+    if _shadow_of(connection, context).percent > 0:
+        return SHADOW
+
+    return SYNCING if synced else EXTRACTED
+
+
+def _settle_phases(connection: sqlite3.Connection, after_row: int) -> None:
+    """Bring the phase of every context this transaction changed (its
+    ledger rows come after `after_row`) up to date, ledgered with the
+    revision, actor and reason of its last change."""
+    last: dict[str, tuple[str, str]] = {}
+    for context, actor, reason in connection.execute(
+        "SELECT context, actor, reason FROM ledger "
+        "WHERE id > ? AND context IS NOT NULL AND what != 'phase' ORDER BY id",
+        (after_row,),
+    ):
+        last[context] = (actor, reason)
+
+    for context, (actor, reason) in last.items():
+        current = _context_row(connection, context)
+        if current is None:
+            continue
+
+        row = connection.execute(
+            "SELECT * FROM phases WHERE context = ?", (context,)
+        ).fetchone()
+        before = None if row is None else row["phase"]
+        after = _derived_phase(
+            connection, current,
+            synced=bool(row and row["synced"]), finished=bool(row and row["finished"]),
+        )
+        if after == before:
+            continue
+
+        connection.execute(
+            "INSERT INTO phases (context, phase) VALUES (?, ?) "
+            "ON CONFLICT (context) DO UPDATE SET phase = excluded.phase",
+            (context, after),
+        )
+        # The phase moves with the change that moved it: same revision.
+        connection.execute(
+            "INSERT INTO ledger (at, actor, context, what, from_value, to_value, "
+            "reason, revision) VALUES (?, ?, ?, 'phase', ?, ?, ?, ?)",
+            (_now(), actor, context, before, after, reason, _revision(connection)),
+        )

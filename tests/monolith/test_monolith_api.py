@@ -10,6 +10,7 @@ from migrate.kernel.uow import set_role
 from monolith.billing.tables import inbox as billing_inbox
 from monolith.billing.tables import invoices
 from monolith.host import Monolith
+from monolith.ordering.tables import order_lines, orders
 from monolith.ordering.tables import outbox as ordering_outbox
 
 ORDER = {
@@ -42,18 +43,57 @@ def test_placing_an_order_issues_its_invoice_through_order_placed(
 def test_an_order_for_an_unknown_product_is_422_and_changes_nothing(
     client: FlaskClient, monolith: Monolith
 ) -> None:
+    client.post("/orders", json=ORDER)
+    before = _counts(monolith)
+
     reply = client.post(
-        "/orders", json={**ORDER, "lines": [{"product_id": 99, "quantity": 1}]}
+        "/orders", json={**ORDER, "lines": [{"product_id": 1, "quantity": 1},
+                                            {"product_id": 99, "quantity": 1}]}
     )
 
     assert reply.status_code == 422
     assert reply.json["error"] == "unknown_product"
     assert "99" in reply.json["message"]
+    assert _counts(monolith) == before
+    assert before == {"orders": 1, "order_lines": 1, "ordering_outbox": 1,
+                      "invoices": 1}
+
+
+def _counts(monolith: Monolith) -> dict[str, int]:
+    tables = {"orders": orders, "order_lines": order_lines,
+              "ordering_outbox": ordering_outbox, "invoices": invoices}
     with monolith.engine.connect() as db:
-        assert (
-            db.execute(sa.select(sa.func.count()).select_from(ordering_outbox)).scalar()
-            == 0
-        )
+        return {
+            name: int(db.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                      or 0)
+            for name, t in tables.items()
+        }
+
+
+def test_the_catalog_lists_every_product_with_its_price(client: FlaskClient) -> None:
+    reply = client.get("/products")
+
+    assert reply.status_code == 200
+    assert [(p["product_id"], p["name"], p["unit_price"])
+            for p in reply.json["products"]] == [(1, "Chai", "18.00"),
+                                                 (2, "Chang", "19.00")]
+
+
+def test_an_order_is_served_with_its_lines_and_total(client: FlaskClient) -> None:
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+
+    reply = client.get(f"/orders/{order_id}")
+    missing = client.get(f"/orders/{order_id + 1}")
+
+    assert reply.status_code == 200
+    assert reply.json["order_id"] == order_id
+    assert reply.json["customer_id"] == "ALFKI"
+    assert reply.json["freight"] == "3.25"
+    assert reply.json["total"] == "49.15"
+    assert reply.json["lines"] == [{"product_id": 1, "unit_price": "18.00",
+                                    "quantity": 3, "discount": "0.15",
+                                    "amount": "45.90"}]
+    assert (missing.status_code, missing.json["error"]) == (404, "order_not_found")
 
 
 def test_a_malformed_order_names_the_field_and_the_rule(client: FlaskClient) -> None:

@@ -3,7 +3,9 @@ ordering, SNS and SQS into the billing service; the e-mail function that the
 invoice sets off has a trace of its own, linked to it.
 
 Real processes: `migrate up` with billing extracted and its writes moved,
-every process sending its segments over UDP to the system's collector.
+every process sending its segments over UDP to the system's collector and
+writing JSON lines to its log; `migrate traces` and `migrate logs` read
+them as a user would.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +42,7 @@ FUNCTION = "northwind-billing-invoice_email"
 
 @dataclasses.dataclass
 class Traced:
+    env: dict[str, str]
     trace_id: str
     order_id: int
     documents: list[dict[str, Any]]
@@ -122,6 +127,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         function = linked[0]
         time.sleep(1)  # the handler's own subsegments follow its segment
         yield Traced(
+            env,
             trace_id,
             placed.json()["order_id"],
             _documents(store, trace_id),
@@ -212,3 +218,87 @@ def test_the_handler_s_own_work_is_recorded_in_the_function_s_trace(
 
     assert handler, "the handler sent no subsegment"
     assert {d.get("parent_id") for d in handler} == {traced.function["id"]}
+
+
+def _migrate(traced: Traced, *args: str) -> Any:
+    answer = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", *args, "--json"], env=traced.env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+def _child(span: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in span["children"] if c["name"] == name]
+    assert found, (name, [c["name"] for c in span["children"]])
+    return found[0]
+
+
+def test_migrate_traces_show_draws_the_order_from_the_router_to_the_service(
+    traced: Traced,
+) -> None:
+    shown = _migrate(traced, "traces", "show", traced.trace_id)
+
+    (router,) = shown["spans"]
+    monolith = _child(router, "monolith")
+    publish = _child(_child(monolith, "monolith-relay"), "SNS")
+    service = _child(publish, "billing-service")
+    assert (router["name"], shown["request"], shown["status"]) == (
+        "router", "POST /orders", 201)
+    assert publish["resource"] == "northwind-ordering"
+    assert any(c.get("sql", "").startswith("INSERT INTO invoices")
+               for c in service["children"])
+    assert FUNCTION in [t["root"] for t in shown["linked_from"]]
+
+
+def test_migrate_traces_map_shows_each_hop_and_the_link_to_the_function(
+    traced: Traced,
+) -> None:
+    found = _migrate(traced, "traces", "map")
+
+    edges = {(e["source"], e["target"], e["kind"]) for e in found["edges"]}
+    assert {
+        ("router", "monolith", "call"),
+        ("monolith-relay", "SNS northwind-ordering", "call"),
+        ("SNS northwind-ordering", "billing-service", "call"),
+        ("billing-relay", "SNS northwind-billing", "call"),
+        ("SNS northwind-billing", FUNCTION, "link"),
+    } <= edges
+
+
+def test_every_process_writes_flat_json_lines(traced: Traced) -> None:
+    logs = Path(traced.env["MIGRATE_HOME"]) / "logs"
+
+    # The processes still run: a last line without its newline is still
+    # being written.
+    written = {path.stem: path.read_text().split("\n")[:-1]
+               for path in logs.glob("*.log")}
+    assert {"emulator", "collector", "monolith", "router", "monolith-relay",
+            "billing-service", "billing-relay", "billing-follower",
+            "billing-invoice-email"} <= set(written)
+    for process, lines in written.items():
+        assert lines, process
+        for line in lines:
+            fields = json.loads(line)
+            assert isinstance(fields, dict), (process, line)
+            assert {"level", "message"} <= set(fields), (process, line)
+            assert {"time", "timestamp"} & set(fields), (process, line)
+            # CloudWatch Logs Insights reads each top-level field of a line.
+            assert not [k for k, v in fields.items()
+                        if isinstance(v, dict | list)], (process, line)
+
+
+def test_migrate_logs_gathers_a_trace_s_lines_across_processes(
+    traced: Traced,
+) -> None:
+    answer = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", "logs", "--json", "--trace",
+         traced.function["trace_id"]],
+        env=traced.env, capture_output=True, text=True, timeout=60,
+    )
+
+    lines = [json.loads(row) for row in answer.stdout.splitlines()]
+    assert answer.returncode == 0, answer.stderr
+    assert {line["process"] for line in lines} == {"billing-invoice-email"}
+    assert any(line["message"] == "invoice e-mail" for line in lines)

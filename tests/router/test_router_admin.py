@@ -93,13 +93,28 @@ def test_a_weight_set_through_the_api_is_in_the_ledger(
     store: StateStore, running: tuple[str, AdminClient]
 ) -> None:
     _, client = running
+    store.set_weight("billing", 30, "ops", "canary")
 
     client.post("/admin/contexts/billing/weight",
-                {"weight": 10, "actor": "dashboard:ana", "reason": "canary"})
+                {"weight": 10, "actor": "script:ana", "reason": "fewer"})
 
-    last = store.history("billing")[-1]
-    assert (last.actor, last.after, last.reason) == ("dashboard:ana", "10", "canary")
+    last = [e for e in store.history("billing") if e.what == "read_weight"][-1]
+    assert (last.actor, last.after, last.reason) == ("script:ana", "10", "fewer")
     assert client.get("/admin/status")["contexts"]["billing"]["read_weight"] == 10
+
+
+def test_a_router_outside_its_system_cannot_ask_the_gate_and_refuses_raises(
+    store: StateStore, running: tuple[str, AdminClient]
+) -> None:
+    _, client = running
+
+    with pytest.raises(AdminUnavailable) as refused:
+        client.post("/admin/contexts/billing/weight",
+                    {"weight": 10, "actor": "script:ana", "reason": "canary"})
+
+    assert "409: billing's contracts cannot be checked here" in str(refused.value)
+    assert "is not the system's" in str(refused.value)
+    assert store.status()["billing"].read_weight == 0
 
 
 def test_a_bad_weight_through_the_api_names_the_rule(
@@ -136,3 +151,28 @@ def test_a_context_without_an_slo_says_how_to_set_one(
 def test_without_a_running_router_the_client_says_so(tmp_path: Path) -> None:
     with pytest.raises(AdminUnavailable, match="is the router running"):
         AdminClient.for_state(tmp_path / "router.db")
+
+
+def test_a_rollout_paused_through_the_api_is_in_the_ledger(
+    store: StateStore, running: tuple[str, AdminClient]
+) -> None:
+    _, client = running
+    store.start_rollout("billing", (1, 5), 300, "ops", "canary")
+
+    client.post("/admin/contexts/billing/rollout",
+                {"action": "pause", "actor": "script:ana", "reason": "lunch"})
+
+    last = store.history("billing")[-1]
+    assert (last.actor, last.what, last.after, last.reason) == (
+        "script:ana", "rollout", "paused", "lunch",
+    )
+    assert store.rollout("billing").state == "paused"  # type: ignore[union-attr]
+
+
+def test_an_unknown_rollout_action_is_refused_by_name(
+    running: tuple[str, AdminClient],
+) -> None:
+    _, client = running
+
+    with pytest.raises(AdminUnavailable, match="it is pause, resume or stop"):
+        client.post("/admin/contexts/billing/rollout", {"action": "skip"})

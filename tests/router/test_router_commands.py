@@ -40,7 +40,8 @@ def test_shadow_sets_the_share_and_rules_in_the_ledger(home: Path) -> None:
     done = _migrate(home, "shadow", "billing", "10", "--ignore", "$.generated_at",
                     "--noise", "--reason", "compare before 1 %")
 
-    entry = StateStore(home / "router.db").history("billing")[-1]
+    entry = [e for e in StateStore(home / "router.db").history("billing")
+             if e.what == "shadow"][-1]
     assert done.returncode == 0, done.stderr
     assert "10 % of requests; ignoring $.generated_at; noise cancelled" in done.stdout
     assert (entry.what, entry.before, entry.reason) == (
@@ -149,3 +150,11 @@ def test_the_bench_runs_every_row_and_reports_json() -> None:
         assert payload["nginx_share"] > 0
     else:
         assert payload["nginx"].startswith("not installed")
+
+
+def test_dashboard_without_a_running_router_says_so(home: Path) -> None:
+    done = _migrate(home, "dashboard")
+
+    assert done.returncode == 1
+    assert "is the router running" in done.stderr
+    assert done.stderr.count("\n") == 1

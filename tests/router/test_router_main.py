@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -83,3 +84,29 @@ def test_a_port_in_use_exits_non_zero_naming_the_problem(store: StateStore) -> N
     assert process.returncode == 1
     assert "router: cannot start" in errors
     assert "address already in use" in errors.lower()
+
+
+def test_quiet_leaves_the_ready_line_to_the_json_log(store: StateStore) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = _start(store, "--port", str(port), "--quiet")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/_router/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        printed, logged = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert printed == ""
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert f"router listening on http://127.0.0.1:{port}" in [
+        line["message"] for line in lines]

@@ -172,6 +172,21 @@ class TestSteps:
         assert report.finished
         assert time.now == 120 + 290
 
+    def test_an_operator_s_pause_and_resume_are_in_the_ledger(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "canary")
+
+        pause_rollout(guarded, "billing", "lunch", actor="dashboard")
+        resume_rollout(guarded, "billing", "back", actor="dashboard")
+
+        rows = [(e.actor, e.before, e.after, e.reason)
+                for e in guarded.history("billing") if e.what == "rollout"]
+        assert rows == [
+            ("dashboard", "running", "paused", "lunch"),
+            ("dashboard", "paused", "running", "back"),
+        ]
+
     def test_a_stopped_rollout_ends_with_the_operator_reason(
         self, guarded: StateStore
     ) -> None:
@@ -288,7 +303,7 @@ def test_a_breach_rolls_back_at_once_whatever_the_rollout_is_doing(
         assert failing_router.get(f"/invoices/{key}").status_code == 200
 
     assert eventually(lambda: guarded.status()["billing"].read_weight == 0)
-    last = guarded.history("billing")[-1]
+    last = [e for e in guarded.history("billing") if e.what != "phase"][-1]
     assert (last.actor, last.after) == ("router", "0")
     assert last.reason.startswith("SLO breach: error rate")
     release.set()

@@ -193,9 +193,12 @@ def test_the_ledger_records_every_change_with_who_and_why(
     assert rows == [
         ("system", "service", None, "billing", ""),
         ("system", "routes", None, both, ""),
+        ("system", "phase", None, "extracted", ""),
         ("ana", "read_weight", "0", "10", "canary"),
+        ("ana", "phase", "extracted", "shifting reads", "canary"),
         ("bob", "writes_held", "False", "True", "fence for the flip"),
         ("bob", "writer", "monolith", "billing", "lag is zero"),
+        ("bob", "phase", "shifting reads", "writes moved", "lag is zero"),
         ("bob", "writes_held", "True", "False", "flip done"),
         ("cli", "routes", both, one, "payments moved"),
     ]
@@ -276,3 +279,14 @@ def test_two_processes_changing_at_once_lose_no_change(state: StateStore) -> Non
     assert len(changes) == 50 + 49
     assert state.revision() == start + 99
     assert sorted(e.revision for e in changes) == list(range(start + 1, start + 100))
+
+
+def test_the_last_rows_of_the_ledger_come_oldest_first(state: StateStore) -> None:
+    for weight in (10, 20, 30):
+        state.set_weight("billing", weight, "ana", f"to {weight}")
+
+    weights = [e.after for e in state.history(last=3) if e.what == "read_weight"]
+    billing = [e.after for e in state.history("billing", last=2)]
+
+    assert weights == ["20", "30"]
+    assert billing == ["20", "30"]

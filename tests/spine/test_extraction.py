@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
 from migrate.sync.backfill import parity, verify
+from migrate.sync.parity_records import last_parity
 from monolith.billing.tables import invoices, payments
 from monolith.host import Monolith
 
@@ -147,3 +149,68 @@ def test_verify_shows_the_first_row_that_differs_even_when_counts_agree(
         [7],
         "ZZZZZ",
     )
+
+
+def test_an_extraction_in_parity_moves_the_context_to_syncing(seeded_system) -> None:  # type: ignore[no-untyped-def]
+    extract(seeded_system, "billing")
+
+    phases = [
+        (e.before, e.after, e.actor)
+        for e in seeded_system.state.history("billing") if e.what == "phase"
+    ]
+    assert phases == [
+        (None, "extracted", "migrate extract"),
+        ("extracted", "syncing", "migrate extract"),
+    ]
+
+
+def test_an_extraction_keeps_the_parity_it_found(seeded_system) -> None:  # type: ignore[no-untyped-def]
+    extract(seeded_system, "billing")
+
+    record = last_parity(seeded_system.settings, "billing")
+
+    assert record is not None
+    assert (record.ok, record.by, record.counts["invoices"]) == (
+        True, "migrate extract", (60, 60),
+    )
+
+
+def test_migrate_verify_keeps_a_failed_comparison_too(seeded_system) -> None:  # type: ignore[no-untyped-def]
+    extract(seeded_system, "billing")
+    service = create_engine(seeded_system.settings.service_url("billing"))
+    with service.begin() as db:
+        db.execute(
+            sa.update(invoices)
+            .values(total_cents=invoices.c.total_cents + 1)
+            .where(invoices.c.invoice_id == 1)
+        )
+
+    answer = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", "verify", "billing"],
+        env=seeded_system.settings.environ, capture_output=True, text=True,
+        timeout=120,
+    )
+
+    record = last_parity(seeded_system.settings, "billing")
+    assert answer.returncode == 1
+    assert record is not None and not record.ok
+    assert record.by == "migrate verify"
+    assert "sum of invoices.total_cents" in " ".join(record.differences)
+
+
+def test_status_and_history_show_the_phase(seeded_system) -> None:  # type: ignore[no-untyped-def]
+    extract(seeded_system, "billing")
+    env = seeded_system.settings.environ
+
+    def migrate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "migrate.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    status = json.loads(migrate("status", "--json").stdout)
+    table = migrate("status").stdout
+    history = migrate("history", "billing").stdout
+
+    assert status["contexts"]["billing"]["phase"] == "syncing"
+    assert "syncing" in table
+    assert "billing: phase syncing" in history
+    assert "extracted" in history
