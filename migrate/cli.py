@@ -485,6 +485,41 @@ def rollback(context: str, reason: str, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("context")
+@click.option("--json", "as_json", is_flag=True)
+def finish(context: str, as_json: bool) -> None:
+    """Stop hosting CONTEXT in the monolith and move its code beside its service.
+
+    Refused unless CONTEXT's writes moved and its sync lag is zero."""
+    from migrate.extract.finish import finish as run
+
+    system = _system()
+    with _Steps(as_json) as steps:
+        report = run(system, context, progress=steps.say)
+    moved = report.relocation
+    payload = {
+        "context": context,
+        "phase": "finished",
+        "moved_from": str(moved.source),
+        "moved_to": str(moved.target),
+        "package": moved.package,
+        "rewritten": [str(p) for p in moved.rewritten],
+        "staged_in_git": moved.git,
+        "retired_queues": list(report.retired_queues),
+        "restarted": list(report.restarted),
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"{context} is finished: its service alone hosts it. Its package is "
+            f"now {moved.package!r} in {moved.target} ({len(moved.rewritten)} files "
+            "rewritten" + (", staged with git" if moved.git else "") + ")."
+        ),
+    )
+
+
+@main.command()
 @click.argument("first")
 @click.argument("context", required=False)
 @click.option("--json", "as_json", is_flag=True)

@@ -10,6 +10,13 @@ table, its key, child tables), whose row images the kit records and applies
 itself (see `migrate.kernel.images`). `ports` names the other contexts whose
 API a context calls through a port, and the protocol each port satisfies.
 
+A context that `migrate finish` moved out of the monolith is `finished`
+(the monolith no longer hosts it) and has a `root`: the folder, relative to
+the manifest, that holds its top-level package now. Loading a manifest puts
+every such root on `sys.path` (after what is there), so the context's
+modules, and the modules of other contexts that import its events, are
+found where they live; nothing else is imported until asked for.
+
 The `[check]` section says what `migrate check` holds the code to: the host
 modules that belong to no context, the shared kernel every module may
 import, the kit's own tables, and per role of module inside a context what
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,8 +37,9 @@ from typing import Any
 from migrate.errors import ManifestError, UnknownContext
 from migrate.kernel.events import Event
 from migrate.kernel.images import Aggregate, ImageError, build_aggregates
+from migrate.settings import DEFAULT_MANIFEST, MANIFEST_VARIABLE
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.toml"
+DEFAULT_PATH = DEFAULT_MANIFEST
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +93,8 @@ class Context:
     side_effects: tuple[SideEffect, ...] = ()
     aggregates: tuple[AggregateSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
+    root: Path | None = None
+    finished: bool = False
 
     def load(self, reference: str) -> Any:
         """Import `package.module` or `package.module:attribute`."""
@@ -179,16 +191,41 @@ class Manifest:
 
         return self.contexts[name]
 
+    @property
+    def code_root(self) -> Path:
+        """The folder that holds the hosted contexts' top-level packages:
+        beside the manifest, or one folder up."""
+        tops = {c.package.split(".")[0] for c in self.hosted.values()}
+        folder = self.path.resolve().parent
+        for candidate in (folder, folder.parent):
+            if all((candidate / top / "__init__.py").is_file() for top in tops):
+                return candidate
+
+        raise ManifestError(
+            f"{self.path}: the packages {', '.join(sorted(tops))} are neither "
+            f"beside the manifest nor one folder up ({folder}, {folder.parent})"
+        )
+
+    @property
+    def hosted(self) -> dict[str, Context]:
+        """The contexts the monolith hosts: every one not finished."""
+        return {n: c for n, c in self.contexts.items() if not c.finished}
+
     def owner_of(self, table: str) -> str | None:
         return next((c.name for c in self.contexts.values() if table in c.tables), None)
 
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
-_OPTIONAL = {"handlers", "replica", "totals", "side_effects", "aggregates", "ports"}
+_OPTIONAL = {
+    "handlers", "replica", "totals", "side_effects", "aggregates", "ports", "root",
+    "finished",
+}
 
 
 def load(path: Path | None = None) -> Manifest:
-    path = path or DEFAULT_PATH
+    """The manifest at `path`; without one, where MIGRATE_MANIFEST says, or the
+    reference monolith's."""
+    path = path or Path(os.environ.get(MANIFEST_VARIABLE) or DEFAULT_PATH)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -227,6 +264,9 @@ def load(path: Path | None = None) -> Manifest:
                 )
 
     boundaries = _boundaries(path, raw.get("check", {}), contexts)
+    for context in contexts.values():
+        if context.root is not None and str(context.root) not in sys.path:
+            sys.path.append(str(context.root))
     return Manifest(name, contexts, path, boundaries)
 
 
@@ -247,6 +287,14 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
     )
     aggregates = _aggregates(path, name, entry)
     ports = _ports(path, name, entry.get("ports", {}))
+    root = entry.get("root")
+    if root is not None and not isinstance(root, str):
+        raise ManifestError(f"{path}: context {name}: root must be a folder's path")
+    finished = entry.get("finished", False)
+    if not isinstance(finished, bool):
+        raise ManifestError(
+            f"{path}: context {name}: finished is {finished!r}; it is true or false"
+        )
     return Context(
         name=name,
         package=entry["package"],
@@ -262,6 +310,8 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         side_effects=effects,
         aggregates=aggregates,
         ports=ports,
+        root=(path.parent / root).resolve() if root is not None else None,
+        finished=finished,
     )
 
 

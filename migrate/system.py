@@ -20,6 +20,7 @@ small entry points of the kit that set the kit's logging up first.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ from migrate.messaging.topology import ensure as ensure_topology
 from migrate.processes import ProcessSpec, Supervisor
 from migrate.router.state import MONOLITH, StateStore
 from migrate.schema import upgrade
-from migrate.settings import PROJECT_ROOT, Settings
+from migrate.settings import MANIFEST_VARIABLE, Settings
 
 PYTHON = sys.executable
 Progress = Callable[[str], None]
@@ -53,13 +54,16 @@ def topology(
 
     for name in extracted:
         context = manifest.context(name)
-        # Each side follows the other's changes, never its own: no echo.
+        # Each side follows the other's changes, never its own: no echo. The
+        # monolith keeps no copy of a finished context.
         subscribe(
             names.follow_queue(app, name, "service"), name, {"origin": ["monolith"]}
         )
-        subscribe(
-            names.follow_queue(app, name, "monolith"), name, {"origin": ["service"]}
-        )
+        if not context.finished:
+            subscribe(
+                names.follow_queue(app, name, "monolith"), name,
+                {"origin": ["service"]},
+            )
         consumed: dict[str, list[str]] = {}
         for event_type in context.event_handlers:
             consumed.setdefault(event_type.context, []).append(event_type.type_name())
@@ -97,7 +101,7 @@ def monolith_consumers(
     consumes events of an extracted context."""
     found = []
     for source in extracted:
-        for consumer in manifest.contexts.values():
+        for consumer in manifest.hosted.values():
             if consumer.name == source:
                 continue
 
@@ -112,7 +116,7 @@ def monolith_consumers(
 class System:
     def __init__(self, settings: Settings, manifest: Manifest | None = None):
         self.settings = settings
-        self.manifest = manifest or load_manifest()
+        self.manifest = manifest or load_manifest(settings.manifest_path)
         self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
 
     @property
@@ -186,7 +190,7 @@ class System:
         say("creating topics, queues and subscriptions")
         resources = self.resources()
         say("migrating the monolith's database")
-        upgrade(settings.monolith_url)
+        upgrade(settings.monolith_url, manifest_path=self.manifest.path)
         self._route(resources)
 
         for spec in self._specs(resources):
@@ -245,9 +249,19 @@ class System:
         return found
 
     def _specs(self, resources: Resources) -> list[ProcessSpec]:
-        telemetry = self._telemetry()
+        # Every process reads the same manifest and imports the code it
+        # describes (a copy of the project, another monolith), not whatever
+        # happens to be installed.
+        found = {
+            **self._telemetry(),
+            MANIFEST_VARIABLE: str(self.manifest.path),
+            "PYTHONPATH": os.pathsep.join(
+                [str(self.manifest.code_root)]
+                + [p for p in [os.environ.get("PYTHONPATH")] if p]
+            ),
+        }
         return [
-            dataclasses.replace(spec, env={**telemetry, **spec.env})
+            dataclasses.replace(spec, env={**found, **spec.env})
             for spec in self._process_specs(resources)
         ]
 
@@ -306,7 +320,7 @@ class System:
                 ]
                 + [
                     arg
-                    for name in self.manifest.contexts
+                    for name in self.manifest.hosted
                     for arg in (
                         "--route",
                         f"{name}={resources.topic_arn(names.topic(app, name))}",
@@ -329,7 +343,9 @@ class System:
                     ],
                     cwd=extraction.folder,
                     env={
-                        "PYTHONPATH": f"{extraction.folder}:{PROJECT_ROOT}",
+                        "PYTHONPATH": os.pathsep.join(
+                            [str(extraction.folder), str(self.manifest.code_root)]
+                        ),
                         f"{name.upper()}_HTTP_ADDRESS": (
                             f"127.0.0.1:{self.service_port(name)}"
                         ),
@@ -352,6 +368,12 @@ class System:
                         f"{name}={resources.topic_arn(names.topic(app, name))}",
                     ],
                 ),
+            ]
+            if self.manifest.context(name).finished:
+                # The monolith no longer keeps a copy to roll back to.
+                continue
+
+            specs.append(
                 ProcessSpec(
                     f"{name}-follower",
                     [
@@ -366,8 +388,8 @@ class System:
                         "--queue-url",
                         resources.queue_url(names.follow_queue(app, name, "monolith")),
                     ],
-                ),
-            ]
+                )
+            )
         extracted = [e.context for e in self.extractions()]
         for source, consumer, _ in monolith_consumers(self.manifest, extracted):
             queue = names.monolith_consumer_queue(app, consumer, source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 
 from waitress import serve
@@ -26,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_process("monolith")
 
-    host = Monolith(args.database)
+    host = Monolith(args.database, router_url=os.environ.get("MIGRATE_ROUTER_URL"))
     threading.Thread(target=_catch_up_forever, args=(host,), daemon=True).start()
     log.info("monolith serving on %s:%s", args.host, args.port)
     serve(

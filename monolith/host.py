@@ -3,7 +3,9 @@
 It wires each context's ports in-process: units of work on the shared
 database, the other contexts' APIs its manifest entry names as ports called
 directly (see `migrate.hosts.calls`), and events dispatched to the contexts
-that consume them right after the producer's transaction commits.
+that consume them right after the producer's transaction commits. A context
+that `migrate finish` moved out is not hosted at all: a port onto it calls
+its service's API through the router.
 The outbox rows are written anyway, in the same transaction, because they are
 what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
@@ -24,11 +26,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
-from migrate.hosts.calls import in_process_port
+from migrate.errors import ConfigurationError, MigrateError
+from migrate.hosts.calls import client_class, in_process_port
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
-from migrate.manifest import Manifest
+from migrate.manifest import Context, Manifest, PortSpec
 from migrate.manifest import load as load_manifest
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,15 @@ log = logging.getLogger(__name__)
 ORIGIN = "monolith"
 # Events read back per statement when a consumer catches up.
 CATCH_UP_BATCH = 500
+
+
+class NotHosted(MigrateError):
+    def __init__(self, context: str, hosted: list[str]):
+        super().__init__(
+            f"the monolith does not host {context}; it hosts "
+            f"{', '.join(sorted(hosted))}"
+        )
+        self.context = context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,23 +76,33 @@ class ContextPorts:
 
 
 class Monolith:
-    def __init__(self, database_url: str, manifest: Manifest | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        manifest: Manifest | None = None,
+        router_url: str | None = None,
+    ):
+        """`router_url` is where calls of a finished context's API go (the
+        monolith no longer hosts it); needed only when there is one."""
         self.database_url = database_url
         self.engine = create_engine(database_url)
         self.manifest = manifest or load_manifest()
+        self.router_url = router_url
         # Off unless MIGRATE_SQL_GUARD asks: SQL across contexts, reported.
         self.sql_guard = watch_from_environment(self.engine, self.manifest)
+        # A finished context is a service of its own: no unit of work, no
+        # consumer, no route of it runs here.
+        self.hosted = self.manifest.hosted
         self._units = {
             name: context.load(context.unit_of_work)
-            for name, context in self.manifest.contexts.items()
+            for name, context in self.hosted.items()
         }
         self._aggregates = {
-            name: context.aggregates_built()
-            for name, context in self.manifest.contexts.items()
+            name: context.aggregates_built() for name, context in self.hosted.items()
         }
         self.subscribers = [
             Subscriber(name, event_type, handler)
-            for name, context in self.manifest.contexts.items()
+            for name, context in self.hosted.items()
             for event_type, handler in context.event_handlers.items()
         ]
 
@@ -92,6 +114,9 @@ class Monolith:
         claim: tuple[str, str] | None = None,
     ) -> Any:
         """The context's own unit of work (its protocol is the context's)."""
+        if context not in self._units:
+            raise NotHosted(context, list(self._units))
+
         unit: UnitOfWork = self._units[context](
             self.engine,
             ORIGIN,
@@ -113,11 +138,22 @@ class Monolith:
         )
         owned = self.manifest.context(context)
         for port in owned.ports:
-            provider = self.manifest.context(port.name)
-            setattr(ports, port.name, in_process_port(
-                owned, port, provider, functools.partial(query, port.name)
-            ))
+            setattr(ports, port.name, self._port(owned, port, query))
         return ports
+
+    def _port(self, owned: Context, port: PortSpec, query: Callable) -> Any:
+        provider = self.manifest.context(port.name)
+        if not provider.finished:
+            return in_process_port(
+                owned, port, provider, functools.partial(query, port.name)
+            )
+
+        if not self.router_url:
+            raise ConfigurationError(
+                f"{owned.name}'s {port.name} port: {port.name} is finished, so its "
+                "API is called through the router; set MIGRATE_ROUTER_URL"
+            )
+        return client_class(owned, port)(self.router_url)
 
     def dispatch(self, envelopes: list[Envelope]) -> None:
         for envelope in envelopes:

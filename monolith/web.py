@@ -35,7 +35,7 @@ def create_app(host: Monolith) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     measured = _measured(host)
 
-    for name, context in host.manifest.contexts.items():
+    for name, context in host.hosted.items():
         ports = host.ports(name)
         errors = context.route_errors
         for route in context.route_list:
@@ -45,7 +45,7 @@ def create_app(host: Monolith) -> Flask:
                 view_func=_view(name, route, ports, errors, measured),
                 methods=[route.method],
             )
-    calls = {name: exposed(host.manifest, name) for name in host.manifest.contexts}
+    calls = {name: exposed(host.manifest, name) for name in host.hosted}
 
     @app.post(f"{PREFIX}/<context>/<function>")
     def api_call(context: str, function: str) -> Response:
@@ -104,7 +104,7 @@ def create_app(host: Monolith) -> Flask:
     @app.put("/_migrate/contexts/<context>/role")
     def put_role(context: str) -> Response:
         role = (request.get_json(silent=True) or {}).get("role")
-        if context not in host.manifest.contexts:
+        if context not in host.hosted:
             return _json(
                 Reply(
                     404,
@@ -136,7 +136,7 @@ def create_app(host: Monolith) -> Flask:
 def _measured(host: Monolith) -> metrics.Instruments:
     """The app's request metrics, and the outbox backlog read at scrape."""
     measured = metrics.Instruments()
-    contexts = list(host.manifest.contexts)
+    contexts = list(host.hosted)
 
     def backlog() -> Any:
         found = metrics.family("migrate_outbox_backlog_events")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import shutil
 import tempfile
 import textwrap
@@ -67,8 +68,8 @@ def generate(
 
     staging = Path(tempfile.mkdtemp(prefix=f"extract-{name}-"))
     try:
-        _render(manifest, context, staging)
-        _autogenerate_first_revision(name, staging / "migrations")
+        _render(manifest, context, staging, folder)
+        _autogenerate_first_revision(name, staging / "migrations", manifest.path)
         if folder.exists():
             shutil.rmtree(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,9 @@ def render_clients(manifest: Manifest, name: str) -> str | None:
     )
 
 
-def _render(manifest: Manifest, context: Context, out: Path) -> None:
+def _render(
+    manifest: Manifest, context: Context, out: Path, folder: Path
+) -> None:
     env = _templates()
     consumed = sorted({event_type.context for event_type in context.event_handlers})
     calls = list(exposed(manifest, context.name))
@@ -146,6 +149,10 @@ def _render(manifest: Manifest, context: Context, out: Path) -> None:
         "calls": calls,
         "ports": [port.name for port in context.ports],
         "summary": _summary(context, calls),
+        # The folder the service lands in, not the staging one.
+        "manifest_relative": Path(
+            os.path.relpath(manifest.path.resolve(), folder.resolve())
+        ).as_posix(),
     }
     (out / "migrations" / "versions").mkdir(parents=True)
     outputs = {
@@ -228,11 +235,13 @@ def _annotation(annotation: Any) -> str:
     return inspect.formatannotation(annotation)
 
 
-def _autogenerate_first_revision(name: str, migrations: Path) -> None:
+def _autogenerate_first_revision(
+    name: str, migrations: Path, manifest_path: Path
+) -> None:
     with tempfile.TemporaryDirectory() as empty:
         url = f"sqlite:///{Path(empty) / 'empty.db'}"
         command.revision(
-            alembic_config(url, migrations),
+            alembic_config(url, migrations, manifest_path),
             message=f"{name} service schema",
             autogenerate=True,
             rev_id="0001",

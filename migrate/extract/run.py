@@ -47,7 +47,7 @@ def extract(
     extraction = generate(system.manifest, name, settings.extracted_dir, force=force)
 
     service_url = settings.service_url(name)
-    upgrade(service_url, extraction.migrations)
+    upgrade(service_url, extraction.migrations, system.manifest.path)
     service = create_engine(service_url)
     with service.begin() as db:
         set_role(db, name, REPLICA)
@@ -79,6 +79,12 @@ def extract(
 
 def _refuse_unless_safe(system: System, name: str) -> None:
     """Extraction starts from a seeded monolith that writes the context."""
+    if system.manifest.context(name).finished:
+        raise AlreadyExtracted(
+            f"{name} is finished: its service hosts it alone and the monolith "
+            "holds no copy to extract again"
+        )
+
     status = system.state.status().get(name)
     if status is not None and status.writer != MONOLITH:
         raise AlreadyExtracted(

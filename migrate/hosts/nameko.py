@@ -157,16 +157,13 @@ def _duplicate(exc_info: Any) -> bool:
 
 class ContextHost(DependencyProvider):
     def __init__(
-        self,
-        context: str,
-        clients: Mapping[str, type[ApiClient]] | None = None,
-        manifest: str | None = None,
+        self, context: str, clients: Mapping[str, type[ApiClient]] | None = None
     ):
-        """`clients` are the generated client classes of the context's
-        ports; `manifest` the path of the manifest it was extracted from."""
+        """`clients` are the generated client classes of the context's ports.
+        The manifest is the configuration's `MANIFEST` (relative to the
+        service's folder, where it runs)."""
         self.context = context
         self.clients = dict(clients or {})
-        self.manifest = manifest
 
     def setup(self) -> None:
         # Before the engine exists, so that its statements are traced.
@@ -178,7 +175,8 @@ class ContextHost(DependencyProvider):
                 "ROUTER_URL", router,
                 f"{self.context} calls {', '.join(self.clients)} through the router",
             )
-        manifest = load_manifest(Path(self.manifest)) if self.manifest else None
+        named = config.get("MANIFEST")
+        manifest = load_manifest(Path(named).resolve()) if named else None
         self.host = ServiceHost(
             self.context,
             config["DATABASE_URL"],

@@ -64,6 +64,12 @@ def move_writes(
 ) -> FlipReport:
     """Move `name`'s writes to its service, or with `back` to the monolith."""
     say = progress or (lambda step: None)
+    if system.manifest.context(name).finished:
+        raise ShiftRefused(
+            f"{name} is finished: the monolith no longer hosts it, so its writes "
+            "have nowhere to move"
+        )
+
     state = system.state
     status = state.status().get(name)
     if status is None:

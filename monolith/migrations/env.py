@@ -5,7 +5,7 @@ from alembic import context
 from migrate.kernel.sql import HOSTING_METADATA, create_engine
 from migrate.manifest import load
 
-manifest = load()
+manifest = load(context.config.attributes.get("manifest_path"))
 target_metadata = [HOSTING_METADATA] + [
     c.load(c.metadata) for c in manifest.contexts.values()
 ]

@@ -136,3 +136,50 @@ def test_a_call_whose_hints_cannot_travel_is_refused_when_the_surface_is_built(
     with pytest.raises(ManifestError, match="argument 'since' is object, which an "
                                             "API call cannot carry"):
         _hints(prices)
+
+
+@pytest.fixture
+def catalog_finished(tmp_path, database_url: str):  # type: ignore[no-untyped-def]
+    """The reference manifest with catalog finished (hosted by its service)."""
+    from migrate.manifest import DEFAULT_PATH
+
+    text = DEFAULT_PATH.read_text().replace(
+        "[contexts.catalog]\n", "[contexts.catalog]\nfinished = true\n", 1
+    )
+    path = tmp_path / "contexts.toml"
+    path.write_text(text)
+    return load(path)
+
+
+def test_a_port_onto_a_finished_context_calls_it_through_the_router(
+    monolith: Monolith, served: str, catalog_finished,  # type: ignore[no-untyped-def]
+) -> None:
+    without = Monolith(monolith.database_url, catalog_finished, router_url=served)
+
+    prices = without.ports("ordering").catalog.prices([1])
+
+    assert prices == {1: Decimal("18.00")}
+    assert "catalog" not in without.hosted
+
+
+def test_a_finished_context_has_no_route_and_no_unit_of_work_in_the_monolith(
+    monolith: Monolith, catalog_finished,  # type: ignore[no-untyped-def]
+) -> None:
+    from monolith.host import NotHosted
+
+    without = Monolith(monolith.database_url, catalog_finished, router_url="http://x")
+
+    assert create_app(without).test_client().get("/products/1").status_code == 404
+    with pytest.raises(NotHosted, match="the monolith does not host catalog"):
+        without.unit_of_work("catalog")
+
+
+def test_a_port_onto_a_finished_context_needs_the_routers_address(
+    monolith: Monolith, catalog_finished,  # type: ignore[no-untyped-def]
+) -> None:
+    from migrate.errors import ConfigurationError
+
+    without = Monolith(monolith.database_url, catalog_finished)
+
+    with pytest.raises(ConfigurationError, match="set MIGRATE_ROUTER_URL"):
+        without.ports("ordering")
