@@ -13,9 +13,14 @@ API a context calls through a port, and the protocol each port satisfies.
 A context that `migrate finish` moved out of the monolith is `finished`
 (the monolith no longer hosts it) and has a `root`: the folder, relative to
 the manifest, that holds its top-level package now. Loading a manifest puts
-every such root on `sys.path` (after what is there), so the context's
-modules, and the modules of other contexts that import its events, are
-found where they live; nothing else is imported until asked for.
+every such root, and the folder that holds the monolith's own packages, on
+`sys.path` (after what is there), so every context's modules, and the
+modules of other contexts that import its events, are found where they
+live; nothing is imported until asked for.
+
+`[monolith]` names, beyond the monolith's name, how the kit runs it (see
+`Hosting`): its host class, the module that serves it, its migrations and
+its seeder. Each defaults to the reference monolith's.
 
 The `[check]` section says what `migrate check` holds the code to: the host
 modules that belong to no context, the shared kernel every module may
@@ -179,11 +184,47 @@ class Boundaries:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hosting:
+    """The `[monolith]` section beyond its name: how the kit runs the monolith.
+
+    `host` is the class (`module:Class`) the kit's processes build the
+    monolith's host from: `Host(database_url, manifest)`, with the units of
+    work, ports and dispatch of `monolith.host.Monolith`. `serve` is the
+    module whose `python -m <serve> --database URL --port N` serves its HTTP
+    routes. `migrations` is its Alembic folder (relative to the manifest).
+    `seed` is the callable (`module:function`) that `migrate seed --orders
+    N` calls as `seed(host, N, progress)`.
+    """
+
+    host: str = "monolith.host:Monolith"
+    serve: str = "monolith"
+    migrations: Path | None = None
+    seed: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
     name: str
     contexts: dict[str, Context]
     path: Path
     boundaries: Boundaries = Boundaries()
+    hosting: Hosting = Hosting()
+
+    @property
+    def migrations(self) -> Path:
+        """The monolith's Alembic folder: declared, or `migrations` beside the
+        manifest."""
+        return self.hosting.migrations or self.path.resolve().parent / "migrations"
+
+    def host_class(self) -> Any:
+        return _reference(self.path, "[monolith] host", self.hosting.host)
+
+    def seeder(self) -> Any:
+        if self.hosting.seed is None:
+            raise ManifestError(
+                f"{self.path}: [monolith] names no seed; `migrate seed` needs one"
+            )
+        return _reference(self.path, "[monolith] seed", self.hosting.seed)
 
     def context(self, name: str) -> Context:
         if name not in self.contexts:
@@ -264,10 +305,13 @@ def load(path: Path | None = None) -> Manifest:
                 )
 
     boundaries = _boundaries(path, raw.get("check", {}), contexts)
+    hosting = _hosting(path, raw["monolith"])
     for context in contexts.values():
         if context.root is not None and str(context.root) not in sys.path:
             sys.path.append(str(context.root))
-    return Manifest(name, contexts, path, boundaries)
+    _importable(path, {c.package.split(".")[0] for c in contexts.values()
+                        if not c.finished})
+    return Manifest(name, contexts, path, boundaries, hosting)
 
 
 def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
@@ -313,6 +357,62 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         root=(path.parent / root).resolve() if root is not None else None,
         finished=finished,
     )
+
+
+_HOSTING_KEYS = {"name", "host", "serve", "migrations", "seed"}
+
+
+def _hosting(path: Path, entry: dict[str, Any]) -> Hosting:
+    unknown = set(entry) - _HOSTING_KEYS
+    if unknown:
+        raise ManifestError(f"{path}: [monolith] has unknown keys {sorted(unknown)}")
+
+    for key in _HOSTING_KEYS - {"name"}:
+        if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+            raise ManifestError(f"{path}: [monolith] {key} must be a non-empty string")
+
+    for key in ("host", "seed"):
+        if key in entry and ":" not in entry[key]:
+            raise ManifestError(
+                f"{path}: [monolith] {key} = {entry[key]!r}; it names "
+                "'module:attribute'"
+            )
+
+    migrations = entry.get("migrations")
+    return Hosting(
+        host=entry.get("host", Hosting.host),
+        serve=entry.get("serve", Hosting.serve),
+        migrations=(path.parent / migrations).resolve() if migrations else None,
+        seed=entry.get("seed"),
+    )
+
+
+def _reference(path: Path, where: str, reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ManifestError(
+            f"{path}: {where}: cannot import {module_name!r} ({error})"
+        ) from None
+
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ManifestError(
+            f"{path}: {where}: {module_name!r} has no {attribute!r}"
+        ) from None
+
+
+def _importable(path: Path, tops: set[str]) -> None:
+    """Put the folder holding the manifest's packages on `sys.path`, after
+    what is there: a monolith beside its manifest imports as itself."""
+    folder = path.resolve().parent
+    for candidate in (folder, folder.parent):
+        if any((candidate / top / "__init__.py").is_file() for top in tops):
+            if str(candidate) not in sys.path:
+                sys.path.append(str(candidate))
+            return
 
 
 _AGGREGATE_KEYS = {"root", "key", "children"}

@@ -1,15 +1,20 @@
-"""Schemas through Alembic: the monolith's, and each extracted service's."""
+"""Schemas through Alembic: the monolith's, and each extracted service's.
+
+A monolith's Alembic environment calls `run_monolith_migrations`: its
+target is every context's metadata in the manifest, beside the kit's own
+tables. `upgrade` migrates a monolith's database with the migrations its
+manifest names, or a service's with the folder given.
+"""
 
 from __future__ import annotations
 
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-
-MONOLITH_MIGRATIONS = Path(__file__).resolve().parent.parent / "monolith" / "migrations"
 
 
 def alembic_config(
@@ -27,9 +32,44 @@ def alembic_config(
 
 def upgrade(
     database_url: str,
-    script_location: Path = MONOLITH_MIGRATIONS,
+    script_location: Path | None = None,
     manifest_path: Path | None = None,
 ) -> None:
+    """Migrate to the newest revision; without `script_location`, with the
+    monolith's migrations that the manifest names."""
+    if script_location is None:
+        from migrate.manifest import load
+
+        script_location = load(manifest_path).migrations
     command.upgrade(
         alembic_config(database_url, script_location, manifest_path), "head"
     )
+
+
+def run_monolith_migrations(alembic_context: Any) -> None:
+    """The body of a monolith's Alembic `env.py`."""
+    from migrate.kernel.sql import HOSTING_METADATA, create_engine
+    from migrate.manifest import load
+
+    manifest = load(alembic_context.config.attributes.get("manifest_path"))
+    target = [HOSTING_METADATA] + [
+        c.load(c.metadata) for c in manifest.contexts.values()
+    ]
+    url = alembic_context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("alembic: sqlalchemy.url is not set")
+
+    if alembic_context.is_offline_mode():
+        alembic_context.configure(url=url, target_metadata=target, literal_binds=True)
+        with alembic_context.begin_transaction():
+            alembic_context.run_migrations()
+        return
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        alembic_context.configure(
+            connection=connection, target_metadata=target, render_as_batch=True
+        )
+        with alembic_context.begin_transaction():
+            alembic_context.run_migrations()
+    engine.dispose()

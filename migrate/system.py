@@ -280,7 +280,7 @@ class System:
                 [
                     PYTHON,
                     "-m",
-                    "monolith",
+                    self.manifest.hosting.serve,
                     "--database",
                     settings.monolith_url,
                     "--port",

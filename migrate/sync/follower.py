@@ -22,13 +22,17 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from migrate.hosts.replica import replica_of
+from migrate.manifest import load as load_manifest
 from migrate.messaging.clients import sqs_client
 from migrate.messaging.consumer import consume
 from migrate.messaging.message import ReceivedMessage
 from migrate.observe import metrics, setup_process
-from monolith.host import Monolith
+
+if TYPE_CHECKING:
+    from monolith.host import Monolith
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,8 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    host = Monolith(args.database)
+    manifest = load_manifest()
+    host = manifest.host_class()(args.database, manifest)
     metrics.serve(name)
     consume(
         sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop
