@@ -1,4 +1,9 @@
-"""Provider states of catalog: products there are, and ids that are free."""
+"""Provider states of catalog: products there are, and ids that are free.
+
+On catalog's service a product is added the way the service adds one once
+it writes catalog: the stage makes it the writer for the interaction (the
+stage puts the role back afterwards).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from migrate.contracts.stages import Stage
-from migrate.contracts.states import ProviderStates
+from migrate.contracts.states import SERVICE, ProviderStates
+from migrate.kernel.sql import WRITER
 from monolith.catalog import api, handlers
 from monolith.catalog.domain import Product, ProductNotFound
 
@@ -20,6 +26,8 @@ def product_in_catalog(stage: Stage, product_id: int, unit_price: str,
     if _found(ports, product_id):
         return
 
+    if stage.host == SERVICE:
+        stage.set_role("catalog", WRITER)
     product = Product(product_id=product_id, name=name,
                       unit_price=Decimal(unit_price), units_in_stock=22)
     handlers.add_to_catalog(ports.command(), [], [], [product])

@@ -1,9 +1,14 @@
-"""Provider states of customers: who is registered, and ids that are free."""
+"""Provider states of customers: who is registered, and ids that are free.
+
+On the customers service a customer registers the way the service takes one
+once it writes customers: the stage makes it the writer for the interaction.
+"""
 
 from __future__ import annotations
 
 from migrate.contracts.stages import Stage
-from migrate.contracts.states import ProviderStates
+from migrate.contracts.states import SERVICE, ProviderStates
+from migrate.kernel.sql import WRITER
 from monolith.customers import api, handlers
 from monolith.customers.domain import Customer
 
@@ -17,6 +22,8 @@ def customer_registered(stage: Stage, customer_id: str,
     if api.exists(ports.query(), customer_id):
         return
 
+    if stage.host == SERVICE:
+        stage.set_role("customers", WRITER)
     handlers.register_customers(ports.command(), [Customer(customer_id, company_name)])
 
 
