@@ -377,27 +377,47 @@ def backfill(context: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("context")
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="seconds to wait for the copy to catch up with the recorded position",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(context: str, as_json: bool) -> None:
-    """Compare CONTEXT's copy in its service with the monolith's tables."""
+def verify(context: str, timeout: float, as_json: bool) -> None:
+    """Compare CONTEXT's copy in its service with the monolith's tables, as
+    of the writer's outbox position recorded when it starts."""
     from migrate.kernel.sql import create_engine
-    from migrate.sync.backfill import parity
+    from migrate.router.state import MONOLITH
+    from migrate.sync.compare import SERVICE, compare
     from migrate.sync.parity_records import record_parity
 
     system = _system()
     settings = system.settings
-    system.manifest.context(context)
+    owned = system.manifest.context(context)
     if not (settings.extracted_dir / context).exists():
         raise NotExtracted(f"{context} is not extracted; nothing to verify yet")
 
-    found = parity(
-        system.manifest.context(context),
-        create_engine(settings.monolith_url),
-        create_engine(settings.service_url(context)),
-    )
+    status = system.state.status().get(context)
+    writer = SERVICE if status is not None and status.writer != MONOLITH else MONOLITH
+    with _Steps(as_json) as steps:
+        compared = compare(
+            owned,
+            create_engine(settings.monolith_url),
+            create_engine(settings.service_url(context)),
+            writer=writer,
+            timeout=timeout,
+            progress=steps.say,
+        )
+    found = compared.parity
     record_parity(settings, context, found, "migrate verify")
     payload = {
         "context": context,
+        "as_of": {"outbox": compared.writer, "position": compared.position},
+        "waited_seconds": round(compared.waited_seconds, 3),
+        "rechecked_chunks": compared.rechecked,
+        "settled_chunks": compared.settled,
         "counts": found.counts,
         "totals": found.totals,
         "chunks": found.chunks,
@@ -406,13 +426,21 @@ def verify(context: str, as_json: bool) -> None:
     }
 
     def human() -> None:
+        at = f"as of the {compared.writer}'s outbox position {compared.position}"
+        settled = (
+            f"; {compared.settled} chunks that changed after it agree once the "
+            "copy caught up"
+            if compared.settled
+            else ""
+        )
         if not found.differences:
-            compared = sum(total for _, total in found.chunks.values())
+            checked = sum(total for _, total in found.chunks.values())
             out.print(
-                f"{context} is in parity: counts, totals and {compared} "
-                "chunk checksums agree."
+                f"{context} is in parity {at}: counts, totals and {checked} "
+                f"chunk checksums agree{settled}."
             )
             return
+        out.print(f"{context} differs {at}{settled}:")
         out.print("\n".join(found.differences))
         for row in found.first_rows:
             out.print(
@@ -482,24 +510,21 @@ def shift(
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(context: str, reason: str, as_json: bool) -> None:
-    """Give CONTEXT back to the monolith: its writes, then all its reads."""
-    from migrate.router.state import MONOLITH
-    from migrate.sync.flip import move_writes
+    """Give CONTEXT back to the monolith: its writes (fenced, nothing lost),
+    then all its reads; its rollout is marked rolled back, shadowing off."""
+    from migrate.sync.flip import roll_back
 
     system = _system()
-    status = system.state.status().get(context)
-    if status is None:
-        raise ShiftRefused(f"{context} is not extracted; there is nothing to roll back")
-
-    moved = None
-    if status.writer != MONOLITH:
-        with _Steps(as_json) as steps:
-            moved = move_writes(system, context, back=True, progress=steps.say)
-    system.state.set_weight(context, 0, "migrate rollback", reason or "rollback")
+    with _Steps(as_json) as steps:
+        report = roll_back(system, context, reason=reason, progress=steps.say)
+    moved = report.writes_moved
     payload = {
         "context": context,
-        "writer": MONOLITH,
+        "writer": "monolith",
         "read_weight": 0,
+        "read_weight_was": report.read_weight_was,
+        "shadow_was": report.shadow_was,
+        "rollout": report.rollout,
         "flip": dataclasses.asdict(moved) if moved else None,
     }
     _emit(
@@ -615,7 +640,8 @@ def dlq(first: str, context: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
-    """Show each extracted context's routing: weight, writer, routes."""
+    """Show each extracted context's routing: weight, writer, routes, and the
+    sync lag each way (events not yet applied, age of the oldest in s)."""
     from migrate.sync.lag import lag_by_direction
 
     system = _system()
@@ -644,7 +670,11 @@ def status(as_json: bool) -> None:
                 s.phase,
                 f"{s.read_weight} %",
                 s.writer,
-                f"to service {lag['to_service']}\nto monolith {lag['to_monolith']}",
+                "\n".join(
+                    f"to {side} {lag[f'to_{side}']['events']} events, "
+                    f"{lag[f'to_{side}']['seconds']:.1f} s"
+                    for side in ("service", "monolith")
+                ),
                 "\n".join(f"{r.method} {r.rule}" for r in s.routes),
             )
         out.print(table if contexts else "No context is extracted yet.")

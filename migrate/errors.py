@@ -8,6 +8,7 @@ MigrateError                 a user-fixable problem; the CLI prints one line
 ├── NotExtracted             a command needs an extracted context
 ├── SystemNotRunning         a command needs `migrate up` first
 ├── ShiftRefused             a shift that the rules forbid right now
+├── SyncBehind               a copy did not catch up with its writer in time
 └── ParityError              a copy that does not match its source
 """
 
@@ -48,6 +49,10 @@ class SystemNotRunning(MigrateError):
 
 
 class ShiftRefused(MigrateError):
+    pass
+
+
+class SyncBehind(MigrateError):
     pass
 
 

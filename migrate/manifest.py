@@ -7,8 +7,7 @@ messaging topology) derives it from here. A malformed manifest raises
 A context follows its writer on a replica either through its own replica
 module (`replica`) or through declared aggregates (`aggregates`: a root
 table, its key, child tables), whose row images the kit records and applies
-itself (see `migrate.kernel.images`). `ports` names the other contexts whose
-API a context calls through a port, and the protocol each port satisfies.
+itself (see `migrate.kernel.images`).
 
 A context that `migrate finish` moved out of the monolith is `finished`
 (the monolith no longer hosts it) and has a `root`: the folder, relative to
@@ -22,6 +21,19 @@ live; nothing is imported until asked for.
 `Hosting`): its host class, the module that serves it, its migrations and
 its seeder. Each defaults to the reference monolith's.
 
+A context whose events must arrive in order per aggregate declares `fifo =
+true`: its topic and every queue it feeds are then FIFO (an SNS topic is
+FIFO or not, so the choice is the context's, for all its event types).
+
+A context may declare how its service differs from it (all optional):
+`service_metadata` and `service_unit_of_work` name the service's own
+tables and the unit of work over them (default: the context's), and a
+`copy` block per service table says where its rows come from in the
+monolith: a table, column renames, a converter by name from
+`migrate.sync.convert`, or a constant. Loading checks the block's shape and
+the converters' names; whether the tables and columns exist is checked when
+the mapping is built from the imported metadata (`migrate.sync.mapping`).
+
 The `[check]` section says what `migrate check` holds the code to: the host
 modules that belong to no context, the shared kernel every module may
 import, the kit's own tables, and per role of module inside a context what
@@ -33,9 +45,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import os
 import sys
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +63,66 @@ DEFAULT_PATH = DEFAULT_MANIFEST
 
 @dataclasses.dataclass(frozen=True)
 class SideEffect:
+    """Slow work a context does after one of its events.
+
+    `handler` is the work itself, `(event data, port) -> bool`, run by either
+    host; `function` is its Lambda handler, fed by SQS.
+    """
+
     name: str
     on: str
     function: str
+    handler: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextPort:
+    """A port of one context that another context's API answers.
+
+    Declared in the context's `ports` module as an attribute of its `Ports`
+    protocol named after the providing context (`catalog: Catalog`); the
+    host wires it (in-process calls on the monolith, HTTP on a service).
+    `calls` are the methods of its protocol.
+    """
+
+    name: str
+    provider: str
+    protocol: type | None
+    module: str
+
+    @property
+    def calls(self) -> list[str]:
+        if self.protocol is None:
+            return []
+
+        return sorted(
+            name for name, value in vars(self.protocol).items()
+            if callable(value) and not name.startswith("_")
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnCopy:
+    """Where one column of a service table gets its value: a monolith
+    column (`source`, through the converter `convert` when one is named),
+    or the `constant` when `source` is None."""
+
+    column: str
+    source: str | None
+    convert: str | None = None
+    constant: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TableCopy:
+    """A service table's `copy` block: its monolith table (`source`), the
+    columns that are not copied as they are, and the columns that match a
+    row on both sides (`key`; empty means the table's primary key)."""
+
+    table: str
+    source: str
+    columns: tuple[ColumnCopy, ...] = ()
+    key: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,20 +140,6 @@ class AggregateSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class PortSpec:
-    """A port through which a context calls another context's API.
-
-    `name` is the attribute of the context's ports and the providing
-    context's name; `protocol` is `module:Class`, whose methods are
-    functions of that context's API module with the same name (each takes a
-    unit of work first, then the method's arguments).
-    """
-
-    name: str
-    protocol: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Context:
     name: str
     package: str
@@ -97,9 +154,23 @@ class Context:
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
     aggregates: tuple[AggregateSpec, ...] = ()
-    ports: tuple[PortSpec, ...] = ()
     root: Path | None = None
     finished: bool = False
+    outlets: str | None = None
+    service_metadata: str | None = None
+    service_unit_of_work: str | None = None
+    copies: tuple[TableCopy, ...] = ()
+    fifo: bool = False
+
+    @property
+    def service_tables(self) -> str:
+        """The service's MetaData reference: its own, or the context's."""
+        return self.service_metadata or self.metadata
+
+    @property
+    def service_unit(self) -> str:
+        """The service's unit of work reference: its own, or the context's."""
+        return self.service_unit_of_work or self.unit_of_work
 
     def load(self, reference: str) -> Any:
         """Import `package.module` or `package.module:attribute`."""
@@ -149,6 +220,29 @@ class Context:
         }
         queues = {f"{self.name}_outbox", f"{self.name}_inbox"}
         return [t for t in self.tables if t not in covered and t not in queues]
+
+    @property
+    def ports_module(self) -> str:
+        return f"{self.package}.ports"
+
+    def ports_to(self, contexts: Iterable[str]) -> list[ContextPort]:
+        """The ports of this context that the APIs of `contexts` answer."""
+        if importlib.util.find_spec(self.ports_module) is None:
+            return []
+
+        module = self.load(self.ports_module)
+        declared = getattr(getattr(module, "Ports", None), "__annotations__", {})
+        others = set(contexts) - {self.name}
+        found = []
+        for name, annotation in declared.items():
+            if name not in others:
+                continue
+            # Annotations are strings under `from __future__ import annotations`.
+            protocol = getattr(module, annotation, None) if isinstance(
+                annotation, str) else annotation
+            found.append(ContextPort(name, name, protocol if isinstance(
+                protocol, type) else None, self.ports_module))
+        return sorted(found, key=lambda port: port.name)
 
     @property
     def event_handlers(self) -> dict[type[Event], Any]:
@@ -258,9 +352,20 @@ class Manifest:
 
 _REQUIRED = ("package", "api", "events", "routes", "metadata", "unit_of_work", "tables")
 _OPTIONAL = {
-    "handlers", "replica", "totals", "side_effects", "aggregates", "ports", "root",
+    "handlers",
+    "replica",
+    "totals",
+    "side_effects",
+    "outlets",
+    "service_metadata",
+    "service_unit_of_work",
+    "copy",
+    "fifo",
+    "aggregates",
+    "root",
     "finished",
 }
+_SIDE_EFFECT_KEYS = ("on", "function", "handler")
 
 
 def load(path: Path | None = None) -> Manifest:
@@ -295,15 +400,6 @@ def load(path: Path | None = None) -> Manifest:
                 )
             owners[table] = context.name
 
-    for context in contexts.values():
-        for port in context.ports:
-            if port.name not in contexts or port.name == context.name:
-                raise ManifestError(
-                    f"{path}: context {context.name} has port {port.name!r}; a "
-                    "port is named after another context of the manifest, and "
-                    f"the contexts are {', '.join(sorted(contexts))}"
-                )
-
     boundaries = _boundaries(path, raw.get("check", {}), contexts)
     hosting = _hosting(path, raw["monolith"])
     for context in contexts.values():
@@ -325,12 +421,17 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
             f"{path}: context {name} has unknown keys {sorted(unknown)}"
         )
 
+    fifo = entry.get("fifo", False)
+    if not isinstance(fifo, bool):
+        raise ManifestError(
+            f"{path}: context {name} has fifo = {fifo!r}; it is true or false"
+        )
+
     effects = tuple(
-        SideEffect(effect, spec["on"], spec["function"])
+        _side_effect(path, name, effect, spec)
         for effect, spec in entry.get("side_effects", {}).items()
     )
     aggregates = _aggregates(path, name, entry)
-    ports = _ports(path, name, entry.get("ports", {}))
     root = entry.get("root")
     if root is not None and not isinstance(root, str):
         raise ManifestError(f"{path}: context {name}: root must be a folder's path")
@@ -338,6 +439,11 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
     if not isinstance(finished, bool):
         raise ManifestError(
             f"{path}: context {name}: finished is {finished!r}; it is true or false"
+        )
+    if effects and "outlets" not in entry:
+        raise ManifestError(
+            f"{path}: context {name} declares side effects but no outlets "
+            "module (whose outlet(side_effect) gives each its port)"
         )
     return Context(
         name=name,
@@ -353,9 +459,16 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
         aggregates=aggregates,
-        ports=ports,
         root=(path.parent / root).resolve() if root is not None else None,
         finished=finished,
+        service_metadata=entry.get("service_metadata"),
+        service_unit_of_work=entry.get("service_unit_of_work"),
+        copies=tuple(
+            _table_copy(path, name, table, spec)
+            for table, spec in entry.get("copy", {}).items()
+        ),
+        fifo=fifo,
+        outlets=entry.get("outlets"),
     )
 
 
@@ -431,6 +544,13 @@ def _aggregates(
             "aggregates; a replica follows through one of them"
         )
 
+    if declared and (entry.get("service_metadata") or entry.get("copy")):
+        raise ManifestError(
+            f"{path}: context {name} declares aggregates and a service shaped "
+            "otherwise; row images apply to the context's own tables, so a "
+            "service of another shape follows through a replica module"
+        )
+
     tables = set(entry.get("tables", ()))
     found: list[AggregateSpec] = []
     placed: dict[str, str] = {}
@@ -470,20 +590,93 @@ def _aggregates(
     return tuple(found)
 
 
-def _ports(path: Path, name: str, declared: Any) -> tuple[PortSpec, ...]:
-    where = f"[contexts.{name}.ports]"
-    if not isinstance(declared, dict):
-        raise ManifestError(f"{path}: {where} must be a table of port = protocol")
+_COPY_KEYS = {"from", "columns", "key"}
+_COLUMN_KEYS = {"from", "convert", "constant"}
 
-    ports = []
-    for port, protocol in declared.items():
-        if not isinstance(protocol, str) or ":" not in protocol:
+
+def _table_copy(path: Path, context: str, table: str, spec: Any) -> TableCopy:
+    from migrate.sync.convert import CONVERTERS
+
+    where = f"[contexts.{context}.copy.{table}]"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    unknown = set(spec) - _COPY_KEYS
+    if unknown:
+        raise ManifestError(
+            f"{path}: {where} has unknown keys {sorted(unknown)}; a copy block "
+            f"takes {', '.join(sorted(_COPY_KEYS))}"
+        )
+
+    source = spec.get("from", table)
+    if not isinstance(source, str) or not source:
+        raise ManifestError(f"{path}: {where} from must name a monolith table")
+
+    columns_spec = spec.get("columns", {})
+    if not isinstance(columns_spec, dict):
+        raise ManifestError(f"{path}: {where} columns must be a table")
+
+    columns = []
+    for column, given in columns_spec.items():
+        at = f"{where} columns.{column}"
+        if isinstance(given, str) and given:
+            columns.append(ColumnCopy(column, given))
+            continue
+
+        if not isinstance(given, dict) or not given:
             raise ManifestError(
-                f"{path}: {where} {port} = {protocol!r}; a port names its "
-                "protocol as 'module:Class'"
+                f"{path}: {at} = {given!r}: a column is a monolith column's name, "
+                "or {from = ..., convert = ...}, or {constant = ...}"
             )
-        ports.append(PortSpec(port, protocol))
-    return tuple(ports)
+
+        unknown = set(given) - _COLUMN_KEYS
+        if unknown:
+            raise ManifestError(f"{path}: {at} has unknown keys {sorted(unknown)}")
+
+        if "constant" in given:
+            if set(given) != {"constant"}:
+                raise ManifestError(
+                    f"{path}: {at}: a constant column takes nothing but its constant"
+                )
+            columns.append(ColumnCopy(column, None, constant=given["constant"]))
+            continue
+
+        convert = given.get("convert")
+        if convert is not None and convert not in CONVERTERS:
+            raise ManifestError(
+                f"{path}: {at} converts with {convert!r}; the converters are "
+                f"{', '.join(sorted(CONVERTERS))}"
+            )
+        from_column = given.get("from", column)
+        if not isinstance(from_column, str) or not from_column:
+            raise ManifestError(f"{path}: {at} from must name a monolith column")
+        columns.append(ColumnCopy(column, from_column, convert))
+
+    key = _strings(path, f"{where} key", spec.get("key", []))
+    return TableCopy(table, source, tuple(columns), key)
+
+
+
+def _side_effect(path: Path, context: str, name: str, spec: Any) -> SideEffect:
+    where = f"context {context}: side effect {name}"
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{path}: {where} must be a table")
+
+    missing = [key for key in _SIDE_EFFECT_KEYS if key not in spec]
+    if missing:
+        raise ManifestError(f"{path}: {where} lacks {', '.join(missing)}")
+
+    unknown = set(spec) - set(_SIDE_EFFECT_KEYS)
+    if unknown:
+        raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+    values = [spec[key] for key in _SIDE_EFFECT_KEYS]
+    if not all(isinstance(value, str) and value for value in values):
+        raise ManifestError(
+            f"{path}: {where}: {', '.join(_SIDE_EFFECT_KEYS)} must be non-empty "
+            "strings"
+        )
+    return SideEffect(name, *values)
 
 
 _CHECK_KEYS = {"host", "shared", "kit_tables", "roles"}

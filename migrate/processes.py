@@ -113,13 +113,17 @@ class Supervisor:
                 time.sleep(0.05)
         return True
 
-    def kill(self, name: str) -> None:
-        """Kill a process at once, as a crash would (for fault drills)."""
+    def kill(self, name: str) -> bool:
+        """Kill a process at once, as a crash would (for fault drills);
+        False when it was not running."""
         pid = self.pid_of(name)
-        if pid:
-            _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.02)
+        if not pid:
+            return False
+
+        _signal_group(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.02)
+        return True
 
     def stop_all(
         self, first: Sequence[str] = (), last: Sequence[str] = (), grace: float = 10.0

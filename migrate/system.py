@@ -44,12 +44,17 @@ def topology(
     manifest: Manifest, extracted: list[str], visibility_timeout: int = 30
 ) -> Topology:
     app = manifest.name
-    topics = [Topic(names.topic(app, c)) for c in manifest.contexts]
+    topics = [
+        Topic(names.topic(app, name), fifo=context.fifo)
+        for name, context in manifest.contexts.items()
+    ]
     queues: list[Queue] = []
     subscriptions: list[Subscription] = []
 
     def subscribe(queue: str, context: str, policy: dict) -> None:
-        queues.append(Queue(queue, visibility_timeout=visibility_timeout))
+        # A queue is FIFO when the topic that feeds it is: SNS allows no other.
+        fifo = manifest.context(context).fifo
+        queues.append(Queue(queue, visibility_timeout=visibility_timeout, fifo=fifo))
         subscriptions.append(Subscription(names.topic(app, context), queue, policy))
 
     for name in extracted:
@@ -285,6 +290,9 @@ class System:
                     settings.monolith_url,
                     "--port",
                     str(settings.monolith_port),
+                    # The side effects run as the functions started below.
+                    "--side-effects",
+                    "functions",
                 ],
                 env={"MIGRATE_ROUTER_URL": settings.router_url},
                 ready_url=f"{settings.monolith_http}/_migrate/health",

@@ -1,4 +1,9 @@
-"""Serve the monolith: `python -m monolith --database URL --port N`."""
+"""Serve the monolith: `python -m monolith --database URL --port N`.
+
+Standing alone it runs the contexts' side effects in-process, after each
+commit; `--side-effects functions` leaves them to the Lambda functions that
+`migrate up` runs beside it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from monolith.web import create_app
 log = logging.getLogger("monolith")
 
 CATCH_UP_SECONDS = 2.0
+IN_PROCESS = "in-process"
+AS_FUNCTIONS = "functions"
 
 
 def main() -> None:
@@ -24,10 +31,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--side-effects", choices=(IN_PROCESS, AS_FUNCTIONS), default=IN_PROCESS,
+        help="run the contexts' side effects here after each commit (the "
+             "default), or leave them to their Lambda functions, as `migrate up` "
+             "does; results land in MAIL_DIR (default ./mail) or OUTPUT_BUCKET")
     args = parser.parse_args()
     setup_process("monolith")
 
-    host = Monolith(args.database, router_url=os.environ.get("MIGRATE_ROUTER_URL"))
+    host = Monolith(
+        args.database,
+        side_effects=args.side_effects == IN_PROCESS,
+        router_url=os.environ.get("MIGRATE_ROUTER_URL"),
+    )
     threading.Thread(target=_catch_up_forever, args=(host,), daemon=True).start()
     log.info("monolith serving on %s:%s", args.host, args.port)
     serve(

@@ -1,7 +1,7 @@
 """The monolith host: every context in one process and one database.
 
 It wires each context's ports in-process: units of work on the shared
-database, the other contexts' APIs its manifest entry names as ports called
+database, the other contexts' APIs its `Ports` protocol names called
 directly (see `migrate.hosts.calls`), and events dispatched to the contexts
 that consume them right after the producer's transaction commits. A context
 that `migrate finish` moved out is not hosted at all: a port onto it calls
@@ -10,6 +10,17 @@ The outbox rows are written anyway, in the same transaction, because they are
 what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
 dispatch that runs twice handles the event once.
+
+With `side_effects=True` the host also runs each context's side effects
+in-process (the standalone monolith, `python -m monolith`): the same
+handler a Lambda function runs, behind the context's outlet, handed each
+event the context committed, after the commit, so a transaction that rolls
+back sends nothing. A side effect claims the event id in its context's
+inbox as any consumer does, so a dispatch that a crash interrupted and
+`catch_up` finished sends once. It runs in the thread that committed and
+only where the context is written; a failure is logged and caught up
+later. Off, as under `migrate up`, the side effects are Lambda functions
+fed by SQS, and this host leaves them alone.
 
 `MIGRATE_SQL_GUARD=warn` (or `raise`) watches every statement the host runs
 for SQL that crosses contexts (see `migrate.check.sqlguard`).
@@ -26,12 +37,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
-from migrate.errors import ConfigurationError, MigrateError
+from migrate.errors import ConfigurationError, ManifestError, MigrateError
 from migrate.hosts.calls import client_class, in_process_port
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
-from migrate.manifest import Context, Manifest, PortSpec
+from migrate.manifest import Context, ContextPort, Manifest, SideEffect
 from migrate.manifest import load as load_manifest
 
 log = logging.getLogger(__name__)
@@ -55,10 +66,25 @@ class Subscriber:
     context: str
     event_type: type[Event]
     handler: Callable[[Any, Any], None]
+    name: str = ""
 
     @property
     def consumer(self) -> str:
-        return f"{self.context}.{self.handler.__name__}"
+        return f"{self.context}.{self.name or self.handler.__name__}"
+
+
+@dataclasses.dataclass(frozen=True)
+class InProcessSideEffect:
+    """A side effect run on the host, once per event: the unit of work it
+    gets is claimed for the event id, and commits the claim after the work."""
+
+    handler: Callable[[dict[str, Any], Any], bool]
+    outlet: Callable[[], Any]
+
+    def __call__(self, event: Event, uow: Any) -> None:
+        with uow:
+            self.handler(event.data(), self.outlet())
+            uow.commit()
 
 
 class ContextPorts:
@@ -80,11 +106,14 @@ class Monolith:
         self,
         database_url: str,
         manifest: Manifest | None = None,
+        *,
+        side_effects: bool = False,
         router_url: str | None = None,
     ):
         """`router_url` is where calls of a finished context's API go (the
         monolith no longer hosts it); needed only when there is one."""
         self.database_url = database_url
+        self.runs_side_effects = side_effects
         self.engine = create_engine(database_url)
         self.manifest = manifest or load_manifest()
         self.router_url = router_url
@@ -105,6 +134,12 @@ class Monolith:
             for name, context in self.hosted.items()
             for event_type, handler in context.event_handlers.items()
         ]
+        if side_effects:
+            self.subscribers += [
+                _side_effect(context, effect)
+                for context in self.hosted.values()
+                for effect in context.side_effects
+            ]
 
     def unit_of_work(
         self,
@@ -137,21 +172,21 @@ class Monolith:
             replica=lambda: self.unit_of_work(context, command=False),
         )
         owned = self.manifest.context(context)
-        for port in owned.ports:
+        for port in owned.ports_to(self.manifest.contexts):
             setattr(ports, port.name, self._port(owned, port, query))
         return ports
 
-    def _port(self, owned: Context, port: PortSpec, query: Callable) -> Any:
-        provider = self.manifest.context(port.name)
+    def _port(self, owned: Context, port: ContextPort, query: Callable) -> Any:
+        provider = self.manifest.context(port.provider)
         if not provider.finished:
             return in_process_port(
-                owned, port, provider, functools.partial(query, port.name)
+                owned, port, provider, functools.partial(query, port.provider)
             )
 
         if not self.router_url:
             raise ConfigurationError(
-                f"{owned.name}'s {port.name} port: {port.name} is finished, so its "
-                "API is called through the router; set MIGRATE_ROUTER_URL"
+                f"{owned.name}'s {port.name} port: {port.provider} is finished, so "
+                "its API is called through the router; set MIGRATE_ROUTER_URL"
             )
         return client_class(owned, port)(self.router_url)
 
@@ -214,11 +249,26 @@ class Monolith:
             and s.event_type.type_name() == event_type
         ]
 
-    def handle(
-        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
-    ) -> bool:
-        """Hand one event to one consumer; False when this host does not
-        write the consumer's context. Any other failure propagates."""
+    def subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
+        """The consumers of one event type of `context` that this host runs."""
+        return self._subscribers_of(context, event_type)
+
+    def handle(self, context: str, envelope: Envelope) -> None:
+        """Have `context` handle one event it consumes, now, as a dispatch
+        would (claimed by its event id); what the handler raises, raises."""
+        found = [
+            s for s in self._subscribers_of(envelope.context, envelope.event_type)
+            if s.context == context
+        ]
+        if not found:
+            raise ValueError(
+                f"{context} consumes no {envelope.context} {envelope.event_type}"
+            )
+
+        for subscriber in found:
+            self._run(subscriber, envelope.event_id, envelope.data)
+
+    def _run(self, subscriber: Subscriber, event_id: str, data: dict[str, Any]) -> None:
         event = subscriber.event_type.from_data(data)
         uow = self.unit_of_work(
             subscriber.context, claim=(subscriber.consumer, event_id)
@@ -227,6 +277,13 @@ class Monolith:
             subscriber.handler(event, uow)
         except AlreadyHandled:
             pass
+
+    def _deliver(
+        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
+    ) -> bool:
+        """Hand one event to one consumer; False when this host may not run it."""
+        try:
+            self._run(subscriber, event_id, data)
         except HostNotWriter:
             # Another host writes this context now; it consumes the event
             # from its own queue.
@@ -236,18 +293,6 @@ class Monolith:
                 event_id,
             )
             return False
-        return True
-
-    def subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
-        """The consumers of one event type of `context` that this host runs."""
-        return self._subscribers_of(context, event_type)
-
-    def _deliver(
-        self, subscriber: Subscriber, event_id: str, data: dict[str, Any]
-    ) -> bool:
-        """Hand one event to one consumer; False when this host may not run it."""
-        try:
-            return self.handle(subscriber, event_id, data)
         except Exception:
             # The producer's change is committed and its event stored: a
             # consumer's failure must not fail the producer's request.
@@ -258,3 +303,24 @@ class Monolith:
                 event_id,
             )
             return False
+        return True
+
+
+def _side_effect(context: Context, effect: SideEffect) -> Subscriber:
+    events = context.load(context.events)
+    event_type = next(
+        (value for value in vars(events).values()
+         if isinstance(value, type) and issubclass(value, Event)
+         and value.__module__ == events.__name__ and value.type_name() == effect.on),
+        None,
+    )
+    if event_type is None:
+        raise ManifestError(
+            f"context {context.name}: side effect {effect.name} is on {effect.on}, "
+            f"which {context.events} does not define"
+        )
+
+    outlets = context.load(f"{context.outlets}:outlet")
+    run = InProcessSideEffect(context.load(effect.handler),
+                              functools.partial(outlets, effect.name))
+    return Subscriber(context.name, event_type, run, effect.name)

@@ -45,7 +45,7 @@ def create_app(host: Monolith) -> Flask:
                 view_func=_view(name, route, ports, errors, measured),
                 methods=[route.method],
             )
-    calls = {name: exposed(host.manifest, name) for name in host.hosted}
+    calls = {name: exposed(host.manifest, name, strict=False) for name in host.hosted}
 
     @app.post(f"{PREFIX}/<context>/<function>")
     def api_call(context: str, function: str) -> Response:

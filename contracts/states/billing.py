@@ -1,12 +1,13 @@
-"""Provider states of billing, on the monolith and on billing's service.
+"""Provider states of billing, written once for either host.
 
-Each state is reached the way billing reaches it in production. On the
-monolith an invoice exists because ordering took an order (its own handler)
-and billing invoiced it when the order was announced. On the service, while
-it is a replica, an invoice exists because the service followed the
-monolith's `InvoiceIssued`; once it writes, because it consumed the
-`OrderPlaced` itself. Ids come from the contract, so that the interactions
-of one verification never share an invoice.
+Each state is reached the way billing reaches it in production, through its
+own API and handlers: an invoice exists because billing's writer handled
+the `OrderPlaced` that announced its order, a payment because billing
+recorded it. The stage makes the host it runs beside billing's writer for
+the moment it takes (the service starts as a replica) and gives it its
+role back, so the same handlers serve the monolith and the service that
+`migrate extract billing` generates. Ids come from the contract, so that
+the interactions of one verification never share an invoice.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from migrate.contracts.stages import MonolithStage, ServiceStage, Stage
-from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
-from migrate.kernel.sql import FENCED, REPLICA, WRITER
+from migrate.contracts.stages import Stage
+from migrate.contracts.states import ProviderStates
+from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import now
 from monolith.billing import api
 from monolith.billing import handlers as billing
-from monolith.billing.domain import Invoice, InvoiceLine, InvoiceNotFound
-from monolith.billing.events import InvoiceIssued
+from monolith.billing.domain import InvoiceNotFound
 from monolith.ordering import handlers as ordering
 from monolith.ordering.domain import Order, OrderLine, ShipTo
 
@@ -33,23 +33,12 @@ _FREIGHT = Decimal("32.38")
 _PAYMENT_IDS = uuid.UUID("2f0c5a8e-6d1b-4f8a-9c3e-71b5d0a4e6f2")
 
 
-@STATES.given("an invoice is open", on=(MONOLITH,))
-def invoice_open_on_monolith(stage: MonolithStage, invoice_id: int,
-                             customer_id: str = "VINET") -> None:
+@STATES.given("an invoice is open")
+def invoice_open(stage: Stage, invoice_id: int, customer_id: str = "VINET") -> None:
     if _found(stage, invoice_id):
         return
 
-    ordering.import_orders([_order(invoice_id, customer_id)],
-                           stage.ports("ordering").command())
-
-
-@STATES.given("an invoice is open", on=(SERVICE,))
-def invoice_open_on_service(stage: ServiceStage, invoice_id: int,
-                            customer_id: str = "VINET") -> None:
-    if _found(stage, invoice_id):
-        return
-
-    stage.follow(InvoiceIssued.of(_invoice(invoice_id, customer_id)))
+    stage.deliver("billing", ordering.placed(_order(invoice_id, customer_id)))
 
 
 @STATES.given("no invoice has the id")
@@ -65,41 +54,22 @@ def written_here(stage: Stage) -> None:
 
 @STATES.given("billing is written on another host")
 def written_elsewhere(stage: Stage) -> None:
-    stage.set_role("billing", FENCED if stage.host == MONOLITH else REPLICA)
+    stage.written_elsewhere("billing")
 
 
-@STATES.given("an order was placed", on=(MONOLITH,))
-def order_placed_on_monolith(stage: MonolithStage, order_id: int,
-                             customer_id: str = "VINET") -> None:
-    invoice_open_on_monolith(stage, order_id, customer_id)
+@STATES.given("an order was placed")
+def order_placed(stage: Stage, order_id: int, customer_id: str = "VINET") -> None:
+    stage.deliver("billing", ordering.placed(_order(order_id, customer_id)))
 
 
-@STATES.given("an order was placed", on=(SERVICE,))
-def order_placed_on_service(stage: ServiceStage, order_id: int,
-                            customer_id: str = "VINET") -> None:
-    stage.set_role("billing", WRITER)
-    stage.consume(ordering.placed(_order(order_id, customer_id)))
-
-
-@STATES.given("a payment was received", on=(MONOLITH,))
-def payment_received_on_monolith(stage: MonolithStage, invoice_id: int,
-                                 amount: str, customer_id: str = "VINET") -> None:
-    invoice_open_on_monolith(stage, invoice_id, customer_id)
-    _pay(stage, invoice_id, amount)
-
-
-@STATES.given("a payment was received", on=(SERVICE,))
-def payment_received_on_service(stage: ServiceStage, invoice_id: int,
-                                amount: str, customer_id: str = "VINET") -> None:
-    stage.set_role("billing", WRITER)
-    invoice_open_on_service(stage, invoice_id, customer_id)
-    _pay(stage, invoice_id, amount)
-
-
-def _pay(stage: Stage, invoice_id: int, amount: str) -> None:
+@STATES.given("a payment was received")
+def payment_received(stage: Stage, invoice_id: int, amount: str,
+                     customer_id: str = "VINET") -> None:
+    invoice_open(stage, invoice_id, customer_id)
     payment_id = str(uuid.uuid5(_PAYMENT_IDS, str(invoice_id)))
     command = billing.RecordPayment(invoice_id, payment_id, Decimal(amount))
-    billing.record_payment(command, stage.ports("billing").command())
+    with stage.writing("billing"):
+        billing.record_payment(command, stage.ports("billing").command())
 
 
 def _found(stage: Stage, invoice_id: int) -> bool:
@@ -121,15 +91,4 @@ def _order(order_id: int, customer_id: str) -> Order:
         ship_via=3,
         ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",
                        country="France"),
-    )
-
-
-def _invoice(invoice_id: int, customer_id: str) -> Invoice:
-    return Invoice(
-        invoice_id=invoice_id,
-        customer_id=customer_id,
-        issued_at=now(),
-        freight=_FREIGHT,
-        lines=[InvoiceLine(product, Decimal(price), quantity, Decimal(discount))
-               for product, price, quantity, discount in _LINES],
     )

@@ -1,8 +1,8 @@
 """Provider states of catalog: products there are, and ids that are free.
 
-On catalog's service a product is added the way the service adds one once
-it writes catalog: the stage makes it the writer for the interaction (the
-stage puts the role back afterwards).
+A product is added through catalog's own handler by whichever host writes
+catalog for the block: on catalog's service, which starts as a replica, the
+stage makes it the writer for the block.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from migrate.contracts.stages import Stage
-from migrate.contracts.states import SERVICE, ProviderStates
-from migrate.kernel.sql import WRITER
+from migrate.contracts.states import ProviderStates
 from monolith.catalog import api, handlers
 from monolith.catalog.domain import Product, ProductNotFound
 
@@ -26,11 +25,10 @@ def product_in_catalog(stage: Stage, product_id: int, unit_price: str,
     if _found(ports, product_id):
         return
 
-    if stage.host == SERVICE:
-        stage.set_role("catalog", WRITER)
     product = Product(product_id=product_id, name=name,
                       unit_price=Decimal(unit_price), units_in_stock=22)
-    handlers.add_to_catalog(ports.command(), [], [], [product])
+    with stage.writing("catalog"):
+        handlers.add_to_catalog(ports.command(), [], [], [product])
 
 
 @STATES.given("no product has the id")

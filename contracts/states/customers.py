@@ -1,14 +1,14 @@
 """Provider states of customers: who is registered, and ids that are free.
 
-On the customers service a customer registers the way the service takes one
-once it writes customers: the stage makes it the writer for the interaction.
+A customer registers through the context's own handler on whichever host
+writes customers for the block (the stage makes a replica service the
+writer for it).
 """
 
 from __future__ import annotations
 
 from migrate.contracts.stages import Stage
-from migrate.contracts.states import SERVICE, ProviderStates
-from migrate.kernel.sql import WRITER
+from migrate.contracts.states import ProviderStates
 from monolith.customers import api, handlers
 from monolith.customers.domain import Customer
 
@@ -22,9 +22,9 @@ def customer_registered(stage: Stage, customer_id: str,
     if api.exists(ports.query(), customer_id):
         return
 
-    if stage.host == SERVICE:
-        stage.set_role("customers", WRITER)
-    handlers.register_customers(ports.command(), [Customer(customer_id, company_name)])
+    with stage.writing("customers"):
+        handlers.register_customers(ports.command(),
+                                    [Customer(customer_id, company_name)])
 
 
 @STATES.given("no customer has the id")

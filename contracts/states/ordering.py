@@ -3,9 +3,9 @@
 On the monolith ordering reaches catalog and customers in-process; the
 customer and the product an order needs are registered through those
 contexts' own handlers first, and the order is placed. On ordering's
-service, made the writer for the interaction, the order is taken in through
-ordering's own `import_orders` (the service reaches catalog and customers
-only through the router, which a verification does not run).
+service the order is taken in through ordering's own `import_orders`, with
+the service made the writer for it (the service reaches catalog and
+customers only through the router, which a verification does not run).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
 from migrate.contracts.stages import ServiceStage, Stage
 from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
-from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import now
 from monolith.ordering import handlers
 from monolith.ordering.api import order as find_order
@@ -46,7 +45,6 @@ def order_placed(stage: Stage, customer_id: str, product_id: int,
 @STATES.given("an order was placed", on=(SERVICE,))
 def order_placed_on_service(stage: ServiceStage, customer_id: str, product_id: int,
                             quantity: int, unit_price: str = "14.00") -> None:
-    stage.set_role("ordering", WRITER)
     ports = stage.ports("ordering")
     order = Order(
         order_id=_free_order_id(ports),
@@ -59,7 +57,8 @@ def order_placed_on_service(stage: ServiceStage, customer_id: str, product_id: i
         ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",
                        country="France"),
     )
-    handlers.import_orders([order], ports.command())
+    with stage.writing("ordering"):
+        handlers.import_orders([order], ports.command())
 
 
 def _free_order_id(ports: Any) -> int:

@@ -2,9 +2,9 @@
 
 On the monolith a shipment exists because ordering took an order and
 shipping planned its shipment when the order was announced. On shipping's
-service, made the writer for the interaction, the service plans it from the
-`OrderPlaced` it consumes. Either way it leaves through shipping's own
-`dispatch` handler.
+service, where no ordering places orders, it is delivered the
+`OrderPlaced` and plans the shipment itself. Either way the shipment
+leaves through shipping's own `dispatch` handler.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
 from migrate.contracts.stages import MonolithStage, ServiceStage
 from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
-from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import now
 from monolith.ordering import handlers as ordering
 from monolith.ordering.events import OrderPlaced
@@ -47,13 +46,15 @@ def shipment_dispatched(stage: MonolithStage, customer_id: str,
 @STATES.given("a shipment was dispatched", on=(SERVICE,))
 def shipment_dispatched_on_service(stage: ServiceStage, customer_id: str,
                                    shipper_id: int) -> None:
-    stage.set_role("shipping", WRITER)
     ports = stage.ports("shipping")
-    _shipper(ports, shipper_id)
     order_id = _unplanned_order_id(ports)
-    stage.consume(OrderPlaced(order_id, customer_id, now(), Decimal("0.00"),
-                              shipper_id, {"city": "Reims"}, ()))
-    shipping.dispatch(order_id, now(), ports.command())
+    with stage.writing("shipping"):
+        _shipper(ports, shipper_id)
+        stage.deliver("shipping", OrderPlaced(
+            order_id, customer_id, now(), Decimal("0.00"), shipper_id,
+            {"city": "Reims"}, (),
+        ))
+        shipping.dispatch(order_id, now(), ports.command())
 
 
 def _shipper(ports: Any, shipper_id: int) -> None:

@@ -14,15 +14,27 @@ What grimp does not see, this module adds, so nothing is skipped silently:
 - Star imports: grimp records the module; the star itself is reported.
 - `importlib.import_module("name")` and `__import__("name")` with a literal
   name are checked as imports; with any other argument they are reported.
-- A file that does not parse stops grimp at the first one; every such file
-  is reported (`syntax-error`) and no import rule is evaluated until they
-  parse, because a graph with holes would pass what it cannot see.
+  So are they under another name (`from importlib import import_module as
+  load`, `load = __import__`, `importlib.__import__`, `getattr(importlib,
+  "import_module")`), and a dynamic importer handed around uncalled is
+  reported, since the names it will import cannot be read.
+- A file that does not parse, or cannot be read (its bytes do not decode in
+  the encoding it declares, or it vanished), stops grimp at the first one;
+  every such file is reported (`syntax-error`, `unreadable`) and no import
+  rule is evaluated until they all read, because a graph with holes would
+  pass what it cannot see. Sources are decoded as Python does: the encoding
+  a PEP 263 line or a byte-order mark declares, UTF-8 otherwise.
 
 Imports of outside packages carry their full dotted name, read from the
 import statement (`from sqlalchemy.orm import Session` is
 `sqlalchemy.orm.Session`), so a role can forbid the ORM and allow the Core.
 Only direct imports are judged: a chain through the shared kernel is allowed
 by declaring the kernel shared.
+
+A pattern that guards nothing is reported (`unused-pattern`): a `host` or
+role `modules` pattern that matches no module, a `shared` pattern that no
+import matches, a `forbid` pattern that names no module imported anywhere
+in the code or installed here (see `migrate.check.installed`).
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import tokenize
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -41,11 +54,39 @@ from grimp.application.config import settings as grimp_settings
 from grimp.application.ports.packagefinder import AbstractPackageFinder
 from grimp.exceptions import SourceSyntaxError
 
+from migrate.check.errors import CheckError
+from migrate.check.installed import names_a_module
 from migrate.check.layout import Layout
+from migrate.check.patterns import PatternSet, compile_pattern
 from migrate.check.report import HOST, MANIFEST, NO_CONTEXT, Violation
 
 # Only files that mention one of these are parsed for stars and dynamic imports.
 _NEEDS_AST = re.compile(r"import\s+\*|import_module|__import__")
+# Functions that import the module named by their first argument.
+_IMPORTERS = ("import_module", "__import__")
+# The modules that offer them, under their own names.
+_IMPORTER_MODULES = ("importlib", "builtins")
+
+
+class Unreadable(CheckError):
+    """A source file whose text cannot be read; reported as a violation, it
+    never leaves the check."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def read_source(path: Path) -> str:
+    """A module's text, decoded as Python decodes it (PEP 263, BOM, UTF-8)."""
+    try:
+        with tokenize.open(path) as source:
+            return source.read()
+    except (OSError, SyntaxError, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror \
+            else str(error)
+        raise Unreadable(path, reason) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +138,10 @@ def check_code(layout: Layout) -> CodeResult:
             graph = grimp.build_graph(
                 *layout.tops, include_external_packages=True, cache_dir=None
             )
-    except SourceSyntaxError:
-        return _syntax_errors(layout)
+    # Grimp stops at the first file it cannot parse or decode; every such
+    # file is then found and reported.
+    except (SourceSyntaxError, UnicodeError, OSError):
+        return _unparsable(layout)
 
     modules = {m for m in graph.modules if layout.is_internal(m)}
     orphans = _orphans(layout, modules)
@@ -114,7 +157,7 @@ def check_code(layout: Layout) -> CodeResult:
     violations.extend(_ownership(layout, modules, orphans))
     for edge in edges:
         violations.extend(_judge(layout, edge))
-    violations.extend(_unused_patterns(layout))
+    violations.extend(_unused_patterns(layout, edges))
     return CodeResult(_deduplicated(violations), len(modules) + len(orphans),
                       [e for e in edges if e.internal])
 
@@ -151,7 +194,12 @@ def _names_at(path: Path, line: int, importer: str) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=4096)
 def _lines(path: str) -> tuple[str, ...]:
-    return tuple(Path(path).read_text(encoding="utf-8").splitlines())
+    try:
+        return tuple(read_source(Path(path)).splitlines())
+    except Unreadable:
+        # Reported where the module's own text is read; its names stay
+        # judged by their top-level package.
+        return ()
 
 
 def _statements_at(path: str, line: int) -> list[ast.Import | ast.ImportFrom]:
@@ -226,7 +274,12 @@ def _read_extras(
     all_imports: bool,
 ) -> list[Edge]:
     """Stars and dynamic imports of a module; every import of an orphan."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_source(path)
+    except Unreadable as error:
+        violations.append(_unreadable_violation(layout, path, error.reason))
+        return []
+
     if not all_imports and not _NEEDS_AST.search(text):
         return []
 
@@ -254,19 +307,27 @@ def _read_extras(
                 edges.append(_edge(layout, module, imported_module, name, path,
                                    node.lineno, modules))
 
-        if isinstance(node, ast.Call) and _is_dynamic_import(node):
-            literal = _literal_name(node)
-            if literal is None:
-                expression = ast.unparse(node)
-                violations.append(Violation(
-                    "dynamic-import", where, f"{shown}:{node.lineno}",
-                    f"{module} imports a module whose name is not a literal: "
-                    f"{expression}", f"{module}: {expression}",
-                ))
-                continue
+    importers = _DynamicImporters(tree)
+    for node in importers.calls:
+        literal = _literal_name(node)
+        if literal is None:
+            expression = ast.unparse(node)
+            violations.append(Violation(
+                "dynamic-import", where, f"{shown}:{node.lineno}",
+                f"{module} imports a module whose name is not a literal: "
+                f"{expression}", f"{module}: {expression}",
+            ))
+            continue
 
-            edge = _edge(layout, module, literal, literal, path, node.lineno, modules)
-            edges.append(dataclasses.replace(edge, dynamic=True))
+        edge = _edge(layout, module, literal, literal, path, node.lineno, modules)
+        edges.append(dataclasses.replace(edge, dynamic=True))
+    for node in importers.handed_around:
+        expression = ast.unparse(node)
+        violations.append(Violation(
+            "dynamic-import", where, f"{shown}:{node.lineno}",
+            f"{module} hands a dynamic importer around uncalled ({expression}), "
+            "so the modules it imports cannot be read", f"{module}: {expression}",
+        ))
     return edges
 
 
@@ -282,11 +343,72 @@ def _edge(
     return Edge(importer, target, target, path, line, True)
 
 
-def _is_dynamic_import(node: ast.Call) -> bool:
-    func = node.func
-    if isinstance(func, ast.Name):
-        return func.id in ("import_module", "__import__")
-    return isinstance(func, ast.Attribute) and func.attr == "import_module"
+class _DynamicImporters:
+    """Every use of a function that imports a module by name, under any name.
+
+    Known by their own names (`import_module`, `__import__`, as a name or an
+    attribute of anything: `importlib.__import__`, `il.import_module`), and
+    by the names the module gives them: `from importlib import import_module
+    as load`, `load = importlib.import_module`, `load = getattr(importlib,
+    "import_module")`. A call of one is `calls`; any other use of one (an
+    argument, a value returned or stored) is `handed_around`: what it will
+    import cannot be read. Assignments that only rename one are neither.
+    """
+
+    def __init__(self, tree: ast.AST):
+        self.aliases = set(_IMPORTERS)
+        self.calls: list[ast.Call] = []
+        self.handed_around: list[ast.expr] = []
+        renames = self._collect_aliases(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and self._denotes(node.func):
+                self.calls.append(node)
+        called = {id(call.func) for call in self.calls}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.expr) and id(node) not in called
+                    and id(node) not in renames and self._denotes(node)
+                    and not self._is_binding(node)):
+                self.handed_around.append(node)
+
+    def _collect_aliases(self, tree: ast.AST) -> set[int]:
+        """Names bound to an importer; the ids of the renaming expressions."""
+        renames: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (
+                        node.module in _IMPORTER_MODULES):
+                    for alias in node.names:
+                        if alias.name in _IMPORTERS:
+                            bound = alias.asname or alias.name
+                            changed |= bound not in self.aliases
+                            self.aliases.add(bound)
+                elif isinstance(node, ast.Assign | ast.AnnAssign) and (
+                        node.value is not None and self._denotes(node.value)):
+                    targets = node.targets if isinstance(node, ast.Assign) \
+                        else [node.target]
+                    names = [t.id for t in targets if isinstance(t, ast.Name)]
+                    if len(names) == len(targets):
+                        renames.add(id(node.value))
+                        for name in names:
+                            changed |= name not in self.aliases
+                            self.aliases.add(name)
+        return renames
+
+    def _denotes(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self.aliases
+        if isinstance(node, ast.Attribute):
+            return node.attr in _IMPORTERS
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "getattr" and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in _IMPORTERS)
+
+    def _is_binding(self, node: ast.expr) -> bool:
+        # A name being bound or deleted is not a use of what it names.
+        return isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)
 
 
 def _literal_name(node: ast.Call) -> str | None:
@@ -310,18 +432,30 @@ def _syntax_violation(layout: Layout, path: Path, error: SyntaxError) -> Violati
     )
 
 
-def _syntax_errors(layout: Layout) -> CodeResult:
+def _unreadable_violation(layout: Layout, path: Path, reason: str) -> Violation:
+    shown = layout.shown(path)
+    module = _module_name(layout, path)
+    return Violation(
+        "unreadable", _owner_label(layout, module), f"{shown}:1",
+        f"{shown} cannot be read: {reason}", module,
+    )
+
+
+def _unparsable(layout: Layout) -> CodeResult:
     violations = []
     count = 0
     for top in layout.tops:
         for path in sorted((layout.root / top).rglob("*.py")):
             count += 1
             try:
-                ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+                ast.parse(read_source(path), filename=str(path))
+            except Unreadable as error:
+                violations.append(_unreadable_violation(layout, path, error.reason))
             except SyntaxError as error:
                 violations.append(_syntax_violation(layout, path, error))
-    note = ("Import rules were not evaluated: a module that does not parse leaves "
-            "a hole in the import graph. Fix the syntax errors and check again.")
+    note = ("Import rules were not evaluated: a module that does not parse or "
+            "cannot be read leaves a hole in the import graph. Fix those and "
+            "check again.")
     return CodeResult(violations, count, [], [note])
 
 
@@ -404,22 +538,44 @@ def _judge(layout: Layout, edge: Edge) -> list[Violation]:
     return found
 
 
-def _unused_patterns(layout: Layout) -> list[Violation]:
-    found = []
-    sources = [("[check] host", layout.host)] + [
+def _unused_patterns(layout: Layout, edges: list[Edge]) -> list[Violation]:
+    imported = sorted({name for e in edges for name in (e.imported, e.module)})
+    unused: list[tuple[str, str, str]] = []
+    sources: list[tuple[str, PatternSet]] = [("[check] host", layout.host)] + [
         (f"[check.roles.{r.role.name}] modules", r.modules) for r in layout.roles
     ]
-    text = layout.manifest.path.read_text(encoding="utf-8").splitlines()
     for where, patterns in sources:
-        for pattern in patterns.unused():
-            line = next((n for n, row in enumerate(text, 1)
-                         if f'"{pattern}"' in row), 1)
-            found.append(Violation(
-                "unused-pattern", MANIFEST, f"{layout.manifest.path.name}:{line}",
-                f"{where} pattern {pattern!r} matches no module, so it guards "
-                "nothing", f"{where}: {pattern}",
-            ))
+        unused += [(where, p, "matches no module") for p in patterns.unused()]
+    unused += [
+        ("[check] shared", pattern, "matches nothing any module imports")
+        for pattern in layout.shared.patterns
+        if not any(compile_pattern(pattern).match(name) for name in imported)
+    ]
+    for role in layout.roles:
+        unused += [
+            (f"[check.roles.{role.role.name}] forbid", pattern,
+             "names no module that the code imports or that is installed here")
+            for pattern in role.forbid.patterns
+            if not names_a_module(pattern, imported)
+        ]
+
+    text = layout.manifest.path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for where, pattern, why in unused:
+        line = _manifest_line(text, where.split(" ")[0], pattern)
+        found.append(Violation(
+            "unused-pattern", MANIFEST, f"{layout.manifest.path.name}:{line}",
+            f"{where} pattern {pattern!r} {why}, so it guards nothing "
+            "(a typo?)", f"{where}: {pattern}",
+        ))
     return found
+
+
+def _manifest_line(text: list[str], section: str, pattern: str) -> int:
+    """The line of `pattern` in its section of the manifest (1 if not found)."""
+    start = next((n for n, row in enumerate(text, 1) if row.strip() == section), 1)
+    return next((n for n, row in enumerate(text, 1)
+                 if n >= start and f'"{pattern}"' in row), 1)
 
 
 def _deduplicated(violations: list[Violation]) -> list[Violation]:

@@ -30,26 +30,50 @@ class IntrospectionFailed(CheckError):
     exit_code = 2
 
 
-def describe(layout: Layout, *, plan: bool = False) -> dict[str, Any]:
-    """The contexts' tables (and plan facts), read in a child process."""
-    command = [sys.executable, "-m", "migrate.check.introspect",
-               "--manifest", str(layout.manifest.path.resolve()),
-               "--root", str(layout.root)]
-    if plan:
-        command.append("--plan")
-    done = subprocess.run(command, cwd=layout.root, capture_output=True, text=True,
-                          timeout=INTROSPECTION_SECONDS, check=False)
-    try:
-        described: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise IntrospectionFailed(
-            f"importing the contexts' metadata from {layout.root} failed: {last}"
-        ) from None
+class Description:
+    """The contexts' tables (and plan facts), being read in a child process.
 
-    if "error" in described:
-        raise ManifestError(f"{layout.manifest.path}: {described['error']}")
-    return described
+    Started before the imports are checked, so that importing the checked
+    code runs beside grimp's scan rather than after it.
+    """
+
+    def __init__(self, layout: Layout, *, plan: bool = False):
+        self.layout = layout
+        command = [sys.executable, "-m", "migrate.check.introspect",
+                   "--manifest", str(layout.manifest.path.resolve()),
+                   "--root", str(layout.root)]
+        if plan:
+            command.append("--plan")
+        self._child = subprocess.Popen(command, cwd=layout.root, text=True,
+                                       stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+
+    def result(self) -> dict[str, Any]:
+        try:
+            stdout, stderr = self._child.communicate(timeout=INTROSPECTION_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise IntrospectionFailed(
+                f"importing the contexts' metadata from {self.layout.root} took "
+                f"over {INTROSPECTION_SECONDS} s"
+            ) from None
+
+        try:
+            described: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise IntrospectionFailed(
+                f"importing the contexts' metadata from {self.layout.root} "
+                f"failed: {last}"
+            ) from None
+
+        if "error" in described:
+            raise ManifestError(f"{self.layout.manifest.path}: {described['error']}")
+        return described
+
+    def cancel(self) -> None:
+        self._child.kill()
+        self._child.communicate()
 
 
 def check_data(

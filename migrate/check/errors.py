@@ -2,6 +2,10 @@
 
     CheckError                    (migrate.errors.MigrateError)
     ├── BaselineError             the baseline file is unreadable (exit 2)
+    ├── IntrospectionFailed       the contexts' metadata could not be read
+    │                             in the child process (exit 2)
+    ├── Unreadable                a source file that cannot be read: caught
+    │                             and reported as an `unreadable` violation
     └── CrossContextStatement     the SQL guard, asked to raise, refused a
                                   statement that crosses contexts
 

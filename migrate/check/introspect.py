@@ -18,6 +18,7 @@ import argparse
 import inspect
 import json
 import sys
+import tokenize
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,12 +44,57 @@ def describe(manifest_path: Path, root: Path, plan: bool) -> dict[str, Any]:
             )
 
         context.load(context.unit_of_work.partition(":")[0])
+        _require_references(context)
         module = sys.modules[context.metadata.partition(":")[0]]
         contexts[name] = {"tables": [_table(t, module) for t in _tables(metadata)]}
         if plan:
-            contexts[name].update(_plan_facts(context))
+            contexts[name].update(_plan_facts(context, list(manifest.contexts)))
 
     return {"contexts": contexts, "relationships": _relationships()}
+
+
+def _references(context: Any) -> list[tuple[str, str, str | None]]:
+    """(manifest key, reference, attribute its value must have) of every
+    module and function the context names besides its tables."""
+    found: list[tuple[str, str, str | None]] = [
+        ("unit_of_work", context.unit_of_work, None),
+        ("routes", context.routes, "ROUTES"),
+    ]
+    if context.handlers:
+        found.append(("handlers", context.handlers, None))
+    if context.replica:
+        found.append(("replica", context.replica, "apply"))
+    if context.outlets:
+        found.append(("outlets", context.outlets, "outlet"))
+    for effect in context.side_effects:
+        where = f"side_effects.{effect.name}"
+        found += [(f"{where}.function", effect.function, None),
+                  (f"{where}.handler", effect.handler, None)]
+    return found
+
+
+def _require_references(context: Any) -> None:
+    """Import each reference, so that a typo exits 2 naming its entry rather
+    than failing the host that first needs it."""
+    from migrate.errors import ManifestError
+
+    for key, reference, needs in _references(context):
+        where = f"context {context.name}: {key} {reference!r}"
+        try:
+            value = context.load(reference)
+        except ManifestError as error:
+            reason = str(error).removeprefix(f"context {context.name}: ")
+            raise ManifestError(f"{where} does not import: {reason}") from None
+        # Whatever importing the checked code raised is the entry's fault.
+        except Exception as error:  # noqa: BLE001
+            raise ManifestError(f"{where} does not import: "
+                                f"{type(error).__name__}: {error}") from None
+
+        if ":" in reference and not callable(value):
+            raise ManifestError(f"{where} is a {type(value).__name__}, not a "
+                                "function or class")
+        if needs is not None and not hasattr(value, needs):
+            raise ManifestError(f"{where} has no {needs}")
 
 
 def _tables(metadata: Any) -> list[Any]:
@@ -103,7 +149,7 @@ def _relationships() -> list[dict[str, Any]]:
     return found
 
 
-def _plan_facts(context: Any) -> dict[str, Any]:
+def _plan_facts(context: Any, contexts: list[str]) -> dict[str, Any]:
     from migrate.kernel.events import Event
 
     events = context.load(context.events)
@@ -122,14 +168,19 @@ def _plan_facts(context: Any) -> dict[str, Any]:
         for r in context.route_list
     ]
     return {"published": sorted(published), "consumed": consumed, "routes": routes,
-            "ports": _ports(context)}
+            "ports": _ports(context), "port_calls": _port_calls(context, contexts)}
+
+
+# Protocols every context declares the same way: how a host hands it its
+# units of work. They say nothing about what extraction cuts.
+_GENERIC_PORTS = {"Ports", "UnitOfWork"}
 
 
 def _ports(context: Any) -> list[str]:
     import importlib.util
     from typing import Protocol
 
-    module_name = context.package + ".ports"
+    module_name = context.ports_module
     if importlib.util.find_spec(module_name) is None:
         return []
 
@@ -139,7 +190,25 @@ def _ports(context: Any) -> list[str]:
         name for name, value in vars(ports).items()
         if isinstance(value, type) and Protocol in getattr(value, "__mro__", ())
         and value.__module__ == module_name and value is not Protocol
+        and name not in _GENERIC_PORTS
     )
+
+
+def _port_calls(context: Any, contexts: list[str]) -> list[dict[str, Any]]:
+    """Each call this context makes to another context's API through a port."""
+    found = []
+    for port in context.ports_to(contexts):
+        module = sys.modules[port.module]
+        path = inspect.getsourcefile(module) or ""
+        owner = getattr(module, "Ports", None)
+        start = _class_line(owner) if isinstance(owner, type) else FIRST_LINE
+        line = _line_of(path, [f"{port.name}:"], default=start, after=start,
+                        at_start=True)
+        # A port whose protocol cannot be read still crosses the edge.
+        found += [{"port": port.name, "provider": port.provider, "call": call,
+                   "module": port.module, "file": path, "line": line}
+                  for call in port.calls or [None]]
+    return found
 
 
 def _attribute_line(path: str, attribute: str, start: int) -> int:
@@ -163,8 +232,10 @@ def _line_of(
     at_start: bool = False,
 ) -> int:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
+        # Decoded as Python decoded the module (a PEP 263 line, a BOM).
+        with tokenize.open(path) as source:
+            lines = source.read().splitlines()
+    except (OSError, SyntaxError, UnicodeError):
         return default
 
     for number, text in enumerate(lines, 1):

@@ -13,6 +13,7 @@ is left out: the check holds the monolith's edges.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -96,10 +97,13 @@ class Layout:
 
     def shown(self, path: Path) -> str:
         """A path as a report shows it: relative to the root, with slashes."""
-        try:
-            return path.resolve().relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        # The file's own name first: a symlink is shown where it lies.
+        for candidate in (Path(os.path.abspath(path)), path.resolve()):
+            try:
+                return candidate.relative_to(self.root).as_posix()
+            except ValueError:
+                continue
+        return str(path)
 
     def _require_modules(self) -> None:
         for context in self.manifest.hosted.values():

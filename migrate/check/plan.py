@@ -2,8 +2,9 @@
 
 Everything that today crosses the context's edge inside one process and one
 database, and will cross a network after extraction: who calls its API and
-whose API it calls (from the import graph, file:line), the ports its host
-wires, the events it publishes (and who consumes them) and consumes, its
+whose API it calls (from the import graph, file:line, and from the ports
+named after other contexts, which the host answers with their APIs), the
+ports its host wires, the events it publishes (and who consumes them) and consumes, its
 tables with their row counts, its routes and side effects, and the
 violations that block a clean cut. Row counts come from the monolith's
 database when it exists; the plan never creates one.
@@ -23,6 +24,9 @@ from migrate.check.report import HOST, NO_CONTEXT, Violation
 from migrate.check.run import inspect
 from migrate.manifest import load
 
+# A call through a port of the caller, which the host answers with the
+# provider's API.
+PORT = "port"
 
 @dataclasses.dataclass
 class Plan:
@@ -96,6 +100,10 @@ class Plan:
 
 
 def _call(call: dict[str, Any]) -> str:
+    if call["kind"] == PORT:
+        return (f"  {call['location']:<36} {call['from']}'s {call['port']} port -> "
+                f"{call['imported']} (the host wires it)")
+
     blocked = "  (internal: blocks)" if call["kind"] == "internal" else ""
     return (f"  {call['location']:<36} {call['importer']} -> {call['imported']}"
             f"{blocked}")
@@ -113,8 +121,8 @@ def plan(
     report, code, described = inspect(layout, plan=True)
     facts = described["contexts"].get(context_name, {})
     inbound, outbound = _calls(layout, code.edges, context_name)
-    declared_in, declared_out = _port_calls(layout, context_name)
-    inbound, outbound = declared_in + inbound, declared_out + outbound
+    into, out_of = _port_calls(layout, described["contexts"], context_name)
+    inbound, outbound = inbound + into, outbound + out_of
     counts, notes = _row_counts(context.tables, database_url)
     consumers = [
         (entry["from"], entry["event"], f"{name}.{entry['handler']}")
@@ -181,26 +189,27 @@ def _calls(
 
 
 def _port_calls(
-    layout: Layout, context: str
+    layout: Layout, contexts: dict[str, Any], context: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Calls through the ports the manifest declares, into and out of `context`."""
-    manifest = layout.manifest
-    location = layout.shown(manifest.path)
+    """Calls through ports the host wires: they cross no import, since the
+    host, not the context, imports the provider's API."""
     inbound, outbound = [], []
-    for consumer in manifest.contexts.values():
-        for port in consumer.ports:
-            provider = manifest.context(port.name)
+    for name, facts in contexts.items():
+        for port in facts.get("port_calls", []):
+            target = f"{port['provider']}.{port['call']}" if port["call"] else (
+                port["provider"])
             call = {
-                "kind": "port",
-                "importer": f"{consumer.name}'s {port.name} port ({port.protocol})",
-                "imported": provider.api,
-                "from": consumer.name,
-                "to": provider.name,
-                "location": location,
+                "kind": PORT,
+                "importer": f"{port['module']}.Ports.{port['port']}",
+                "imported": target,
+                "port": port["port"],
+                "from": name,
+                "to": port["provider"],
+                "location": f"{layout.shown(Path(port['file']))}:{port['line']}",
             }
-            if provider.name == context:
+            if port["provider"] == context:
                 inbound.append(call)
-            elif consumer.name == context:
+            elif name == context:
                 outbound.append(call)
     return inbound, outbound
 

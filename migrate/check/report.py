@@ -35,7 +35,9 @@ RULES: dict[str, str] = {
     "star-import": "no star imports: what they bring in cannot be checked",
     "dynamic-import": "no dynamic import whose module name is not a literal",
     "syntax-error": "every module parses",
-    "unused-pattern": "every pattern in the manifest matches a module",
+    "unreadable": "every module can be read in the encoding it declares",
+    "unused-pattern": "every pattern in the manifest can match something: a "
+    "module, an import, an installed module",
     "table-owner": "every table belongs to exactly the context that claims it",
     "unclaimed-table": "every table is claimed by a context in the manifest",
     "missing-table": "every claimed table is defined in its context's metadata",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.check.code import CodeResult, check_code
-from migrate.check.data import check_data, describe
+from migrate.check.data import Description, check_data
 from migrate.check.layout import Layout
 from migrate.check.report import Report, apply_baseline, read_baseline
 from migrate.manifest import load
@@ -39,16 +39,24 @@ def inspect(
 ) -> tuple[Report, CodeResult, dict[str, Any]]:
     """Every violation before any baseline, what the code check saw, and the
     contexts' description (with routes and events when `plan` asks)."""
-    code = check_code(layout)
+    description = Description(layout, plan=plan)
+    try:
+        code = check_code(layout)
+    except BaseException:
+        description.cancel()
+        raise
+
     violations = list(code.violations)
     notes = list(code.notes)
     tables = 0
     described: dict[str, Any] = {"contexts": {}, "relationships": []}
-    if any(v.rule == "syntax-error" for v in violations):
+    if any(v.rule in ("syntax-error", "unreadable") for v in violations):
+        description.cancel()
         notes.append("Data edges were not checked: the tables' modules are "
-                     "imported to read them, and a module does not parse.")
+                     "imported to read them, and a module does not parse or "
+                     "cannot be read.")
     else:
-        described = describe(layout, plan=plan)
+        described = description.result()
         data, tables = check_data(layout, described)
         violations.extend(data)
     report = Report(violations, modules=code.modules, tables=tables, notes=notes)

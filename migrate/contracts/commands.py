@@ -1,7 +1,8 @@
 """`migrate contracts verify` and `migrate can-i-deploy`.
 
-Exit codes: 0 every contract kept (or: yes, deploy); 1 a contract broken,
-or no; 2 a contract file or the configuration is wrong.
+Exit codes: 0 every contract kept (or: yes, deploy); 1 a contract broken, a
+contract file malformed (bad input is refused), or no; 2 bad usage, or bad
+configuration (the manifest, an environment variable).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,15 +33,22 @@ def contracts() -> None:
 @click.option("--host", type=click.Choice(["monolith", "service", "both"]),
               default="both", show_default=True,
               help="the host to verify each provider on")
+@click.option("--contracts", "folder", type=click.Path(path_type=Path,
+                                                       file_okay=False, exists=True),
+              help="the folder of Pact files (default: the project's contracts/)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def verify_command(providers: tuple[str, ...], host: str, as_json: bool) -> None:
-    """Start each provider, set its states, replay every contract on it."""
-    from migrate.contracts.verify import verify
+def verify_command(providers: tuple[str, ...], host: str, folder: Path | None,
+                   as_json: bool) -> None:
+    """Start each provider, set its states, replay every contract on it.
+
+    Exit 0 when every contract is kept, 1 when one is broken or a contract
+    file is malformed."""
+    from migrate.contracts.verify import CONTRACTS_DIR, verify
 
     _quiet_pact()
     say = None if as_json else (lambda line: click.echo(line, err=True))
     report = verify(Settings.from_env(), providers=providers or None, host=host,
-                    progress=say)
+                    folder=folder or CONTRACTS_DIR, progress=say)
     if as_json:
         click.echo(json.dumps({
             "ok": report.ok,

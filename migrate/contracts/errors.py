@@ -24,7 +24,13 @@ class ContractError(MigrateError):
 
 
 class MalformedContract(ContractError):
-    """Raised once for a file, listing every rule it breaks."""
+    """Raised once for a file, listing every rule it breaks.
+
+    A contract is input the command reads, not the kit's configuration, so
+    a malformed one is refused as bad input is: exit 1 (exit 2 is for bad
+    usage and for a wrong manifest or environment)."""
+
+    exit_code = 1
 
     def __init__(self, path: Path, problems: Iterable[str]):
         self.path = path

@@ -103,7 +103,7 @@ def _covered(seam: Seam, contracts: list[Contract]) -> bool:
 
 
 def _ports_to_contexts(context: Context, manifest: Manifest) -> list[str]:
-    return sorted(port.name for port in context.ports)
+    return [port.provider for port in context.ports_to(manifest.contexts)]
 
 
 def _consumed(context: Context) -> list[type[Event]]:

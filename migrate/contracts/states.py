@@ -14,10 +14,16 @@ open"). Each provider lists the states it can be put in, in
 A handler receives the stage (the host being verified: `MonolithStage` or
 `ServiceStage`) and the state's parameters from the contract, and gets there
 through the context's own API, handlers and events only: never SQL behind
-the context's back. A state may need different steps on each host (the
-monolith places an order, the service follows the invoice it would be sent);
-`on` says which hosts a handler serves, both by default. Handlers must be
+the context's back. The stage offers the same on either host (see
+`migrate.contracts.stages`), so a context's states are written once and
+serve both; `on` limits a handler to some hosts, for a state that needs
+other contexts beside it (ordering places an order through catalog and
+customers, which only the monolith hosts together). Handlers must be
 idempotent: one verification sets the same state for several interactions.
+
+`migrate extract <context>` writes `<context>_states.py` beside the service:
+`served_on(SERVICE, "contracts.states.<context>")`, the context's states as
+the service serves them, which the verification of the service reads.
 """
 
 from __future__ import annotations
@@ -85,3 +91,32 @@ def states_of(provider: str, module_name: str | None = None) -> ProviderStates:
 
     states: ProviderStates = module.STATES
     return states
+
+
+def served_on(host: str, module_name: str) -> ProviderStates:
+    """The states a context declares in `module_name`, as `host` serves them:
+    each set, when asked for, by the handler the context gives that host.
+
+    Resolved when a state is set, so a state without a handler for the host
+    fails that interaction, naming the state, not the whole verification."""
+    if host not in HOSTS:
+        raise ValueError(f"host {host!r}: hosts are {', '.join(HOSTS)}")
+
+    declared: ProviderStates = importlib.import_module(module_name).STATES
+    return _Served(declared, host)
+
+
+class _Served(ProviderStates):
+    def __init__(self, declared: ProviderStates, host: str):
+        super().__init__(declared.provider)
+        self._declared = declared
+        self._host = host
+
+    def handler(self, name: str, host: str) -> StateHandler:
+        if host != self._host:
+            raise UnknownState(self.provider, name, host)
+
+        return self._declared.handler(name, host)
+
+    def names(self, host: str) -> list[str]:
+        return self._declared.names(host) if host == self._host else []

@@ -190,7 +190,9 @@ def _monolith(workdir: Path, root: Path) -> Iterator[_Hosted]:
     supervisor = Supervisor(workdir / "run", workdir / "logs")
     database = f"sqlite:///{workdir / 'monolith.db'}"
     url, harness_url = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
-    env = {"PYTHONPATH": _python_path(root)}
+    # The monolith runs its side effects in-process, as it does standing
+    # alone; what they send lands in the scratch folder.
+    env = {"PYTHONPATH": _python_path(root), "MAIL_DIR": str(workdir / "mail")}
     try:
         supervisor.start(ProcessSpec(
             "harness", _harness(MONOLITH, database, url, harness_url),
@@ -211,6 +213,13 @@ def _service(workdir: Path, root: Path, folder: Path) -> Iterator[_Hosted]:
 
     context = folder.name
     service = wiring.load(folder, context)
+    # A states module without a package is one extraction generated here.
+    if "." not in service.states and not (folder / f"{service.states}.py").exists():
+        raise NotExtracted(
+            f"{folder} has no {service.states}.py, so the service's provider "
+            f"states cannot be set; generate it again with `migrate extract "
+            f"{context} --force`"
+        )
     workdir.mkdir(parents=True)
     supervisor = Supervisor(workdir / "run", workdir / "logs")
     database = f"sqlite:///{workdir / f'{context}.db'}"
@@ -225,7 +234,8 @@ def _service(workdir: Path, root: Path, folder: Path) -> Iterator[_Hosted]:
                 _harness(SERVICE, database, url, harness_url)
                 + ["--context", context, "--states", service.states,
                    "--migrations", str(folder / service.migrations)],
-                env={"PYTHONPATH": _python_path(root)}, cwd=root,
+                # The states module is generated into the service's folder.
+                env={"PYTHONPATH": _python_path(folder, root)}, cwd=root,
                 ready_url=f"{harness_url}/_contracts/health"))
             supervisor.start(ProcessSpec(
                 f"{context}-service",

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import click
-import yaml
 
 from migrate.settings import Settings
 
@@ -130,14 +130,28 @@ def template(
 @click.option(
     "--listen", default="127.0.0.1:8080", show_default=True, help="nginx's address"
 )
-def routes(target: str | None, out: Path | None, listen: str) -> None:
+@click.option(
+    "--override-secret-file", type=click.Path(path_type=Path, dir_okay=False,
+                                              exists=True),
+    help="a file holding the testers' override secret (the one `migrate "
+         "override-secret` printed): nginx then honours overrides, and its "
+         "configuration holds the secret")
+def routes(
+    target: str | None, out: Path | None, listen: str,
+    override_secret_file: Path | None,
+) -> None:
     """Compile the routing table for nginx or for an ALB listener."""
     from migrate.deploy.routes import alb, nginx, plan_of
+    from migrate.deploy.template import to_yaml
     from migrate.errors import SystemNotRunning
     from migrate.router.state import StateStore
 
     if target is None:
         raise click.UsageError("pass --nginx or --alb")
+
+    if override_secret_file is not None and target != "nginx":
+        raise click.UsageError("--override-secret-file goes with --nginx; ALB "
+                               "cannot match a tester's override")
 
     state = Settings.from_env().state_path
     if not state.exists():
@@ -148,20 +162,34 @@ def routes(target: str | None, out: Path | None, listen: str) -> None:
     plan = plan_of(StateStore(state))
     notes: tuple[str, ...] = ()
     if target == "nginx":
-        text = nginx(plan, listen)
+        secret = None
+        if override_secret_file is not None:
+            secret = override_secret_file.read_text(encoding="utf-8").strip()
+        text = nginx(plan, listen, secret)
     else:
         rules = alb(plan)
         notes = rules.cannot
         header = "".join(f"# ALB cannot: {note}\n" for note in notes)
-        text = header + yaml.safe_dump(rules.document, sort_keys=False, width=88)
+        text = header + to_yaml(rules.document)
     if out is None:
         click.echo(text, nl=False)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        if override_secret_file is not None:
+            _write_private(out, text)
+        else:
+            out.write_text(text, encoding="utf-8")
         click.echo(f"Wrote {out} (routing table at revision {plan.revision}).")
     for note in notes:
         click.echo(f"ALB cannot: {note}", err=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner reads: it holds a secret."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 commands: list[click.Command] = [deploy]

@@ -116,6 +116,8 @@ def service_zip(
     references = [
         context.package, context.api, context.events, context.routes,
         context.metadata, context.unit_of_work, context.handlers, context.replica,
+        # A service shaped otherwise than the monolith ships its own tables.
+        context.service_metadata, context.service_unit_of_work,
         *(effect.function for effect in context.side_effects),
     ]  # fmt: skip
     roots = [r.partition(":")[0] for r in references if r]

@@ -22,17 +22,27 @@ nginx reproduces the router request for request:
 - a read sent to a service that fails (refused, 5xx) is sent to the
   monolith, through `error_page` on the read lanes only;
 - a shadowed context has its share of reads (sampled on `$request_id`)
-  mirrored to the side that did not answer, on routes whose side does not
-  depend on the key (weight 0 or 100, or keyless reads); nginx drops the
-  copy's answer, so comparing answers stays the router's work;
+  mirrored to the side that did not answer, whatever picked it: a weight of
+  0 or 100, the keyless side, or the `split_clients` bucket of the key at
+  weights 1-99 (the mirror, a subrequest, shares the request's variables,
+  so it reads the side the request was sent to and takes the other); nginx
+  drops the copy's answer, so comparing answers stays the router's work;
+- given the override secret (`nginx(plan, secret=...)`, which must be the
+  one whose hash the state keeps), a read carrying `X-Migrate-Side:
+  service:<secret>` (or the cookie `migrate_side`, when the header is
+  absent) goes to the service, `monolith:<secret>` to the monolith, as
+  through the router. The configuration then holds the secret itself
+  (nginx matches the header's value; it has no SHA-256 to match a hash
+  with), so it is as secret as the file; without it overrides are ignored;
 - `merge_slashes off`, the router's 10 MiB body limit and 10 s upstream
   timeouts, X-Forwarded-* headers, and `X-Migrate-Backend` naming who
   answered.
 
 What nginx does not do that the router does: wait for held writes to be
 released, send a write that a fenced writer refused to the new writer,
-honour a tester's override header (the state keeps only the secret's
-hash), compare shadow answers, mirror writes, or mirror reads split by key.
+honour a tester's override unless given the secret (the state keeps only
+its hash), count and log an override it ignores, compare shadow answers,
+or mirror writes.
 
 ALB can express the weights and little else: reads become a forward to the
 service's and the monolith's target groups weighted W and 100 - W, with
@@ -43,6 +53,8 @@ the rules lose, and the CLI prints it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -50,6 +62,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migrate.deploy.errors import RoutingInvalid
+from migrate.router.proxy import OVERRIDE_COOKIE, OVERRIDE_HEADER
 from migrate.router.state import MONOLITH, StateStore
 from migrate.router.table import Route, compile_rule
 
@@ -61,6 +74,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _UNSAFE_SALT = re.compile(r'[$"\\{};\s]')
 _FIVE_HUNDREDS = "500 501 502 503 504 505 506 507 508 510 511"
 _READS = ("GET", "HEAD", "OPTIONS")
+SERVICE_SIDE = "service"
+# What an override secret may hold to sit in an nginx string as it is.
+_SECRET = re.compile(r"^[A-Za-z0-9_.~+/=-]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +108,8 @@ class Plan:
     revision: int
     backends: Mapping[str, str]
     contexts: tuple[ContextPlan, ...]
+    # The SHA-256 of the testers' override secret, when one is set.
+    override_digest: str | None = dataclasses.field(default=None, repr=False)
 
 
 def plan_of(store: StateStore) -> Plan:
@@ -112,7 +130,8 @@ def plan_of(store: StateStore) -> Plan:
                 state.keyless_side, state.shadow.percent,
             )
         )  # fmt: skip
-    return Plan(table.revision, dict(table.backends), tuple(contexts))
+    return Plan(table.revision, dict(table.backends), tuple(contexts),
+                table.override_secret)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,21 +154,36 @@ class _Lane:
     route: Route
     methods: tuple[str, ...]
     backend: str  # an upstream name or an nginx variable
-    lane: str  # plain, read (monolith fallback), held, shadow_<context>_<side>
-    shadow: tuple[str, str] | None = None  # (context, primary side)
+    lane: str  # plain, read (monolith fallback), held, shadow_<context>
+    shadow: str | None = None  # the shadowed context
 
 
-def _lanes(plan: Plan) -> tuple[list[_Lane], list[_Split]]:
+@dataclasses.dataclass(frozen=True)
+class _Override:
+    """A read lane's side once a tester's override is heard: the context's
+    service, the monolith, or else what weights and keys say."""
+
+    service: str
+    otherwise: str
+
+
+def _lanes(
+    plan: Plan, overrides: bool
+) -> tuple[list[_Lane], list[_Split], list[_Override]]:
     contexts = {c.name: c for c in plan.contexts}
     lanes: list[_Lane] = []
     splits: list[_Split] = []
+    overridden: list[_Override] = []
     routes = [r for c in plan.contexts for r in c.routes]
     routes.sort(key=lambda r: (compile_rule(r.rule).specificity, r.method))
     for route in routes:
         context = contexts[route.context]
         methods = ("GET", "HEAD") if route.method == "GET" else (route.method,)
-        lanes.append(_lane(route, methods, context, splits))
-    return lanes, splits
+        lane = _lane(route, methods, context, splits)
+        if overrides and route.reads:
+            lane = _overridable(lane, context, overridden)
+        lanes.append(lane)
+    return lanes, splits, overridden
 
 
 def _lane(
@@ -163,11 +197,11 @@ def _lane(
 
     weight = context.weight_of(route)
     if weight >= 100:
-        primary = context.service
+        backend = context.service
     elif weight <= 0:
-        primary = MONOLITH
+        backend = MONOLITH
     elif route.bucket_key is None:
-        primary = context.keyless_backend
+        backend = context.keyless_backend
     else:
         split = _Split(
             context.name, context.service, context.salt, weight, _key(route),
@@ -175,15 +209,23 @@ def _lane(
         )  # fmt: skip
         if split not in splits:
             splits.append(split)
-        return _Lane(route, methods, f"$migrate_pick_{splits.index(split)}", "read")
+        backend = f"$migrate_pick_{splits.index(split)}"
 
     if context.shadow_percent:
-        return _Lane(
-            route, methods, primary, f"shadow_{context.name}_{primary}",
-            (context.name, primary),
-        )  # fmt: skip
+        return _Lane(route, methods, backend, f"shadow_{context.name}", context.name)
 
-    return _Lane(route, methods, primary, "plain" if primary == MONOLITH else "read")
+    return _Lane(route, methods, backend, "plain" if backend == MONOLITH else "read")
+
+
+def _overridable(lane: _Lane, context: ContextPlan, found: list[_Override]) -> _Lane:
+    """The lane with its side open to an override; a read the override sends
+    to the service is answered by the monolith if the service fails, as any."""
+    override = _Override(context.service, lane.backend)
+    if override not in found:
+        found.append(override)
+    backend = f"$migrate_side_{found.index(override)}"
+    kind = "read" if lane.lane == "plain" else lane.lane
+    return dataclasses.replace(lane, backend=backend, lane=kind)
 
 
 def _key(route: Route) -> str:
@@ -207,10 +249,15 @@ def _key(route: Route) -> str:
     return f"$cookie_{name}"
 
 
-def nginx(plan: Plan, listen: str = "127.0.0.1:8080") -> str:
-    """A whole nginx.conf for the plan; paths are relative to nginx's prefix."""
+def nginx(
+    plan: Plan, listen: str = "127.0.0.1:8080", secret: str | None = None
+) -> str:
+    """A whole nginx.conf for the plan; paths are relative to nginx's prefix.
+    With the override `secret`, testers' overrides are honoured."""
     _check_names(plan)
-    lanes, splits = _lanes(plan)
+    if secret is not None:
+        _check_secret(plan, secret)
+    lanes, splits, overridden = _lanes(plan, overrides=secret is not None)
     out = [
         f"# The router's table at revision {plan.revision}, written by",
         "# `migrate deploy routes --nginx`. Regenerate it after every change",
@@ -257,6 +304,8 @@ def nginx(plan: Plan, listen: str = "127.0.0.1:8080") -> str:
             f"        default $migrate_split_{number};",
             "    }",
         ]
+    if secret is not None:
+        out += _override_maps(secret, overridden)
     for context in plan.contexts:
         if 0 < context.shadow_percent < 100:
             out += [
@@ -267,11 +316,77 @@ def nginx(plan: Plan, listen: str = "127.0.0.1:8080") -> str:
                 "        * off;",
                 "    }",
             ]
+        if context.shadow_percent:
+            out += [
+                "",
+                "    # The side a shadowed read did not go to.",
+                f"    map $migrate_backend $migrate_other_{context.name} {{",
+                f"        {context.service} {MONOLITH};",
+                f"        default {context.service};",
+                "    }",
+            ]
     out += _lane_map("migrate_backend", MONOLITH, lanes, lambda lane: lane.backend)
     out += _lane_map("migrate_lane", "plain", lanes, lambda lane: lane.lane)
     out += _server(plan, listen, lanes)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _override_maps(secret: str, overridden: Sequence[_Override]) -> list[str]:
+    """`$migrate_override`: the side a tester asked for with the secret, from
+    the header, or from the cookie when there is no header (a header with
+    another value is ignored, cookie and all, as the router does)."""
+    granted = [
+        f'        "{side}:{secret}" {side};' for side in (SERVICE_SIDE, MONOLITH)
+    ]
+    header = "$http_" + OVERRIDE_HEADER.lower().replace("-", "_")
+    out = [
+        "",
+        f"    map $cookie_{OVERRIDE_COOKIE} $migrate_override_cookie {{",
+        '        default "";',
+        *granted,
+        "    }",
+        "",
+        f"    map {header} $migrate_override {{",
+        '        default "";',
+        '        "" $migrate_override_cookie;',
+        *granted,
+        "    }",
+    ]
+    for number, override in enumerate(overridden):
+        out += [
+            "",
+            f"    map $migrate_override $migrate_side_{number} {{",
+            f"        {SERVICE_SIDE} {override.service};",
+            f"        {MONOLITH} {MONOLITH};",
+            f"        default {override.otherwise};",
+            "    }",
+        ]
+    return out
+
+
+def _check_secret(plan: Plan, secret: str) -> None:
+    # The secret itself is never put in a message.
+    if plan.override_digest is None:
+        raise RoutingInvalid(
+            "override secret",
+            "the routing state has none; `migrate override-secret` makes one",
+        )
+
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    if not hmac.compare_digest(digest, plan.override_digest):
+        raise RoutingInvalid(
+            "override secret",
+            "it is not the one the routing state keeps the hash of; give the "
+            "secret `migrate override-secret` printed",
+        )
+
+    if not _SECRET.match(secret):
+        raise RoutingInvalid(
+            "override secret",
+            "nginx matches it as written only when it holds letters, digits and "
+            "_ . ~ + / = -; make a new one with `migrate override-secret`",
+        )
 
 
 def _lane_map(
@@ -361,47 +476,41 @@ def _server(plan: Plan, listen: str, lanes: Sequence[_Lane]) -> list[str]:
     ]
 
 
-def _shadows(lanes: Sequence[_Lane]) -> list[tuple[str, str, str]]:
-    """(lane, context, primary side) of every shadowed lane, once each."""
-    found = {(lane.lane, *lane.shadow) for lane in lanes if lane.shadow}
-    return sorted(found)
+def _shadowed(lanes: Sequence[_Lane]) -> list[str]:
+    """Every shadowed context with a lane, once each."""
+    return sorted({lane.shadow for lane in lanes if lane.shadow})
 
 
 def _shadow_lanes(lanes: Sequence[_Lane]) -> list[str]:
     lines = []
-    for lane, name, primary in _shadows(lanes):
+    for name in _shadowed(lanes):
         lines += [
-            f"            if ($migrate_lane = {lane}) {{",
-            f"                rewrite ^ /_migrate_lane/shadow/{name}/{primary} last;",
+            f"            if ($migrate_lane = shadow_{name}) {{",
+            f"                rewrite ^ /_migrate_lane/shadow/{name} last;",
             "            }",
         ]
     return lines
 
 
 def _shadow_locations(plan: Plan, lanes: Sequence[_Lane]) -> list[str]:
-    # A mirror is a subrequest that sees its own URI, not the request's, so
-    # each lane names its sides outright instead of asking the maps.
+    # The mirror is a subrequest: it sees its own URI, but shares the
+    # request's variables, so `$migrate_backend` (and the bucket behind it)
+    # is the side the request went to, and `$migrate_other_<context>` the
+    # side it did not.
     contexts = {c.name: c for c in plan.contexts}
     lines = []
-    for _, name, primary in _shadows(lanes):
+    for name in _shadowed(lanes):
         context = contexts[name]
-        other = MONOLITH if primary == context.service else context.service
-        location = f"/_migrate_lane/shadow/{name}/{primary}"
-        mirror = f"/_migrate_lane/mirror/{name}/{other}"
+        mirror = f"/_migrate_lane/mirror/{name}"
         lines += [
-            f"        location = {location} {{",
+            f"        location = /_migrate_lane/shadow/{name} {{",
             "            internal;",
             f"            mirror {mirror};",
             "            mirror_request_body on;",
-            f"            proxy_pass http://{primary}$request_uri;",
-        ]
-        if primary != MONOLITH:
-            lines += [
-                "            proxy_intercept_errors on;",
-                f"            error_page {_FIVE_HUNDREDS} = @migrate_monolith;",
-            ]
-        lines += [
-            f"            add_header X-Migrate-Backend {primary} always;",
+            "            proxy_pass http://$migrate_backend$request_uri;",
+            "            proxy_intercept_errors on;",
+            f"            error_page {_FIVE_HUNDREDS} = @migrate_monolith;",
+            "            add_header X-Migrate-Backend $migrate_backend always;",
             "        }",
             "",
             f"        location = {mirror} {{",
@@ -414,7 +523,7 @@ def _shadow_locations(plan: Plan, lanes: Sequence[_Lane]) -> list[str]:
                 "            }",
             ]
         lines += [
-            f"            proxy_pass http://{other}$request_uri;",
+            f"            proxy_pass http://$migrate_other_{name}$request_uri;",
             "        }",
             "",
         ]
@@ -501,7 +610,7 @@ class AlbRules:
 
 def alb(plan: Plan) -> AlbRules:
     """Listener rules in the router's order; one target group per backend."""
-    lanes, _ = _lanes(plan)
+    lanes, _, _ = _lanes(plan, overrides=False)
     contexts = {c.name: c for c in plan.contexts}
     parameters: dict[str, Any] = {
         "ListenerArn": {
@@ -598,12 +707,14 @@ def _alb_losses(plan: Plan) -> tuple[str, ...]:
         "path patterns match '*' across slashes and ignore converters "
         "(<int:...> matches any text), so a rule can take a path the router "
         "would leave to a more specific route or to the monolith",
+        "ALB cannot mirror a request to the other side: shadow comparisons "
+        "need the kit's router or nginx in front",
     ]
     for context in plan.contexts:
         if context.shadow_percent:
             losses.append(
-                f"{context.name} is shadowed ({context.shadow_percent} %): ALB "
-                "cannot mirror requests to the other side"
+                f"{context.name} is shadowed ({context.shadow_percent} %), and "
+                "these rules mirror none of its requests"
             )
     return tuple(losses)
 

@@ -104,13 +104,30 @@ def template(manifest: Manifest, context: str, settings: Settings) -> dict[str, 
     return _Writer(manifest.name, stack_of(manifest, context, settings)).template()
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors and aliases (`&id001`, `*id001`): the template
+    repeats a value it shares (the same policy document, the same tags)
+    rather than pointing at it, since CloudFormation refuses aliases in a
+    template uploaded directly."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(document: Any) -> str:
+    """A document as YAML that CloudFormation reads: keys in their order, no
+    aliases."""
+    text: str = yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, width=88)
+    return text
+
+
 def dump(document: dict[str, Any], context: str) -> str:
     header = (
         f"# The {context} stack, written by `migrate deploy template {context}`.\n"
         "# Regenerate it rather than edit it; deploy with `sam deploy --guided`\n"
         "# from the folder `migrate deploy build` wrote the zips to.\n"
     )
-    return header + yaml.safe_dump(document, sort_keys=False, width=88)
+    return header + to_yaml(document)
 
 
 class _Writer:

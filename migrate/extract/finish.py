@@ -98,10 +98,11 @@ def missing(system: System, name: str) -> list[str]:
             "--writes`)"
         )
     lag = lag_by_direction(system, name)
-    if lag["to_monolith"] or lag["to_service"]:
+    behind = {side: int(found["events"]) for side, found in lag.items()}
+    if any(behind.values()):
         reasons.append(
-            f"its sync lag is {lag['to_monolith']} events to the monolith and "
-            f"{lag['to_service']} to the service, not zero (wait until `migrate "
+            f"its sync lag is {behind['to_monolith']} events to the monolith and "
+            f"{behind['to_service']} to the service, not zero (wait until `migrate "
             "status` shows none)"
         )
     return reasons

@@ -3,8 +3,10 @@
 The output is a folder `<extracted>/<context>/` holding `<context>_service.py`
 (the Nameko host), `<context>_clients.py` when the context calls other
 contexts' APIs through ports (one HTTP client class per port, written from
-the port's protocol), `config.yaml`, and an Alembic environment whose first
-revision Alembic itself autogenerates from the context's tables. The same
+the port's protocol), `config.yaml`, an Alembic environment whose first
+revision Alembic itself autogenerates from the context's tables, and what
+contract verification needs to run the service and set its provider states
+(`<context>_contracts.py`, `<context>_states.py`). The same
 manifest gives the same files, byte for byte.
 """
 
@@ -25,7 +27,8 @@ from alembic import command
 from migrate import names
 from migrate.errors import AlreadyExtracted, ManifestError
 from migrate.hosts.calls import api_routes, exposed, protocol_methods, protocol_of
-from migrate.manifest import Context, Manifest, PortSpec
+from migrate.manifest import Context, ContextPort, Manifest
+from migrate.messaging.topology import Queue
 from migrate.schema import alembic_config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -117,13 +120,14 @@ def render_clients(manifest: Manifest, name: str) -> str | None:
     """The source of `<context>_clients.py`: a client class per port of the
     context, written from the port's protocol; None when it has no ports."""
     context = manifest.context(name)
-    if not context.ports:
+    ports = context.ports_to(manifest.contexts)
+    if not ports:
         return None
 
     return _templates().get_template("clients.py.j2").render(
         context=context.name,
-        clients=[_client(context, port) for port in context.ports],
-        protocol_imports=_protocol_imports(context),
+        clients=[_client(context, port) for port in ports],
+        protocol_imports=_protocol_imports(context, ports),
     )
 
 
@@ -139,20 +143,28 @@ def _render(
         "class_name": f"{context.name.title().replace('_', '')}Service",
         "env_prefix": context.name.upper(),
         "routes": context.route_list,
+        # The names SQS knows them by: a FIFO queue's ends in .fifo.
         "queues": {
-            "follow": names.follow_queue(manifest.name, context.name, "service"),
+            "follow": _queue_name(
+                names.follow_queue(manifest.name, context.name, "service"),
+                context.fifo,
+            ),
             "consumes": {
-                source: names.consumer_queue(manifest.name, context.name, source)
+                source: _queue_name(
+                    names.consumer_queue(manifest.name, context.name, source),
+                    manifest.context(source).fifo,
+                )
                 for source in consumed
             },
         },
         "calls": calls,
-        "ports": [port.name for port in context.ports],
-        "summary": _summary(context, calls),
+        "ports": [port.name for port in context.ports_to(manifest.contexts)],
+        "summary": _summary(context, calls, manifest),
         # The folder the service lands in, not the staging one.
         "manifest_relative": Path(
             os.path.relpath(manifest.path.resolve(), folder.resolve())
         ).as_posix(),
+        "states_module": f"contracts.states.{context.name}",
     }
     (out / "migrations" / "versions").mkdir(parents=True)
     outputs = {
@@ -160,6 +172,7 @@ def _render(
         "config.yaml": "config.yaml.j2",
         "migrations/env.py": "env.py.j2",
         f"{context.name}_contracts.py": "contracts.py.j2",
+        f"{context.name}_states.py": "states.py.j2",
     }
     for target, template in outputs.items():
         (out / target).write_text(env.get_template(template).render(**values))
@@ -169,9 +182,9 @@ def _render(
     shutil.copy(MAKO, out / "migrations" / "script.py.mako")
 
 
-def _summary(context: Context, calls: list[str]) -> str:
+def _summary(context: Context, calls: list[str], manifest: Manifest) -> str:
     consumed = sorted(f"{t.context}.{t.type_name()}" for t in context.event_handlers)
-    ports = [port.name for port in context.ports]
+    ports = [port.provider for port in context.ports_to(manifest.contexts)]
     text = (
         f"The context's code is imported from `{context.package}`, not copied. "
         f"The service owns its database ({context.name.upper()}_DATABASE_URL), "
@@ -186,7 +199,7 @@ def _summary(context: Context, calls: list[str]) -> str:
     return textwrap.fill(text, width=79)
 
 
-def _client(context: Context, port: PortSpec) -> dict[str, Any]:
+def _client(context: Context, port: ContextPort) -> dict[str, Any]:
     """What the clients template needs of one port's protocol."""
     protocol = protocol_of(context, port)
     methods = []
@@ -204,18 +217,20 @@ def _client(context: Context, port: PortSpec) -> dict[str, Any]:
         })
     return {
         "port": port.name,
-        "protocol": port.protocol,
+        "context": port.provider,
+        "protocol": f"{port.module}:{protocol.__name__}",
         "protocol_name": protocol.__name__,
         "class_name": f"{protocol.__name__}Client",
         "methods": methods,
     }
 
 
-def _protocol_imports(context: Context) -> dict[str, list[str]]:
+def _protocol_imports(
+    context: Context, ports: list[ContextPort]
+) -> dict[str, list[str]]:
     found: dict[str, set[str]] = {}
-    for port in context.ports:
-        module, _, name = port.protocol.partition(":")
-        found.setdefault(module, set()).add(name)
+    for port in ports:
+        found.setdefault(port.module, set()).add(protocol_of(context, port).__name__)
     return {module: sorted(names) for module, names in sorted(found.items())}
 
 
@@ -233,6 +248,10 @@ def _annotation(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
     return inspect.formatannotation(annotation)
+
+
+def _queue_name(declared: str, fifo: bool) -> str:
+    return Queue(declared, fifo=fifo).aws_name
 
 
 def _autogenerate_first_revision(

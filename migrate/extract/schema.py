@@ -14,15 +14,17 @@ import sqlalchemy as sa
 
 from migrate.hosts import tables as host_tables
 from migrate.kernel.sql import HOSTING_METADATA, create_engine
-from migrate.manifest import load
+from migrate.manifest import Manifest, load
 from migrate.settings import MANIFEST_VARIABLE
 
 
 def service_metadata(
-    context: str, manifest_path: Path | None = None
+    context: str, manifest: Manifest | None = None, manifest_path: Path | None = None
 ) -> list[sa.MetaData]:
-    owned = load(manifest_path).context(context)
-    return [HOSTING_METADATA, host_tables.metadata, owned.load(owned.metadata)]
+    """The host's tables and the service's own (`service_metadata` in the
+    manifest, or the context's tables when the service keeps their shape)."""
+    owned = (manifest or load(manifest_path)).context(context)
+    return [HOSTING_METADATA, host_tables.metadata, owned.load(owned.service_tables)]
 
 
 def run_migrations(
@@ -34,7 +36,9 @@ def run_migrations(
     named = alembic_context.config.attributes.get("manifest_path") or os.environ.get(
         MANIFEST_VARIABLE
     )
-    target = service_metadata(context, Path(named) if named else manifest_path)
+    target = service_metadata(
+        context, manifest_path=Path(named) if named else manifest_path
+    )
     url = alembic_context.config.get_main_option("sqlalchemy.url")
     if alembic_context.is_offline_mode():
         alembic_context.configure(url=url, target_metadata=target, literal_binds=True)

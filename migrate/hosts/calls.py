@@ -1,10 +1,11 @@
 """Calls of one context's API by another, on whichever host each lives.
 
-A context that needs another's API declares a port in the manifest
-(`[contexts.<name>.ports] <provider> = "module:Protocol"`). Each method of
-the protocol is the function of the same name in the provider's `api`
-module, which takes a unit of work (opened for a query) and then the
-method's arguments. A host wires the port one of two ways:
+A context that needs another's API declares a port: an attribute of its
+`Ports` protocol named after the provider (`catalog: Catalog`, see
+`Context.ports_to`). Each method of the port's protocol is the function of
+the same name in the provider's `api` module, which takes a unit of work
+(opened for a query) and then the method's arguments. A host wires the port
+one of two ways:
 
 - in-process (`in_process_port`), while the provider lives in the same
   monolith: a direct call of the API function;
@@ -44,7 +45,7 @@ import requests
 
 from migrate.errors import ManifestError, MigrateError
 from migrate.kernel.http import COMMON_ERRORS, MalformedBody, Reply, parse_body
-from migrate.manifest import Context, Manifest, PortSpec
+from migrate.manifest import Context, ContextPort, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -76,34 +77,42 @@ def protocol_methods(protocol: type) -> list[str]:
     ]
 
 
-def protocol_of(context: Context, port: PortSpec) -> type:
-    found = context.load(port.protocol)
-    if not isinstance(found, type):
+def protocol_of(context: Context, port: ContextPort) -> type:
+    if port.protocol is None:
         raise ManifestError(
-            f"context {context.name}: port {port.name} names {port.protocol!r}, "
-            "which is not a class"
+            f"context {context.name}: the {port.name} port of {port.module}.Ports "
+            "is not annotated with a protocol class of that module"
         )
-    return found
+    return port.protocol
 
 
-def exposed(manifest: Manifest, provider: str) -> dict[str, Callable[..., Any]]:
+def exposed(
+    manifest: Manifest, provider: str, *, strict: bool = True
+) -> dict[str, Callable[..., Any]]:
     """The functions of `provider`'s API that other contexts call through a
-    port, by name: the surface both hosts of `provider` answer."""
+    port, by name: the surface both hosts of `provider` answer. A method the
+    API does not define is a `ManifestError`, or with `strict=False` is left
+    out and logged (a host still serves the calls it can)."""
     owner = manifest.context(provider)
     api = owner.load(owner.api)
     functions: dict[str, Callable[..., Any]] = {}
     for consumer in manifest.contexts.values():
-        for port in consumer.ports:
-            if port.name != provider:
+        for port in consumer.ports_to(manifest.contexts):
+            if port.provider != provider:
                 continue
 
             for method in protocol_methods(protocol_of(consumer, port)):
                 function = getattr(api, method, None)
                 if not callable(function):
-                    raise ManifestError(
+                    missing = ManifestError(
                         f"context {consumer.name}: port {port.name} calls "
                         f"{method}(), which {owner.api} does not define"
                     )
+                    if strict:
+                        raise missing
+                    log.warning("%s; that call is not answered", missing)
+                    continue
+
                 _hints(function)
                 functions[method] = function
     return dict(sorted(functions.items()))
@@ -338,10 +347,10 @@ def _detail(reply: requests.Response) -> str:
     return str(body.get("error", "")) if isinstance(body, dict) else ""
 
 
-def client_class(context: Context, port: PortSpec) -> type[ApiClient]:
+def client_class(context: Context, port: ContextPort) -> type[ApiClient]:
     """The client of one port, built at run time from its protocol."""
     protocol = protocol_of(context, port)
-    namespace: dict[str, Any] = {"context": port.name, "protocol": protocol}
+    namespace: dict[str, Any] = {"context": port.provider, "protocol": protocol}
     for method in protocol_methods(protocol):
         namespace[method] = _calling(method, inspect.signature(
             getattr(protocol, method)))
@@ -360,7 +369,7 @@ def _calling(method: str, signature: inspect.Signature) -> Callable[..., Any]:
 
 
 def in_process_port(
-    context: Context, port: PortSpec, provider: Context, query: Callable[[], Any]
+    context: Context, port: ContextPort, provider: Context, query: Callable[[], Any]
 ) -> Any:
     """A port answered by a direct call of the provider's API function."""
     protocol = protocol_of(context, port)
@@ -368,13 +377,22 @@ def in_process_port(
     namespace: dict[str, Any] = {}
     for method in protocol_methods(protocol):
         function = getattr(api, method, None)
-        if not callable(function):
-            raise ManifestError(
+        if callable(function):
+            namespace[method] = _direct(function, query)
+        else:
+            # Refused when called, not when wired: the host serves the rest.
+            namespace[method] = _undefined(ManifestError(
                 f"context {context.name}: port {port.name} calls {method}(), "
                 f"which {provider.api} does not define"
-            )
-        namespace[method] = _direct(function, query)
+            ))
     return type(f"InProcess{protocol.__name__}", (), namespace)()
+
+
+def _undefined(error: ManifestError) -> Any:
+    def call(self: object, *args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return call
 
 
 def _direct(function: Callable[..., Any], query: Callable[[], Any]) -> Any:

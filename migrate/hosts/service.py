@@ -57,7 +57,8 @@ class ServiceHost:
         self.manifest = manifest or load_manifest()
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
-        self._unit = self.context.load(self.context.unit_of_work)
+        # The service's own unit of work when its tables differ in shape.
+        self._unit = self.context.load(self.context.service_unit)
         self._aggregates = self.context.aggregates_built()
         self._replica = replica_of(self.context) if self.context.follows else None
         self.routes = {route.endpoint: route for route in self.context.route_list}

@@ -12,10 +12,18 @@ What it guarantees:
   moves it to the dead-letter queue. The failure is logged with the event id.
 - A message that carries no envelope is logged and left alone, so it too
   ends in the dead-letter queue.
+- When a message's last allowed receive (the queue's maxReceiveCount) fails,
+  the consumer moves it to the dead-letter queue itself, with the handler's
+  error as its `dead_letter_reason` (see `deadletters.bury`), so
+  `migrate dlq` can say why.
 - A handler raising `AlreadyHandled` (the unit of work found the event id in
   its inbox) counts as success: the duplicate is deleted.
 - When `stop_event` is set mid-batch, the messages not yet handled are made
   visible again at once rather than after the visibility timeout.
+- On a FIFO queue (`.fifo`), once a message fails the later messages of its
+  group in the batch are not handled but handed back at once: SQS holds the
+  group behind the failed message, which returns first. Order per group
+  (per aggregate) holds through failures.
 - An unreachable endpoint is logged and retried with capped backoff.
 - Each message is counted in the process's metrics under its queue's name
   (`migrate_messages_total`: handled, duplicate, failed, malformed) with
@@ -38,7 +46,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrate.kernel.uow import AlreadyHandled
-from migrate.messaging import queue_ops
+from migrate.messaging import deadletters, queue_ops
 from migrate.messaging.errors import MalformedMessage
 from migrate.messaging.message import ReceivedMessage
 from migrate.observe import metrics, tracing
@@ -62,6 +70,7 @@ def consume(
     handled and deleted."""
     handled = 0
     failed_polls = 0
+    policy = _policy(sqs, queue_url)
     queue = _queue_name(queue_url)
     for outcome in _OUTCOMES:
         metrics.process("migrate_messages_total").labels(queue, outcome)
@@ -75,6 +84,7 @@ def consume(
                 wait_seconds=wait_seconds,
                 batch=batch,
                 stop_event=stop_event,
+                policy=policy,
             )
         except (BotoCoreError, ClientError) as exc:
             failed_polls += 1
@@ -103,21 +113,42 @@ def consume_once(
     wait_seconds: int = 1,
     batch: int = 10,
     stop_event: threading.Event | None = None,
+    policy: deadletters.RedrivePolicy | None = None,
 ) -> int:
     """One receive, its handlers, one batch delete; return how many were
-    handled and deleted."""
+    handled and deleted. With the queue's redrive `policy`, a message whose
+    last allowed receive failed is dead-lettered with its reason."""
     messages = queue_ops.receive(
         sqs, queue_url, max_messages=batch, wait_seconds=wait_seconds
     )
     done: list[str] = []
+    held_back: list[str] = []
+    failed_groups: set[str] = set()
+    fifo = queue_url.endswith(".fifo")
     for index, message in enumerate(messages):
         if stop_event is not None and stop_event.is_set():
             untouched = [m["ReceiptHandle"] for m in messages[index:]]
-            queue_ops.release(sqs, queue_url, untouched)
+            queue_ops.release(sqs, queue_url, untouched + held_back)
+            held_back = []
             break
 
-        if handle(handler, message, queue_url):
+        group = message.get("Attributes", {}).get("MessageGroupId")
+        if fifo and group in failed_groups:
+            # Behind a failed message of its group: it must not overtake it.
+            held_back.append(message["ReceiptHandle"])
+            continue
+
+        reason = _outcome(handler, message, queue_url)
+        if reason is None:
             done.append(message["ReceiptHandle"])
+            continue
+
+        if fifo:
+            failed_groups.add(group)
+        if policy is not None and deadletters.is_last_receive(policy, message):
+            deadletters.bury(sqs, queue_url, policy, message, reason)
+    if held_back:
+        queue_ops.release(sqs, queue_url, held_back)
     if not done:
         return 0
 
@@ -127,6 +158,20 @@ def consume_once(
 
 def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     """Run the handler on one SQS message; True when it may be deleted."""
+    return _outcome(handler, message, queue_url) is None
+
+
+def _policy(sqs: BaseClient, queue_url: str) -> deadletters.RedrivePolicy | None:
+    try:
+        return deadletters.redrive_policy(sqs, queue_url)
+    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+        # SQS still dead-letters by itself; only the reason goes unrecorded.
+        _log.warning("cannot read the redrive policy of %s: %s", queue_url, exc)
+        return None
+
+
+def _outcome(handler: Handler, message: dict[str, Any], queue_url: str) -> str | None:
+    """None when the message may be deleted; otherwise why it may not."""
     queue = _queue_name(queue_url)
     counted = metrics.process("migrate_messages_total")
     try:
@@ -134,7 +179,7 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     except MalformedMessage as exc:
         _log.error("leaving %s on %s for the dead-letter queue", exc, queue_url)
         counted.labels(queue, "malformed").inc()
-        return False
+        return f"not an event envelope: {exc}"
 
     started = time.perf_counter()
     try:
@@ -144,7 +189,7 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
         ):
             first = _first_time(handler, received)
     # Whatever the handler raised, the message stays for redelivery.
-    except Exception:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001
         _log.exception(
             "handler failed on event %s (%s, message %s, receive %d); "
             "it returns after the visibility timeout",
@@ -154,7 +199,7 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
             received.receive_count,
         )
         counted.labels(queue, "failed").inc()
-        return False
+        return deadletters.failure(error)
     finally:
         metrics.process("migrate_message_duration_seconds").labels(queue).observe(
             time.perf_counter() - started
@@ -163,7 +208,7 @@ def handle(handler: Handler, message: dict[str, Any], queue_url: str) -> bool:
     if not first:
         _log.debug("event %s was handled before; deleting it", received.event_id)
     counted.labels(queue, "handled" if first else "duplicate").inc()
-    return True
+    return None
 
 
 def _queue_name(queue_url: str) -> str:

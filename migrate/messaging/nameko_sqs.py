@@ -29,6 +29,9 @@ What it guarantees:
   timeout, and after maxReceiveCount receives moves it to the dead-letter
   queue. (Nameko's documented SQS example deletes before knowing; this one
   does not.) Deletes go out in batches of up to ten.
+- When the last allowed receive of a message fails, the entrypoint moves it
+  to the dead-letter queue itself with the worker's error as its reason
+  (`deadletters.bury`), which `migrate dlq` shows.
 - At most `max_workers` messages are held at once: the poller asks SQS only
   for as many messages as there are free workers (at most ten per call).
 - A worker that runs long keeps its message: while it runs, the message's
@@ -42,11 +45,20 @@ What it guarantees:
   and their messages are deleted before the service exits.
 - An unreachable endpoint or a vanished queue (moto restarted) is logged
   and retried with capped backoff; the service does not die of it.
+- On a FIFO queue (its name ends in `.fifo`) order holds per message group
+  (the publisher's group is the aggregate id): the messages of one group in
+  a batch run one after another, in the order SQS returned them, while
+  different groups run concurrently. SQS returns no later message of a
+  group while an earlier one is in flight, and a message is deleted before
+  its group's next batch can come. When one fails, the rest of its group's
+  batch is handed back at once, so it returns after the failed message, not
+  before. Messages waiting for their turn are kept invisible, like running
+  ones.
 
 What it does not do:
 
 - Deduplicate: handlers do, by event id, through their inbox.
-- Keep order, even on FIFO queues: workers run concurrently.
+- Keep any order on a standard queue: its workers run concurrently.
 - Run without eventlet's monkey patching: boto3 then blocks the whole
   service. `nameko run` patches before it imports the service.
 """
@@ -60,6 +72,7 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
+import eventlet.event
 import eventlet.patcher
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
@@ -69,7 +82,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 
 from migrate.kernel.uow import AlreadyHandled
-from migrate.messaging import queue_ops
+from migrate.messaging import deadletters, queue_ops
 from migrate.messaging.clients import EMULATOR_REGION, sqs_client
 from migrate.messaging.errors import MalformedMessage, QueueNotFound, SettingInvalid
 from migrate.messaging.message import ReceivedMessage
@@ -85,14 +98,26 @@ _FINISHED = object()
 class _QueueLoop:
     """What the poller keeps per consumed queue."""
 
-    def __init__(self, provider: SqsConsumer, url: str, visibility: int):
+    def __init__(
+        self,
+        provider: SqsConsumer,
+        url: str,
+        visibility: int,
+        policy: deadletters.RedrivePolicy | None,
+    ):
         self.provider = provider
         self.url = url
         self.visibility = visibility
+        self.policy = policy
         self.stopping = False
         self.handled: LightQueue = LightQueue()
         self.poll_thread: Any = None
         self.delete_thread: Any = None
+        self.group_threads: set[Any] = set()
+
+    @property
+    def fifo(self) -> bool:
+        return self.url.endswith(".fifo")
 
 
 class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
@@ -131,7 +156,9 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
     def start(self) -> None:
         for provider in self._providers:
             url = self._queue_url(provider.queue_name)
-            loop = _QueueLoop(provider, url, self._visibility_of(url))
+            loop = _QueueLoop(
+                provider, url, self._visibility_of(url), self._policy_of(url)
+            )
             self._loops[provider] = loop
             loop.poll_thread = self.container.spawn_managed_thread(
                 functools.partial(self._poll, loop),
@@ -147,9 +174,12 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         loop = self._loops.get(provider)
         if loop is not None:
             loop.stopping = True
-            # Once the poll loop has ended no worker can start for this
-            # queue, which is what Nameko expects of a stopped entrypoint.
+            # Once the poll loop and the message groups it started have
+            # ended no worker can start for this queue, which is what Nameko
+            # expects of a stopped entrypoint.
             _wait(loop.poll_thread)
+            for thread in list(loop.group_threads):
+                _wait(thread)
         super().unregister_provider(provider)
 
     def abandon_provider(self, provider: SqsConsumer) -> None:
@@ -188,6 +218,22 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
             QueueUrl=url, AttributeNames=["VisibilityTimeout"]
         )
         return int(answer["Attributes"].get("VisibilityTimeout", "30"))
+
+    def _policy_of(self, url: str) -> deadletters.RedrivePolicy | None:
+        assert self._sqs is not None
+        try:
+            return deadletters.redrive_policy(self._sqs, url)
+        except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+            # SQS still dead-letters by itself; only the reason goes unrecorded.
+            _log.warning("cannot read the redrive policy of %s: %s", url, exc)
+            return None
+
+    def _bury_if_last(
+        self, loop: _QueueLoop, message: dict[str, Any], reason: str
+    ) -> None:
+        if deadletters.is_last_receive(loop.policy, message):
+            assert loop.policy is not None
+            deadletters.bury(self._sqs, loop.url, loop.policy, message, reason)
 
     def _keep_invisible(
         self, loop: _QueueLoop, receipt_handle: str, running: list[bool]
@@ -257,8 +303,55 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                 self._give_back(loop, messages)
                 break
 
+            if loop.fifo:
+                for group in _message_groups(messages):
+                    self._start_group(loop, group)
+                continue
+
             for message in messages:
                 self._dispatch(loop, message)
+
+    def _start_group(self, loop: _QueueLoop, messages: list[dict[str, Any]]) -> None:
+        thread = self.container.spawn_managed_thread(
+            functools.partial(self._run_group, loop, messages),
+            identifier=f"sqs group {loop.provider.queue_name}",
+        )
+        loop.group_threads.add(thread)
+        thread.link(lambda _thread: loop.group_threads.discard(thread))
+
+    def _run_group(self, loop: _QueueLoop, messages: list[dict[str, Any]]) -> None:
+        """One message group of a FIFO batch: its messages one after another,
+        in the order received. When one fails (or cannot start), the rest
+        are handed back at once; SQS holds the group behind the failed one,
+        which comes back first after its visibility timeout."""
+        beats = [[True] for _ in messages]
+        for message, running in zip(messages, beats, strict=True):
+            # Queued messages are kept invisible too, or SQS would deliver
+            # them again while their group's earlier ones still run.
+            eventlet.spawn(
+                self._keep_invisible, loop, message["ReceiptHandle"], running
+            )
+        for index, message in enumerate(messages):
+            if loop.stopping:
+                self._hand_back(loop, messages[index:], beats[index:])
+                return
+
+            done = eventlet.event.Event()
+            if not self._dispatch(loop, message, beats[index], done):
+                beats[index].clear()
+                self._hand_back(loop, messages[index + 1 :], beats[index + 1 :])
+                return
+
+            if not done.wait():
+                self._hand_back(loop, messages[index + 1 :], beats[index + 1 :])
+                return
+
+    def _hand_back(
+        self, loop: _QueueLoop, messages: list[dict[str, Any]], beats: list[list[bool]]
+    ) -> None:
+        for running in beats:
+            running.clear()
+        self._give_back(loop, messages)
 
     def _share(self) -> int:
         """Workers one queue may reserve for a poll.
@@ -304,14 +397,28 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                 exc,
             )
 
-    def _dispatch(self, loop: _QueueLoop, message: dict[str, Any]) -> None:
+    def _dispatch(
+        self,
+        loop: _QueueLoop,
+        message: dict[str, Any],
+        running: list[bool] | None = None,
+        done: Any = None,
+    ) -> bool:
+        """Start a worker for one message; False when none could start.
+
+        `running` is the message's heartbeat flag when one runs already (a
+        message queued in its group); `done` an event that receives True or
+        False, whether the worker succeeded, once it has ended.
+        """
         provider = loop.provider
+        outcome: list[bool] = []
         try:
             received = ReceivedMessage.from_sqs(message)
         except MalformedMessage as exc:
             self._release_workers(1)
             _log.error("leaving %s on %s for the dead-letter queue", exc, loop.url)
-            return
+            self._bury_if_last(loop, message, f"not an event envelope: {exc}")
+            return False
 
         try:
             worker_ctx = provider.container.spawn_worker(
@@ -324,11 +431,13 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                     "event_id": received.event_id,
                     "trace_header": received.trace_header,
                 },
-                handle_result=functools.partial(self._handle_result, loop, received),
+                handle_result=functools.partial(
+                    self._handle_result, loop, received, message, outcome
+                ),
             )
         except ContainerBeingKilled:
             self._release_workers(1)
-            return
+            return False
 
         # The worker's slot is freed when its greenthread ends, however it
         # ends: a dependency failing in worker_setup skips handle_result, and
@@ -337,41 +446,54 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
         thread = provider.container._worker_threads.get(worker_ctx)
         if thread is None:
             self._release_workers(1)
-            return
+            if done is not None:
+                done.send(bool(outcome))
+            return True
 
         # The heartbeat stops itself at its next wake once the worker is
         # done. Killing it from the link callback instead would switch
         # greenthreads inside a finishing one, and a kill of a heartbeat not
         # yet started never came back: the worker slot was never released.
-        running = [True]
-        eventlet.spawn(self._keep_invisible, loop, received.receipt_handle, running)
+        if running is None:
+            running = [True]
+            eventlet.spawn(self._keep_invisible, loop, received.receipt_handle, running)
+        beating = running
 
         def finished(_thread: Any) -> None:
-            running.clear()
+            beating.clear()
             self._release_workers(1)
+            if done is not None:
+                done.send(bool(outcome))
 
         thread.link(finished)
+        return True
 
     def _handle_result(
         self,
         loop: _QueueLoop,
         received: ReceivedMessage,
+        message: dict[str, Any],
+        outcome: list[bool],
         worker_ctx: Any,
         result: Any,
         exc_info: Any,
     ) -> tuple[Any, Any]:
         if exc_info is None or issubclass(exc_info[0], AlreadyHandled):
+            outcome.append(True)
             loop.handled.put(received.receipt_handle)
         else:
             _log.warning(
-                "event %s (%s, receive %d) stays on %s after %s; it returns after "
-                "the visibility timeout",
+                "event %s (%s, message %s, receive %d) stays on %s after %s: %s; "
+                "it returns after the visibility timeout",
                 received.event_id,
                 received.envelope.event_type,
+                received.message_id,
                 received.receive_count,
                 loop.url,
                 exc_info[0].__name__,
+                exc_info[1],
             )
+            self._bury_if_last(loop, message, deadletters.failure(exc_info[1]))
         return result, exc_info
 
     def _delete_handled(self, loop: _QueueLoop) -> None:
@@ -403,6 +525,15 @@ class SqsPoller(ProviderCollector, SharedExtension):  # type: ignore[misc]
                 loop.url,
                 exc,
             )
+
+
+def _message_groups(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A FIFO batch split by message group, each in the order received."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        group = message.get("Attributes", {}).get("MessageGroupId", "")
+        groups.setdefault(group, []).append(message)
+    return list(groups.values())
 
 
 def _pause(loop: _QueueLoop, seconds: float) -> None:

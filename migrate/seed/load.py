@@ -4,8 +4,10 @@ Nothing is written behind a context's back: catalog, customers and shipping
 take their reference data through their handlers, ordering imports the
 historical orders, and the in-process dispatch of each `OrderPlaced` makes
 billing issue the invoice and shipping plan the shipment, exactly as for a
-new order. The events of history are then recorded as already published, so
-no relay sends them and no historical invoice e-mail goes out.
+new order. The events of history are then recorded as already published,
+and as already handled by every side effect, so no relay sends them and no
+historical invoice e-mail goes out: not from a function under `migrate up`,
+nor from a standalone monolith catching up on its side effects.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ def seed_synthetic(
 def seed(host: Monolith, data: Dataset, progress: Progress | None = None) -> SeedReport:
     report = progress or (lambda step, done, total: None)
     _check_whole(data)
+    if host.runs_side_effects:
+        raise SeedError(
+            "seed through a host that runs no side effects (Monolith(url)), or "
+            "every historical invoice is e-mailed as it is loaded"
+        )
+
     existing = _count(host, orders_table)
     if existing:
         raise SeedError(
@@ -189,13 +197,24 @@ def mark_history_published(host: Monolith) -> int:
     no relay sends history; how many that was."""
     marked = 0
     with host.engine.begin() as db:
-        for name in host.hosted:
-            outbox, _ = queue_tables(name)
+        for name, context in host.hosted.items():
+            outbox, inbox = queue_tables(name)
             marked += db.execute(
                 outbox.update()
                 .where(outbox.c.published_at.is_(None))
                 .values(published_at=now())
             ).rowcount
+            for effect in context.side_effects:
+                history = db.scalars(
+                    sa.select(outbox.c.event_id).where(
+                        outbox.c.event_type == effect.on)
+                ).all()
+                if history:
+                    db.execute(inbox.insert(), [
+                        {"consumer": f"{name}.{effect.name}", "event_id": event_id,
+                         "handled_at": now()}
+                        for event_id in history
+                    ])
     return marked
 
 

@@ -1,13 +1,20 @@
 """Copy a context's tables from the monolith into its service, then check.
 
+What is copied where is the context's declared mapping (`migrate.sync.
+mapping`): each service table is filled from one monolith table, columns
+renamed or converted as the manifest says, and verify compares the
+monolith's rows *as converted* with the service's, so a service shaped
+otherwise than the monolith is backfilled and checked the same way.
+
 Hand-off to sync: the service's follow queue is subscribed before the
 backfill starts; the backfill records the source outbox's last position
 *before* it reads, so every change committed after that point reaches the
 copy as an event, and the copy's row versions (where a table has them) keep
-the newest state whichever arrives first. Rows are copied in primary-key
+the newest state whichever arrives first. Rows are copied in key
 order in chunks, skipping rows the copy already has; each chunk commits with
-a checkpoint (the last key copied), so a backfill killed at any point
-resumes after its last chunk, with the position it first recorded.
+a checkpoint (the last key copied, per service table), so a backfill killed
+at any point resumes after its last chunk, with the position it first
+recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from migrate.errors import ParityError
 from migrate.hosts.tables import backfills, checkpoints
 from migrate.kernel.uow import now, queue_tables
 from migrate.manifest import Context
+from migrate.sync.mapping import ColumnMap, TableMap, map_of_total, table_maps
 
 # Rows per chunk (each chunk one transaction and one checkpoint); the
 # environment can lower it to checkpoint more often.
@@ -44,18 +52,32 @@ class BackfillReport:
 
 @dataclasses.dataclass(frozen=True)
 class RowDifference:
+    """A row that differs: the monolith's converted to the service's shape
+    (None when only the service has it) beside the service's own."""
+
     table: str
     key: list
     monolith: dict | None
     service: dict | None
 
 
+# A chunk as a key range: after the first key (exclusive; None from the
+# start) up to the second (inclusive; None to the end).
+KeyRange = tuple[tuple | None, tuple | None]
+
+
 @dataclasses.dataclass(frozen=True)
 class Parity:
+    """Counts per service table, totals per `totals` entry (in the
+    monolith's unit), and per table (chunks that differ, chunks compared)."""
+
     counts: dict[str, tuple[int, int]]
     totals: dict[str, tuple[int, int]]
     chunks: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     first_rows: list[RowDifference] = dataclasses.field(default_factory=list)
+    differing: dict[str, list[KeyRange]] = dataclasses.field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def differences(self) -> list[str]:
@@ -78,7 +100,8 @@ class Parity:
 
 
 def data_tables(context: Context) -> list[sa.Table]:
-    """The context's own tables in dependency order, without its queues."""
+    """The context's own tables in the monolith, in dependency order,
+    without its queues (what a copy reads)."""
     metadata: sa.MetaData = context.load(context.metadata)
     queues = {f"{context.name}_outbox", f"{context.name}_inbox"}
     return [t for t in metadata.sorted_tables if t.name not in queues]
@@ -87,14 +110,16 @@ def data_tables(context: Context) -> list[sa.Table]:
 def backfill(
     context: Context, source: Engine, target: Engine, progress: Progress | None = None
 ) -> BackfillReport:
+    """Copy every service table from the monolith; rows copied per table."""
     report = progress or (lambda table, done, total: None)
+    maps = table_maps(context)
     position, resumed = _start(context, source, target)
 
     copied: dict[str, int] = {}
-    for table in data_tables(context):
-        start = resumed.get(table.name)
-        copied[table.name] = _copy_table(
-            context.name, table, source, target, report, start
+    for mapped in maps:
+        start = resumed.get(mapped.name)
+        copied[mapped.name] = _copy_table(
+            context.name, mapped, source, target, report, start
         )
 
     with target.begin() as db:
@@ -137,20 +162,19 @@ def _start(
 
 def _copy_table(
     context: str,
-    table: sa.Table,
+    mapped: TableMap,
     source: Engine,
     target: Engine,
     report: Progress,
     resume: tuple[tuple, int] | None,
 ) -> int:
-    key = list(table.primary_key.columns)
-    with source.connect() as db:
-        total = db.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0
+    key = mapped.source_key
+    total = _count(source, mapped.source)
 
     last, done = resume if resume else (None, 0)
     copied = 0
     while True:
-        query = sa.select(table).order_by(*key).limit(CHUNK)
+        query = mapped.source_select().order_by(*key).limit(CHUNK)
         if last is not None:
             query = query.where(sa.tuple_(*key) > sa.tuple_(*last))
         with source.connect() as db:
@@ -158,14 +182,14 @@ def _copy_table(
         if not rows:
             break
 
-        last = tuple(rows[-1][c.name] for c in key)
+        last = mapped.source_key_of(rows[-1])
         done += len(rows)
         with target.begin() as db:
             # A row the copy has already (from sync, or from an earlier run)
             # is newer or the same: keep it.
-            copied += _insert_missing(db, table, rows)
-            _checkpoint(db, context, table.name, last, done)
-        report(table.name, done, total)
+            copied += _insert_missing(db, mapped.target, mapped.convert(rows))
+            _checkpoint(db, context, mapped.name, last, done)
+        report(mapped.name, done, total)
     return copied
 
 
@@ -200,7 +224,7 @@ def _copy_in(db: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
     COPY is PostgreSQL's fastest way in, but it cannot skip rows that exist;
     the scratch table lets one INSERT ... SELECT ... ON CONFLICT do that.
     """
-    columns = [c.name for c in table.columns]
+    columns = list(rows[0])
     scratch = f"backfill_{table.name}"
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -234,37 +258,91 @@ def _csv_value(value: object) -> object:
 def parity(context: Context, source: Engine, target: Engine, show: int = 5) -> Parity:
     """Compare counts, totals, and checksums of key-ordered chunks of rows.
 
-    Each chunk is a range of primary keys taken from the monolith; the same
-    range is read from the copy and both are hashed over every column, so a
-    row that differs anywhere, or that only one side has, marks its chunk.
-    The first `show` differing rows are given whole.
+    Each chunk is a range of keys taken from the monolith; its rows are
+    converted to the service's shape and hashed, the same range is read
+    from the service and hashed over the same (mapped) columns, so a row
+    that differs anywhere, or that only one side has, marks its chunk. The
+    first `show` differing rows are given whole, both sides in the
+    service's shape.
     """
+    maps = table_maps(context)
     counts = {}
     chunks = {}
+    differing: dict[str, list[KeyRange]] = {}
     first_rows: list[RowDifference] = []
-    for table in data_tables(context):
-        counts[table.name] = (_count(source, table), _count(target, table))
-        chunks[table.name] = _compare_chunks(table, source, target, first_rows, show)
+    for mapped in maps:
+        counts[mapped.name] = (
+            _count(source, mapped.source),
+            _count(target, mapped.target),
+        )
+        bad: list[KeyRange] = []
+        total = _compare_chunks(mapped, source, target, first_rows, show, bad)
+        chunks[mapped.name] = (len(bad), total)
+        differing[mapped.name] = bad
+    return Parity(
+        counts, _totals(context, maps, source, target), chunks, first_rows, differing
+    )
 
-    metadata: sa.MetaData = context.load(context.metadata)
+
+def recheck(
+    context: Context, source: Engine, target: Engine, earlier: Parity, show: int = 5
+) -> Parity:
+    """Compare again what `earlier` found different: counts and totals
+    whole, and only the chunks that differed, each once."""
+    maps = table_maps(context)
+    counts = {
+        m.name: (_count(source, m.source), _count(target, m.target)) for m in maps
+    }
+    chunks = {}
+    differing: dict[str, list[KeyRange]] = {}
+    first_rows: list[RowDifference] = []
+    for mapped in maps:
+        still = [
+            span
+            for span in earlier.differing.get(mapped.name, [])
+            if not _same_range(mapped, source, target, span, first_rows, show)
+        ]
+        chunks[mapped.name] = (len(still), earlier.chunks.get(mapped.name, (0, 0))[1])
+        differing[mapped.name] = still
+    return Parity(
+        counts, _totals(context, maps, source, target), chunks, first_rows, differing
+    )
+
+
+def _totals(
+    context: Context, maps: list[TableMap], source: Engine, target: Engine
+) -> dict[str, tuple[int, int]]:
+    """Each total as (monolith, service), both in the monolith's unit."""
     totals = {}
     for spec in context.totals:
         table_name, _, column = spec.partition(".")
-        column_ = metadata.tables[table_name].c[column]
-        totals[spec] = (_sum(source, column_), _sum(target, column_))
-    return Parity(counts, totals, chunks, first_rows)
+        into = map_of_total(context, maps, spec)
+        mapped = next(m for m in maps if m.column_from(column) is into)
+        source_sum = _sum(source, mapped.source.c[column])
+        if into.converter is None:
+            target_sum = _sum(target, mapped.target.c[into.target])
+        else:
+            target_sum = _restored_sum(target, mapped.target.c[into.target], into)
+        totals[spec] = (source_sum, target_sum)
+    return totals
 
 
 VERIFY_CHUNK = 5000
 
 
 def _compare_chunks(
-    table: sa.Table, source: Engine, target: Engine, found: list, show: int
-) -> tuple[int, int]:
-    """(chunks that differ, chunks compared) for one table."""
-    key = list(table.primary_key.columns)
-    ordered = sa.select(table).order_by(*key)
-    bad = total = 0
+    mapped: TableMap,
+    source: Engine,
+    target: Engine,
+    found: list,
+    show: int,
+    bad: list[KeyRange],
+) -> int:
+    """How many chunks of one table were compared; the differing ones'
+    key ranges go to `bad`."""
+    key = mapped.source_key
+    ordered = mapped.source_select().order_by(*key)
+    total = 0
     last: tuple | None = None
     while True:
         query = (
@@ -273,25 +351,60 @@ def _compare_chunks(
             else ordered.where(sa.tuple_(*key) > sa.tuple_(*last))
         )
         with source.connect() as db:
-            mine = _dicts(db.execute(query.limit(VERIFY_CHUNK)))
-        upper = tuple(mine[-1][c.name] for c in key) if mine else None
-        theirs_query = (
-            query
-            if upper is None
-            else query.where(sa.tuple_(*key) <= sa.tuple_(*upper))
-        )
-        with target.connect() as db:
-            theirs = _dicts(db.execute(theirs_query))
+            rows = _dicts(db.execute(query.limit(VERIFY_CHUNK)))
+        upper = mapped.source_key_of(rows[-1]) if rows else None
+        mine = mapped.convert(rows)
+        theirs = _service_rows(mapped, target, (last, upper))
         if not mine and not theirs:
-            return bad, total
+            return total
 
         total += 1
         if _digest(mine) != _digest(theirs):
-            bad += 1
-            _first_differences(table, key, mine, theirs, found, show)
+            bad.append((last, upper))
+            _first_differences(mapped, mine, theirs, found, show)
         if upper is None:
-            return bad, total
+            return total
         last = upper
+
+
+def _same_range(
+    mapped: TableMap,
+    source: Engine,
+    target: Engine,
+    span: KeyRange,
+    found: list,
+    show: int,
+) -> bool:
+    mine = mapped.convert(_monolith_rows(mapped, source, span))
+    theirs = _service_rows(mapped, target, span)
+    if _digest(mine) == _digest(theirs):
+        return True
+
+    _first_differences(mapped, mine, theirs, found, show)
+    return False
+
+
+def _within(query: sa.Select, key: list[sa.Column], span: KeyRange) -> sa.Select:
+    after, upper = span
+    if after is not None:
+        query = query.where(sa.tuple_(*key) > sa.tuple_(*after))
+    if upper is not None:
+        query = query.where(sa.tuple_(*key) <= sa.tuple_(*upper))
+    return query.order_by(*key)
+
+
+def _monolith_rows(mapped: TableMap, source: Engine, span: KeyRange) -> list[dict]:
+    with source.connect() as db:
+        return _dicts(
+            db.execute(_within(mapped.source_select(), mapped.source_key, span))
+        )
+
+
+def _service_rows(mapped: TableMap, target: Engine, span: KeyRange) -> list[dict]:
+    with target.connect() as db:
+        return _dicts(
+            db.execute(_within(mapped.target_select(), mapped.target_key, span))
+        )
 
 
 def _dicts(result: sa.CursorResult) -> list[dict]:
@@ -301,27 +414,28 @@ def _dicts(result: sa.CursorResult) -> list[dict]:
 
 
 def _digest(rows: list[dict]) -> str:
-    # Both sides select the same columns in the same order.
+    # Both sides hold the service's columns in the same order.
     return hashlib.sha256(repr([tuple(r.values()) for r in rows]).encode()).hexdigest()
 
 
 def _first_differences(
-    table: sa.Table,
-    key: list,
+    mapped: TableMap,
     mine: list[dict],
     theirs: list[dict],
     found: list,
     show: int,
 ) -> None:
+    names = mapped.key_names
+
     def by_key(rows: list[dict]) -> dict[tuple, dict]:
-        return {tuple(r[c.name] for c in key): r for r in rows}
+        return {tuple(r[name] for name in names): r for r in rows}
 
     left, right = by_key(mine), by_key(theirs)
     for k in sorted(set(left) | set(right), key=str):
         if len(found) >= show:
             return
         if left.get(k) != right.get(k):
-            found.append(RowDifference(table.name, list(k), left.get(k), right.get(k)))
+            found.append(RowDifference(mapped.name, list(k), left.get(k), right.get(k)))
 
 
 def verify(context: Context, source: Engine, target: Engine) -> Parity:
@@ -338,6 +452,17 @@ def verify(context: Context, source: Engine, target: Engine) -> Parity:
 def _count(engine: Engine, table: sa.Table) -> int:
     with engine.connect() as db:
         return db.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0
+
+
+def _restored_sum(engine: Engine, column: sa.Column, mapped: ColumnMap) -> int:
+    """Sum a converted column in the monolith's unit, row by row."""
+    assert mapped.converter is not None
+    total = 0
+    with engine.connect() as db:
+        for (value,) in db.execute(sa.select(column)).tuples():
+            restored = mapped.converter.restore(value)
+            total += int(restored or 0)
+    return total
 
 
 def _sum(engine: Engine, column: sa.Column) -> int:

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from migrate.kernel.uow import HostNotWriter
 from migrate.manifest import load as load_manifest
 from migrate.messaging.clients import sqs_client
 from migrate.messaging.consumer import consume
@@ -56,13 +57,17 @@ def consumer(
             )
             return
 
-        for subscriber in subscribers:
-            if host.handle(subscriber, envelope.event_id, envelope.data):
-                log.info(
-                    "%s handled %s %s of %s",
-                    subscriber.consumer, envelope.origin, envelope.event_type,
-                    envelope.aggregate_id,
-                )
+        try:
+            host.handle(context, envelope)
+        except HostNotWriter:
+            # The consumer's own service writes it now and consumes the event
+            # from its queue.
+            log.debug("%s is not written here; %s let go", context,
+                      envelope.event_id)
+            return
+
+        log.info("%s handled %s %s of %s %s", context, envelope.origin,
+                 envelope.event_type, source, envelope.aggregate_id)
 
     return handle
 

@@ -16,6 +16,12 @@ back (`migrate rollback <context>`):
 
 If a step fails before the new writer is promoted, the old writer is made
 the writer again and the router releases writes to it: nothing is half moved.
+
+`roll_back` is the whole of `migrate rollback`: writes back first (when the
+service has them), so the monolith serves reads only once it has applied
+everything the service accepted; then every read back, any rollout of the
+context marked rolled back, and shadowing off, since the service is no
+longer a candidate.
 """
 
 from __future__ import annotations
@@ -25,14 +31,13 @@ import time
 from collections.abc import Callable
 
 import requests
-import sqlalchemy as sa
 
-from migrate.errors import ShiftRefused, SystemNotRunning
+from migrate.errors import ShiftRefused, SyncBehind, SystemNotRunning
 from migrate.hosts.replica import adopt_versions
-from migrate.hosts.tables import backfills
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
+from migrate.router import steering
 from migrate.router.state import MONOLITH
-from migrate.sync.lag import pending
+from migrate.sync.lag import backfill_position, position, wait_until_applied
 from migrate.system import System
 
 Progress = Callable[[str], None]
@@ -130,41 +135,72 @@ def move_writes(
     return FlipReport(name, new.backend, time.monotonic() - started, replayed)
 
 
+@dataclasses.dataclass(frozen=True)
+class RollbackReport:
+    context: str
+    writes_moved: FlipReport | None  # None: the monolith wrote already
+    read_weight_was: int
+    shadow_was: int  # percent mirrored before
+    rollout: str | None  # the state of the context's latest rollout, after
+
+
+def roll_back(
+    system: System,
+    name: str,
+    *,
+    reason: str = "",
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> RollbackReport:
+    """Give `name` back to the monolith from any phase before it finished."""
+    say = progress or (lambda step: None)
+    state = system.state
+    status = state.status().get(name)
+    if status is None:
+        raise ShiftRefused(f"{name} is not extracted; there is nothing to roll back")
+
+    actor, why = "migrate rollback", reason or "rollback"
+    moved = None
+    if status.writer != MONOLITH:
+        moved = move_writes(system, name, back=True, timeout=timeout, progress=say)
+    say(f"sending every read of {name} to the monolith")
+    steering.roll_back(state, name, actor, why)
+    if status.shadow.percent:
+        state.set_shadow(name, 0, actor, why)
+    rollout = state.rollout(name)
+    return RollbackReport(
+        name,
+        moved,
+        status.read_weight,
+        status.shadow.percent,
+        rollout.state if rollout else None,
+    )
+
+
 def _backfill_position(name: str, service: _Side) -> int:
-    """Monolith events up to here reached the service by backfill, not by sync."""
-    with create_engine(service.database_url).connect() as db:
-        return (
-            db.execute(
-                sa.select(backfills.c.source_position).where(
-                    backfills.c.context == name
-                )
-            ).scalar()
-            or 0
-        )
+    return backfill_position(name, create_engine(service.database_url))
 
 
 def _wait_for_sync(
     name: str, old: _Side, new: _Side, *, after: int, timeout: float, say: Progress
 ) -> None:
     writer = create_engine(old.database_url)
-    follower = create_engine(new.database_url)
     # Only the monolith's outbox predates the backfill.
     after = after if old.name == "monolith" else 0
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        left = pending(name, writer, follower, origin=old.name, after=after)
-        if left == 0:
-            return
-        if left != last:
-            say(f"{left} events still to apply")
-            last = left
-        if time.monotonic() > deadline:
-            raise ShiftRefused(
-                f"the {new.name} still had {left} of the {old.name}'s {name} events "
-                f"to apply after {timeout:g} s; writes stay with the {old.name}"
-            )
-        time.sleep(0.1)
+    try:
+        wait_until_applied(
+            name,
+            writer,
+            create_engine(new.database_url),
+            old.name,
+            after=after,
+            upto=position(name, writer, old.name),
+            timeout=timeout,
+            say=say,
+            follower_name=new.name,
+        )
+    except SyncBehind as behind:
+        raise ShiftRefused(f"{behind}; writes stay with the {old.name}") from None
 
 
 def _set_role(base_url: str, context: str, role: str) -> dict:

@@ -14,22 +14,18 @@ record a killed invocation left "in progress" lapses at that invocation's
 deadline. Beneath that, every outlet delivers once per name, which is all
 there is when no table is set (`migrate up` on a laptop).
 
-Where the results land: with OUTPUT_BUCKET set, S3 objects under
-`<side effect>/` in that bucket, each written only if absent; otherwise
-files: invoice e-mails in MAIL_DIR (default `mail`), reminders in
-MAIL_DIR/reminders, invoice PDFs in MAIL_DIR/documents.
+Each record runs the very handler the monolith runs in-process
+(`side_effects.py`), through the outlets of `outlets.py`: files under
+MAIL_DIR, or objects in OUTPUT_BUCKET.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -43,88 +39,16 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from botocore.exceptions import ClientError
 
 from migrate.kernel.events import Envelope
 from monolith.billing import side_effects
+from monolith.billing.outlets import outlet
 
 logger = Logger(service="billing")
 tracer = Tracer(service="billing")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 RECORD_SECONDS = 14 * 24 * 3600
-_ALREADY_THERE = {"PreconditionFailed", "ConditionalRequestConflict"}
-
-
-class FolderOutlet:
-    """Files in a folder, each written once.
-
-    A file appears whole or not at all (written aside, then hard-linked into
-    place), and linking fails when the name was delivered before.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def deliver(self, key: str, message: str) -> bool:
-        return self.store(f"{key}.eml", message.encode("utf-8"))
-
-    def store(self, name: str, content: bytes) -> bool:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "wb", dir=self.folder, delete=False, suffix=".tmp"
-        ) as draft:
-            draft.write(content)
-        try:
-            os.link(draft.name, self.folder / name)
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(draft.name)
-        return True
-
-
-class BucketOutlet:
-    """Objects under a prefix of an S3 bucket, each written only if absent."""
-
-    def __init__(self, bucket: str, prefix: str):
-        self.bucket = bucket
-        self.prefix = prefix
-
-    def deliver(self, key: str, message: str) -> bool:
-        return self.store(f"{key}.eml", message.encode("utf-8"))
-
-    def store(self, name: str, content: bytes) -> bool:
-        try:
-            _s3().put_object(
-                Bucket=self.bucket,
-                Key=self.prefix + name,
-                Body=content,
-                IfNoneMatch="*",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _ALREADY_THERE:
-                return False
-
-            raise
-        return True
-
-
-@functools.cache
-def _s3() -> Any:
-    return boto3.session.Session().client("s3")
-
-
-def _outlet(effect: str, folder: Path) -> FolderOutlet | BucketOutlet:
-    bucket = os.environ.get("OUTPUT_BUCKET")
-    if bucket:
-        return BucketOutlet(bucket, f"{effect}/")
-
-    return FolderOutlet(folder)
-
-
-def _mail_dir() -> Path:
-    return Path(os.environ.get("MAIL_DIR", "mail"))
 
 
 @functools.cache
@@ -158,23 +82,20 @@ def _once(
 
 
 def _email_invoice(data: dict[str, Any]) -> bool:
-    return side_effects.invoice_email(data, _outlet("invoice_email", _mail_dir()))
+    return side_effects.invoice_email(data, outlet("invoice_email"))
 
 
 def _render_invoice(data: dict[str, Any]) -> bool:
-    folder = _mail_dir() / "documents"
-    return side_effects.invoice_pdf(data, _outlet("invoice_pdf", folder))
+    return side_effects.invoice_pdf(data, outlet("invoice_pdf"))
 
 
 def _remind_of_balance(data: dict[str, Any]) -> bool:
-    folder = _mail_dir() / "reminders"
-    return side_effects.payment_reminder(data, _outlet("payment_reminder", folder))
+    return side_effects.payment_reminder(data, outlet("payment_reminder"))
 
 
 def _invoice_email_record(record: SQSRecord, lambda_context: Any) -> None:
     envelope = Envelope.from_json(record.body)
-    invoice = envelope.data["invoice"]
-    sent = _once(_email_invoice, "invoice_id", invoice, lambda_context)
+    sent = _once(_email_invoice, "invoice.invoice_id", envelope.data, lambda_context)
     logger.info(
         "invoice e-mail",
         extra={
@@ -187,8 +108,8 @@ def _invoice_email_record(record: SQSRecord, lambda_context: Any) -> None:
 
 def _invoice_pdf_record(record: SQSRecord, lambda_context: Any) -> None:
     envelope = Envelope.from_json(record.body)
-    invoice = envelope.data["invoice"]
-    rendered = _once(_render_invoice, "invoice_id", invoice, lambda_context)
+    rendered = _once(_render_invoice, "invoice.invoice_id", envelope.data,
+                     lambda_context)
     logger.info(
         "invoice PDF",
         extra={

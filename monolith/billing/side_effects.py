@@ -1,12 +1,15 @@
-"""Billing's slow side effects. Each takes an event's data and a port, and is
-safe to run twice: the port delivers once per business key.
+"""Billing's slow side effects. Each takes the data of the event that
+triggers it and a port, and is safe to run twice: the port delivers once per
+business key. The same handlers run on either host: in-process after
+commit on the monolith, as Lambda functions fed by SQS (`functions.py`).
 
-- `invoice_email`: the customer's e-mail for an issued invoice, keyed
-  `invoice-<id>`;
-- `invoice_pdf`: the invoice as a one-file PDF document, `invoice-<id>.pdf`;
-- `payment_reminder`: after a payment that leaves a balance, a reminder of
-  what is still open, keyed by invoice and payment; a payment that settles
-  the invoice sends nothing.
+- `invoice_email` (on `InvoiceIssued`): the customer's e-mail for an issued
+  invoice, keyed `invoice-<id>`;
+- `invoice_pdf` (on `InvoiceIssued`): the invoice as a one-file PDF
+  document, `invoice-<id>.pdf`;
+- `payment_reminder` (on `PaymentReceived`): after a payment that leaves a
+  balance, a reminder of what is still open, keyed by invoice and payment; a
+  payment that settles the invoice sends nothing.
 
 The PDF is written by hand (PDF 1.4, Courier, A4 pages of 60 lines): the
 same invoice always gives the same bytes, and no library is needed.
@@ -22,8 +25,9 @@ from monolith.billing.ports import Archive, Mailbox
 _LINES_PER_PAGE = 60
 
 
-def invoice_email(invoice: dict[str, Any], mailbox: Mailbox) -> bool:
+def invoice_email(issued: dict[str, Any], mailbox: Mailbox) -> bool:
     """Send the e-mail for an issued invoice; False when it went out before."""
+    invoice = issued["invoice"]
     message = (
         f"To: customer {invoice['customer_id']}\n"
         f"Subject: Northwind invoice {invoice['invoice_id']}\n"
@@ -32,8 +36,9 @@ def invoice_email(invoice: dict[str, Any], mailbox: Mailbox) -> bool:
     return mailbox.deliver(f"invoice-{invoice['invoice_id']}", message)
 
 
-def invoice_pdf(invoice: dict[str, Any], archive: Archive) -> bool:
+def invoice_pdf(issued: dict[str, Any], archive: Archive) -> bool:
     """Render an issued invoice; False when it was rendered before."""
+    invoice = issued["invoice"]
     document = _pdf(
         [
             f"Northwind Traders - invoice {invoice['invoice_id']}",

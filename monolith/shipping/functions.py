@@ -4,22 +4,17 @@ The same rules as billing's handlers: partial batch failures are reported,
 a failing record ends in the dead-letter queue, and each side effect runs
 once per business key (the order id) through powertools' idempotency when
 IDEMPOTENCY_TABLE is set, and through the outlet's own once-per-name
-delivery always. A context owns its adapters, so these are shipping's own.
-
-Where the results land: with OUTPUT_BUCKET set, S3 objects under
-`shipment_notification/`; otherwise files in MAIL_DIR/shipping.
+delivery always. Each record runs the handler the monolith runs in-process
+(`side_effects.py`), through shipping's outlets (`outlets.py`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -33,75 +28,16 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from botocore.exceptions import ClientError
 
 from migrate.kernel.events import Envelope
 from monolith.shipping import side_effects
+from monolith.shipping.outlets import outlet
 
 logger = Logger(service="shipping")
 tracer = Tracer(service="shipping")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 RECORD_SECONDS = 14 * 24 * 3600
-_ALREADY_THERE = {"PreconditionFailed", "ConditionalRequestConflict"}
-
-
-class FolderOutlet:
-    """Messages as files in a folder, each written once (aside, then
-    hard-linked into place; linking fails for a name delivered before)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def deliver(self, key: str, message: str) -> bool:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "wb", dir=self.folder, delete=False, suffix=".tmp"
-        ) as draft:
-            draft.write(message.encode("utf-8"))
-        try:
-            os.link(draft.name, self.folder / f"{key}.eml")
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(draft.name)
-        return True
-
-
-class BucketOutlet:
-    """Messages as S3 objects under a prefix, each written only if absent."""
-
-    def __init__(self, bucket: str, prefix: str):
-        self.bucket = bucket
-        self.prefix = prefix
-
-    def deliver(self, key: str, message: str) -> bool:
-        try:
-            _s3().put_object(
-                Bucket=self.bucket,
-                Key=f"{self.prefix}{key}.eml",
-                Body=message.encode("utf-8"),
-                IfNoneMatch="*",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _ALREADY_THERE:
-                return False
-
-            raise
-        return True
-
-
-@functools.cache
-def _s3() -> Any:
-    return boto3.session.Session().client("s3")
-
-
-def _mailbox() -> FolderOutlet | BucketOutlet:
-    bucket = os.environ.get("OUTPUT_BUCKET")
-    if bucket:
-        return BucketOutlet(bucket, "shipment_notification/")
-
-    return FolderOutlet(Path(os.environ.get("MAIL_DIR", "mail")) / "shipping")
 
 
 @functools.cache
@@ -135,7 +71,7 @@ def _once(
 
 
 def _notify(data: dict[str, Any]) -> bool:
-    return side_effects.shipment_notification(data, _mailbox())
+    return side_effects.shipment_notification(data, outlet("shipment_notification"))
 
 
 def _shipment_notification_record(record: SQSRecord, lambda_context: Any) -> None:

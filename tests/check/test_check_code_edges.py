@@ -3,6 +3,7 @@ their rule and file:line, and fail the check."""
 
 from __future__ import annotations
 
+import pytest
 from planting import MonolithCopy
 
 
@@ -199,3 +200,139 @@ def test_a_wildcard_that_never_matches_is_reported(
     [found] = checked.found("unused-pattern")
     assert found["location"] == f"contexts.toml:{line + 1}"
     assert "'reportz.*' matches no module" in found["message"]
+
+
+def test_a_misspelt_forbid_pattern_is_reported_as_guarding_nothing(
+    monolith_copy: MonolithCopy,
+) -> None:
+    line = monolith_copy.replace(
+        "contexts.toml", '    "flask.**", "werkzeug.**", "waitress.**"',
+        '    "flsk.**", "werkzeug.**", "waitress.**"')
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    [found] = checked.found("unused-pattern")
+    assert found["subject"] == "[check.roles.domain] forbid: flsk.**"
+    assert found["location"] == f"contexts.toml:{line}"
+    assert "names no module" in found["message"]
+
+
+def test_a_shared_pattern_that_no_import_matches_is_reported(
+    monolith_copy: MonolithCopy,
+) -> None:
+    line = monolith_copy.replace("contexts.toml", 'shared = ["migrate.kernel.**"]',
+                                 'shared = ["migrate.kernal.**"]')
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    unused = checked.found("unused-pattern")
+    assert [(v["subject"], v["location"]) for v in unused] == [
+        ("[check] shared: migrate.kernal.**", f"contexts.toml:{line}")
+    ]
+
+
+def test_a_forbid_pattern_naming_a_submodule_that_does_not_exist_is_reported(
+    monolith_copy: MonolithCopy,
+) -> None:
+    monolith_copy.replace("contexts.toml", '"sqlalchemy.orm.**", "flask.**"',
+                          '"sqlalchemy.orn.**", "flask.**"')
+
+    checked = monolith_copy.check()
+
+    [found] = checked.found("unused-pattern")
+    assert found["subject"] == "[check.roles.adapters] forbid: sqlalchemy.orn.**"
+
+
+@pytest.mark.parametrize("code", [
+    'from importlib import import_module as load\nload("{target}")',
+    'import importlib\nimportlib.__import__("{target}")',
+    'load = __import__\nload("{target}")',
+    'from builtins import __import__ as bring\nbring("{target}")',
+    'import importlib\nfind = getattr(importlib, "import_module")\nfind("{target}")',
+    'import importlib as il\nfetch = il.import_module\nagain = fetch\n'
+    'again("{target}")',
+], ids=["from-import-as", "importlib-dunder", "assigned-dunder",
+        "builtins-as", "getattr", "renamed-twice"])
+def test_a_dynamic_import_under_another_name_is_checked(
+    monolith_copy: MonolithCopy, code: str,
+) -> None:
+    text = code.format(target="monolith.ordering.adapters")
+    start = monolith_copy.append("catalog/handlers.py", text)
+
+    checked = monolith_copy.check()
+
+    [found] = checked.found("internal-import")
+    assert found["location"] == (
+        f"monolith/catalog/handlers.py:{start + text.count(chr(10))}")
+    assert "through importlib" in found["message"]
+
+
+@pytest.mark.parametrize("code", [
+    'from importlib import import_module as load\ndef f(name):\n    load(name)',
+    'import importlib\nNAMES = list(map(importlib.import_module, ["json"]))',
+    'load = __import__\nHANDLERS = {"load": load}',
+], ids=["alias-called-with-a-variable", "passed-to-map", "stored-in-a-dict"])
+def test_a_dynamic_import_that_cannot_be_read_is_reported_under_any_name(
+    monolith_copy: MonolithCopy, code: str,
+) -> None:
+    start = monolith_copy.append("catalog/handlers.py", code)
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    [found] = checked.found("dynamic-import")
+    assert found["location"] == (
+        f"monolith/catalog/handlers.py:{start + code.count(chr(10))}")
+
+
+def test_a_module_in_another_declared_encoding_is_read_and_checked(
+    monolith_copy: MonolithCopy,
+) -> None:
+    lines = {}
+    for module in ("billing/replica.py", "billing/tables.py"):
+        original = monolith_copy.path(module).read_text(encoding="utf-8")
+        source = ("# -*- coding: latin-1 -*-\n# Montants en \xe9cus.\n" + original
+                  + "from monolith.ordering.adapters import SqlOrders\n")
+        monolith_copy.path(module).write_bytes(source.encode("latin-1"))
+        lines[module] = source.count("\n")
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    assert [v["location"] for v in checked.found("internal-import")] == [
+        f"monolith/{module}:{line}" for module, line in lines.items()]
+    assert [v["rule"] for v in checked.report["violations"]] == [
+        "internal-import", "internal-import"]
+    assert checked.report["checked"]["tables"] == 22
+
+
+@pytest.mark.parametrize("where", ["billing/notes.py", "billing/drafts/notes.py"],
+                         ids=["in-a-package", "in-a-folder-without-init"])
+def test_a_module_that_cannot_be_decoded_is_reported_with_its_path(
+    monolith_copy: MonolithCopy, where: str,
+) -> None:
+    monolith_copy.path(where).parent.mkdir(parents=True, exist_ok=True)
+    monolith_copy.path(where).write_bytes(b'"""Notes."""\nNAME = "\xff\xfe"\n')
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    [found] = checked.found("unreadable")
+    assert found["location"] == f"monolith/{where}:1"
+    assert "utf-8" in found["message"]
+
+
+def test_a_module_that_vanished_is_reported_with_its_path(
+    monolith_copy: MonolithCopy,
+) -> None:
+    monolith_copy.path("billing/gone.py").symlink_to(
+        monolith_copy.root / "nowhere.py")
+
+    checked = monolith_copy.check()
+
+    assert checked.exit_code == 1
+    [found] = checked.found("unreadable")
+    assert found["location"] == "monolith/billing/gone.py:1"
+    assert "No such file" in found["message"]

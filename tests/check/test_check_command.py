@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from planting import PROJECT, MonolithCopy, migrate_cli
 
 
@@ -138,3 +139,52 @@ def test_the_command_is_listed_by_migrate_help() -> None:
     done = migrate_cli("--help", cwd=PROJECT)
 
     assert "check" in done.stdout and "plan" in done.stdout
+
+
+@pytest.mark.parametrize("old, new, entry", [
+    ('routes = "monolith.billing.routes"', 'routes = "monolith.billing.routez"',
+     "context billing: routes 'monolith.billing.routez' does not import"),
+    ('routes = "monolith.billing.routes"', 'routes = "monolith.billing.events"',
+     "context billing: routes 'monolith.billing.events' has no ROUTES"),
+    ('handlers = "monolith.shipping.handlers"',
+     'handlers = "monolith.shipping.handler"',
+     "context shipping: handlers 'monolith.shipping.handler' does not import"),
+    ('replica = "monolith.billing.replica"', 'replica = "monolith.billing.replicas"',
+     "context billing: replica 'monolith.billing.replicas' does not import"),
+    ('function = "monolith.billing.functions:invoice_pdf"',
+     'function = "monolith.billing.functions:invoice_pfd"',
+     "context billing: side_effects.invoice_pdf.function "
+     "'monolith.billing.functions:invoice_pfd' does not import: "
+     "'monolith.billing.functions' has no 'invoice_pfd'"),
+    ('handler = "monolith.shipping.side_effects:shipment_notification"',
+     'handler = "monolith.shipping.side_effect:shipment_notification"',
+     "context shipping: side_effects.shipment_notification.handler "
+     "'monolith.shipping.side_effect:shipment_notification' does not import"),
+    ('outlets = "monolith.billing.outlets"', 'outlets = "monolith.billing.adapters"',
+     "context billing: outlets 'monolith.billing.adapters' has no outlet"),
+], ids=["routes", "routes-without-routes", "handlers", "replica",
+        "side-effect-function", "side-effect-handler", "outlets"])
+def test_a_reference_that_does_not_import_exits_2_naming_the_entry(
+    monolith_copy: MonolithCopy, old: str, new: str, entry: str,
+) -> None:
+    monolith_copy.replace("contexts.toml", old, new)
+
+    done = migrate_cli("check", "--manifest", str(monolith_copy.manifest))
+
+    assert done.returncode == 2, done.stdout
+    assert entry in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_side_effect_without_its_handler_exits_2_naming_it(
+    monolith_copy: MonolithCopy,
+) -> None:
+    monolith_copy.replace(
+        "contexts.toml",
+        'handler = "monolith.billing.side_effects:payment_reminder"\n', "")
+
+    done = migrate_cli("check", "--manifest", str(monolith_copy.manifest))
+
+    assert done.returncode == 2
+    assert "context billing: side effect payment_reminder lacks handler" in (
+        done.stderr)

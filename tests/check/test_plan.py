@@ -55,12 +55,40 @@ def test_the_plan_names_who_calls_the_contexts_api_and_who_consumes_its_events(
     ordering = json.loads(migrate_cli("plan", "ordering", "--json").stdout)
 
     assert [(c["importer"], c["imported"]) for c in catalog["inbound"]] == [
-        ("ordering's catalog port (monolith.ordering.ports:Catalog)",
-         "monolith.catalog.api")]
-    assert [c["to"] for c in ordering["outbound"] if c["kind"] == "port"] == [
-        "catalog", "customers"]
+        ("monolith.ordering.ports.Ports.catalog", "catalog.prices")]
     [placed] = ordering["published"]
     assert placed["consumers"] == ["billing.issue_invoice", "shipping.plan_shipment"]
+
+
+def test_the_plan_counts_calls_through_ports_the_host_wires_as_calls_out() -> None:
+    done = migrate_cli("plan", "ordering")
+
+    plan = json.loads(migrate_cli("plan", "ordering", "--json").stdout)
+    assert [(c["kind"], c["to"], c["imported"], c["location"])
+            for c in plan["outbound"]] == [
+        ("port", "catalog", "catalog.prices", "monolith/ordering/ports.py:50"),
+        ("port", "customers", "customers.exists", "monolith/ordering/ports.py:51"),
+    ]
+    assert "ordering's catalog port -> catalog.prices" in done.stdout
+    assert plan["ports"] == ["Catalog", "Customers", "Orders"]
+
+
+def test_a_new_port_named_after_a_context_shows_as_a_call_in_both_plans(
+    monolith_copy: MonolithCopy,
+) -> None:
+    monolith_copy.replace("shipping/ports.py", "class Ports(Protocol):\n",
+                          "class Customers(Protocol):\n"
+                          "    def address_of(self, customer_id: str) -> str: ...\n"
+                          "\n\nclass Ports(Protocol):\n    customers: Customers\n")
+    manifest = ("--manifest", str(monolith_copy.manifest), "--json")
+
+    shipping = json.loads(migrate_cli("plan", "shipping", *manifest).stdout)
+    customers = json.loads(migrate_cli("plan", "customers", *manifest).stdout)
+
+    [out] = [c for c in shipping["outbound"] if c["kind"] == "port"]
+    assert (out["from"], out["port"], out["imported"]) == (
+        "shipping", "customers", "customers.address_of")
+    assert out in customers["inbound"]
 
 
 def test_violations_that_touch_the_context_block_its_plan(

@@ -64,3 +64,28 @@ def test_verifying_a_service_that_was_never_extracted_is_an_error(
 
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: catalog has no service in")
+
+
+def test_a_malformed_contract_is_refused_with_exit_1_naming_the_file(
+    tmp_path: Path, extracted_dir: Path,
+) -> None:
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    (folder / "listener-billing.json").write_text(json.dumps({
+        "consumer": {"name": "listener"}, "provider": {"name": "billing"},
+        "interactions": [{"type": "Asynchronous/Messages",
+                          "description": "an InvoiceIssued event",
+                          "body": {"content": {"invoice_id": 1}},
+                          "metadata": {"event_type": "InvoiceIssued",
+                                       "schema_version": "1"}}],
+        "metadata": {"pactSpecification": {"version": "4.0"}},
+    }))
+
+    done = migrate(tmp_path, extracted_dir, "contracts", "verify",
+                   "--contracts", str(folder))
+
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: contract listener-billing.json is malformed: ")
+    assert "under 'body'" in line
+    assert not (tmp_path / "var" / "contracts").exists()

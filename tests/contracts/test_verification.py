@@ -20,6 +20,7 @@ from migrate.settings import Settings
 API = "monolith/billing/api.py"
 ROUTES = "monolith/billing/routes.py"
 ENVELOPES = "migrate/kernel/events.py"
+EVENTS = "monolith/billing/events.py"
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,31 @@ def test_a_new_optional_field_and_reordered_keys_keep_the_contract(
         "invoice_id": invoice.invoice_id,''')})
 
     assert report.ok, [m.text() for m in report.mismatches]
+
+
+def test_a_new_optional_field_in_an_event_keeps_the_message_contracts(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    # One field more in the invoice every billing event carries, and one
+    # more (with a default) in InvoiceIssued itself.
+    root = copy_of_code(tmp_path / "code", {EVENTS: (
+        '        "status": invoice.status,\n',
+        '        "status": invoice.status,\n        "currency": "USD",\n')})
+    events = root / EVENTS
+    issued = ('class InvoiceIssued(Event):\n    context: ClassVar[str] = "billing"\n'
+              "\n    invoice: dict[str, Any]\n")
+    assert events.read_text().count(issued) == 1
+    events.write_text(events.read_text().replace(
+        issued, issued + '    channel: str = "web"\n'))
+
+    report = verify(settings, providers=["billing"], host="monolith", root=root)
+
+    assert report.ok, [m.text() for m in report.mismatches]
+    [verification] = report.verifications
+    messages = [p for p in verification.pacts
+                if p.consumer != "router" and p.interactions]
+    assert len(messages) == 4
+    assert all(p.ok for p in messages)
 
 
 def test_every_context_followed_through_row_images_keeps_its_contracts_on_its_service(

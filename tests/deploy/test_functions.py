@@ -29,9 +29,9 @@ HALFWAY = """
 import os
 import time
 
-from monolith.billing import functions
+from monolith.billing import functions, outlets
 
-_store = functions.FolderOutlet.store
+_store = outlets.FolderOutlet.store
 
 
 def _logged(self, name, content):
@@ -40,18 +40,18 @@ def _logged(self, name, content):
     return _store(self, name, content)
 
 
-functions.FolderOutlet.store = _logged
+outlets.FolderOutlet.store = _logged
 
 
 def handle(event, context):
     records = event["Records"]
-    first = functions.invoice_email({"Records": records[:1]}, context)
+    first = functions.{function}({{"Records": records[:1]}}, context)
     if all(r["attributes"]["ApproximateReceiveCount"] == "1" for r in records):
         time.sleep(60)
-    rest = functions.invoice_email({"Records": records[1:]}, context)
-    return {
+    rest = functions.{function}({{"Records": records[1:]}}, context)
+    return {{
         "batchItemFailures": first["batchItemFailures"] + rest["batchItemFailures"]
-    }
+    }}
 """
 
 
@@ -59,9 +59,12 @@ class Redelivery:
     """Three issued invoices, a batch that times out after the first, and
     the polls that follow until the queue is empty."""
 
-    def __init__(self, tmp_path: Path, wire: Any, sns: Any, sqs: Any):
+    def __init__(self, tmp_path: Path, wire: Any, sns: Any, sqs: Any,
+                 function: str = "invoice_email"):
         module = f"halfway_{uuid.uuid4().hex[:8]}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(HALFWAY))
+        (tmp_path / f"{module}.py").write_text(
+            textwrap.dedent(HALFWAY.format(function=function)))
+        self.function = function
         self.spec = f"{module}:handle"
         self.mail = tmp_path / "mail"
         self.attempts = tmp_path / "attempts.log"
@@ -83,7 +86,7 @@ class Redelivery:
         environment.update(MAIL_DIR=str(self.mail), ATTEMPTS=str(self.attempts))
         runtime = LambdaRuntime(
             self.spec,
-            "northwind-billing-invoice-email",
+            f"northwind-billing-{self.function.replace('_', '-')}",
             self.queue_url,
             self.queue_arn,
             self.sqs,
@@ -105,6 +108,9 @@ class Redelivery:
 
     def mailed(self) -> list[str]:
         return sorted(p.name for p in self.mail.glob("*.eml"))
+
+    def rendered(self) -> list[str]:
+        return sorted(p.name for p in (self.mail / "documents").glob("*.pdf"))
 
 
 @pytest.fixture
@@ -147,6 +153,21 @@ def test_without_the_table_only_the_outlet_stops_the_second_email(
 
     assert redelivery.mailed() == [f"invoice-{i}.eml" for i in redelivery.invoices]
     assert max(redelivery.attempted().values()) == 2
+
+
+def test_redelivered_batch_renders_no_second_pdf(
+    tmp_path: Path, wire: Any, sns: Any, sqs: Any, monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator, idempotency_table: str,
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pdfs = Redelivery(tmp_path, wire, sns, sqs, function="invoice_pdf")
+
+    first, later = pdfs.run(emulator.endpoint_url, IDEMPOTENCY_TABLE=idempotency_table)
+
+    assert first is not None and "timeout" in (first.failure or "")
+    assert later and all(polled.failure is None for polled in later)
+    assert pdfs.rendered() == [f"invoice-{i}.pdf" for i in pdfs.invoices]
+    assert pdfs.attempted() == Counter(f"invoice-{i}.pdf" for i in pdfs.invoices)
 
 
 def test_invoice_pdf_function_renders_each_invoice_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -165,3 +166,51 @@ def test_the_service_artifact_holds_its_folder_modules_and_pins(
     } <= set(names)
     assert "nameko==2.14.1" in pins
     assert any(pin.startswith("sqlalchemy==") for pin in pins)
+
+
+def test_the_service_artifact_is_the_same_bytes_for_the_same_inputs(
+    tmp_path: Path, extraction: Extraction
+) -> None:
+    first = build(load(), "billing", tmp_path / "one", extraction)
+    os.utime(extraction.folder / "config.yaml", (0, 0))
+    second = build(load(), "billing", tmp_path / "two", extraction)
+
+    assert first.service is not None and second.service is not None
+    assert first.service.sha256 == second.service.sha256
+    assert first.service.path.read_bytes() == second.service.path.read_bytes()
+    with zipfile.ZipFile(first.service.path) as opened:
+        entries = opened.infolist()
+    assert [e.filename for e in entries] == sorted(e.filename for e in entries)
+    assert {e.date_time for e in entries} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_a_changed_input_changes_the_service_artifact(
+    tmp_path: Path, extraction: Extraction
+) -> None:
+    first = build(load(), "billing", tmp_path / "one", extraction)
+    (extraction.folder / "config.yaml").write_text("AMQP_URI: memory://other\n")
+
+    second = build(load(), "billing", tmp_path / "two", extraction)
+
+    assert first.service is not None and second.service is not None
+    assert first.service.sha256 != second.service.sha256
+
+
+def test_a_service_with_tables_of_its_own_ships_their_module(
+    tmp_path: Path, extraction: Extraction
+) -> None:
+    # Any project module billing does not import stands in for the
+    # service's own tables here.
+    own = "monolith.shipping.tables:metadata"
+    plain = load()
+    billing = dataclasses.replace(plain.context("billing"), service_metadata=own)
+    reshaped = dataclasses.replace(
+        plain, contexts={**plain.contexts, "billing": billing}
+    )
+    without = build(plain, "billing", tmp_path / "plain", extraction).service
+
+    report = build(reshaped, "billing", tmp_path / "out", extraction)
+
+    assert without is not None and report.service is not None
+    assert "monolith/shipping/tables.py" not in _names(without.path)
+    assert "monolith/shipping/tables.py" in _names(report.service.path)

@@ -75,6 +75,17 @@ def test_the_rules_say_what_alb_cannot_express(store: StateStore) -> None:
     assert "not sent to the monolith" in losses
 
 
+def test_the_rules_say_alb_cannot_mirror(store: StateStore) -> None:
+    plain = alb(plan_of(store)).cannot
+    store.set_shadow("billing", 30, "test", "compare")
+
+    shadowed = alb(plan_of(store)).cannot
+
+    assert any("ALB cannot mirror a request" in note for note in plain)
+    assert "billing is shadowed (30 %), and these rules mirror none of its " \
+        "requests" in shadowed
+
+
 def test_the_rules_lint_clean(store: StateStore) -> None:
     store.set_weight("billing", 50, "test", "half")
 

@@ -22,6 +22,7 @@ import pytest
 import requests
 from workspaces import unavailable
 
+from migrate.deploy.errors import RoutingInvalid
 from migrate.deploy.routes import Plan, nginx, plan_of
 from migrate.router.buckets import goes_to_service
 from migrate.router.state import StateStore
@@ -71,13 +72,14 @@ def store(tmp_path: Path, backends: dict[str, Backend]) -> StateStore:
 
 
 @pytest.fixture
-def start_nginx(binary: str, tmp_path: Path) -> Iterator[Callable[[Plan], Nginx]]:
+def start_nginx(binary: str, tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
     started: list[Nginx] = []
 
-    def start(plan: Plan) -> Nginx:
+    def start(plan: Plan, secret: str | None = None) -> Nginx:
         port = free_port()
         prefix = tmp_path / f"nginx-{len(started)}"
-        server = Nginx(binary, prefix, nginx(plan, f"127.0.0.1:{port}"), port)
+        configuration = nginx(plan, f"127.0.0.1:{port}", secret)
+        server = Nginx(binary, prefix, configuration, port)
         started.append(server)
         return server.start()
 
@@ -102,8 +104,9 @@ def router(store: StateStore) -> Iterator[Callable[[], Router]]:
 _SESSION = requests.Session()
 
 
-def _side(base: str, path: str, method: str = "GET") -> str:
-    answer = _SESSION.request(method, base + path, timeout=10)
+def _side(base: str, path: str, method: str = "GET",
+          headers: dict[str, str] | None = None) -> str:
+    answer = _SESSION.request(method, base + path, headers=headers, timeout=10)
     backend: str = answer.json()["backend"]
     return backend
 
@@ -311,3 +314,147 @@ def _wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not probe() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+SECRET = "s3cret-override_0123456789"
+WRONG = "not-the-secret-0123456789"
+
+
+def _override_cases() -> dict[str, dict[str, str]]:
+    """Ways a tester's request asks for a side, and ways that do not count."""
+    return {
+        "none": {},
+        "header service": {"X-Migrate-Side": f"service:{SECRET}"},
+        "header monolith": {"X-Migrate-Side": f"monolith:{SECRET}"},
+        "cookie service": {"Cookie": f"migrate_side=service:{SECRET}"},
+        "cookie monolith": {"Cookie": f"theme=dark; migrate_side=monolith:{SECRET}"},
+        "wrong secret": {"X-Migrate-Side": f"service:{WRONG}"},
+        "unknown side": {"X-Migrate-Side": f"elsewhere:{SECRET}"},
+        "wrong header, right cookie": {
+            "X-Migrate-Side": f"service:{WRONG}",
+            "Cookie": f"migrate_side=service:{SECRET}",
+        },
+    }
+
+
+@pytest.mark.parametrize("weight", [0, 50, 100])
+def test_overrides_land_on_the_same_side_as_through_the_router(
+    store: StateStore,
+    start_nginx: Callable[..., Nginx],
+    router: Callable[[], Router],
+    weight: int,
+) -> None:
+    store.set_override_secret(SECRET, "test", "testers")
+    store.set_weight("billing", weight, "test", "overrides")
+    through_nginx = start_nginx(plan_of(store), SECRET)
+    through_router = router()
+    paths = [f"/invoices/{key}" for key in INVOICES[:20]] + ["/invoices"]
+    cases = _override_cases()
+
+    by_nginx = {(case, path): _side(through_nginx.url, path, headers=headers)
+                for case, headers in cases.items() for path in paths}
+    by_router = {(case, path): _side(through_router.url, path, headers=headers)
+                 for case, headers in cases.items() for path in paths}
+
+    assert by_nginx == by_router
+    forced = {case: {by_router[(case, path)] for path in paths} for case in cases}
+    assert forced["header service"] == forced["cookie service"] == {"billing"}
+    assert forced["header monolith"] == forced["cookie monolith"] == {"monolith"}
+    assert forced["wrong secret"] == forced["unknown side"] == forced["none"]
+    assert forced["wrong header, right cookie"] == forced["none"]
+
+
+def test_an_override_never_moves_a_write(
+    store: StateStore, start_nginx: Callable[..., Nginx]
+) -> None:
+    store.set_override_secret(SECRET, "test", "testers")
+    server = start_nginx(plan_of(store), SECRET)
+
+    side = _side(server.url, "/invoices/10248/payments", "POST",
+                 headers={"X-Migrate-Side": f"service:{SECRET}"})
+
+    assert side == "monolith"
+
+
+def test_a_read_overridden_to_a_failing_service_is_answered_by_the_monolith(
+    store: StateStore,
+    start_nginx: Callable[..., Nginx],
+    backends: dict[str, Backend],
+) -> None:
+    store.set_override_secret(SECRET, "test", "testers")
+    backends["billing"].status = 503
+    server = start_nginx(plan_of(store), SECRET)
+
+    side = _side(server.url, "/invoices/10248",
+                 headers={"X-Migrate-Side": f"service:{SECRET}"})
+
+    assert side == "monolith"
+    assert backends["billing"].seen == [("GET", "/invoices/10248")]
+
+
+def test_without_the_secret_nginx_ignores_overrides(
+    store: StateStore, start_nginx: Callable[..., Nginx]
+) -> None:
+    store.set_override_secret(SECRET, "test", "testers")
+    server = start_nginx(plan_of(store))
+
+    side = _side(server.url, "/invoices/10248",
+                 headers={"X-Migrate-Side": f"service:{SECRET}"})
+
+    assert side == "monolith"
+    assert SECRET not in nginx(plan_of(store))
+
+
+@pytest.mark.parametrize("secret, reason", [
+    (WRONG, "not the one the routing state keeps"),
+    (None, "the routing state has none"),
+])
+def test_a_secret_the_state_does_not_hold_is_refused_without_showing_it(
+    store: StateStore, secret: str | None, reason: str
+) -> None:
+    if secret is not None:
+        store.set_override_secret(SECRET, "test", "testers")
+
+    with pytest.raises(RoutingInvalid, match=reason) as refused:
+        nginx(plan_of(store), secret=secret or SECRET)
+
+    assert SECRET not in str(refused.value) and WRONG not in str(refused.value)
+
+
+@pytest.mark.parametrize("weight", [1, 25, 50, 99])
+def test_shadow_mirrors_a_keyed_read_to_the_side_its_bucket_did_not_pick(
+    store: StateStore,
+    start_nginx: Callable[..., Nginx],
+    backends: dict[str, Backend],
+    weight: int,
+) -> None:
+    store.set_weight("billing", weight, "test", "shadowed split")
+    server = start_nginx(_shadowed(plan_of(store), 100))
+    keys = INVOICES[:60]
+
+    answered = {key: _side(server.url, f"/invoices/{key}") for key in keys}
+    _wait_for(lambda: sum(len(b.seen) for b in backends.values()) == 2 * len(keys))
+
+    expected = {key: "billing" if goes_to_service(weight, "billing", key)
+                else "monolith" for key in keys}
+    assert answered == expected
+    for name, backend in backends.items():
+        reached = sorted(path for _, path in backend.seen)
+        assert reached == sorted(f"/invoices/{key}" for key in keys), name
+
+
+def test_shadow_mirrors_an_overridden_read_to_the_other_side(
+    store: StateStore,
+    start_nginx: Callable[..., Nginx],
+    backends: dict[str, Backend],
+) -> None:
+    store.set_override_secret(SECRET, "test", "testers")
+    store.set_weight("billing", 50, "test", "shadowed split")
+    server = start_nginx(_shadowed(plan_of(store), 100), SECRET)
+
+    side = _side(server.url, "/invoices/10248",
+                 headers={"X-Migrate-Side": f"service:{SECRET}"})
+    _wait_for(lambda: backends["monolith"].seen)
+
+    assert side == "billing"
+    assert backends["monolith"].seen == [("GET", "/invoices/10248")]

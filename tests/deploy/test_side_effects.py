@@ -10,25 +10,30 @@ from typing import Any
 import pytest
 
 from monolith.billing import side_effects
-from monolith.billing.functions import BucketOutlet, FolderOutlet
-from monolith.shipping import functions as shipping_functions
+from monolith.billing.outlets import BucketOutlet, FolderOutlet
+from monolith.shipping import outlets as shipping_outlets
 from monolith.shipping import side_effects as shipping_effects
 
 from .helpers import invoice
 
 
+def issued(invoice_id: int) -> dict[str, Any]:
+    """The data of an `InvoiceIssued` event."""
+    return {"invoice": invoice(invoice_id)}
+
+
 def test_invoice_pdf_is_the_same_bytes_for_the_same_invoice(tmp_path: Path) -> None:
     first, second = FolderOutlet(tmp_path / "a"), FolderOutlet(tmp_path / "b")
 
-    side_effects.invoice_pdf(invoice(10248), first)
-    side_effects.invoice_pdf(invoice(10248), second)
+    side_effects.invoice_pdf(issued(10248), first)
+    side_effects.invoice_pdf(issued(10248), second)
 
     one = (tmp_path / "a" / "invoice-10248.pdf").read_bytes()
     assert one == (tmp_path / "b" / "invoice-10248.pdf").read_bytes()
 
 
 def test_invoice_pdf_cross_reference_points_at_each_object(tmp_path: Path) -> None:
-    side_effects.invoice_pdf(invoice(10248), FolderOutlet(tmp_path))
+    side_effects.invoice_pdf(issued(10248), FolderOutlet(tmp_path))
     document = (tmp_path / "invoice-10248.pdf").read_bytes()
 
     start = int(re.search(rb"startxref\n(\d+)", document).group(1))  # type: ignore[union-attr]
@@ -44,8 +49,8 @@ def test_invoice_pdf_cross_reference_points_at_each_object(tmp_path: Path) -> No
 def test_invoice_pdf_is_rendered_once(tmp_path: Path) -> None:
     archive = FolderOutlet(tmp_path)
 
-    assert side_effects.invoice_pdf(invoice(10248), archive) is True
-    assert side_effects.invoice_pdf(invoice(10248), archive) is False
+    assert side_effects.invoice_pdf(issued(10248), archive) is True
+    assert side_effects.invoice_pdf(issued(10248), archive) is False
 
 
 def test_payment_reminder_names_the_balance_still_open(tmp_path: Path) -> None:
@@ -68,7 +73,7 @@ def test_a_settling_payment_sends_no_reminder(tmp_path: Path) -> None:
 
 
 def test_shipment_notification_goes_out_once_per_order(tmp_path: Path) -> None:
-    mailbox = shipping_functions.FolderOutlet(tmp_path)
+    mailbox = shipping_outlets.FolderOutlet(tmp_path)
     shipment = {"order_id": 10248, "shipper_id": 3, "shipped_at": "2026-12-04"}
 
     assert shipping_effects.shipment_notification(shipment, mailbox) is True
@@ -88,9 +93,9 @@ def bucket(s3: Any, monkeypatch: pytest.MonkeyPatch, emulator: Any) -> str:
 
 
 def test_bucket_outlet_writes_each_object_once(bucket: str, s3: Any) -> None:
-    from monolith.billing import functions
+    from monolith.billing import outlets
 
-    functions._s3.cache_clear()
+    outlets._s3.cache_clear()
     outlet = BucketOutlet(bucket, "invoice_pdf/")
 
     first = outlet.store("invoice-10248.pdf", b"%PDF-1.4 one")
@@ -99,4 +104,4 @@ def test_bucket_outlet_writes_each_object_once(bucket: str, s3: Any) -> None:
     body = s3.get_object(Bucket=bucket, Key="invoice_pdf/invoice-10248.pdf")["Body"]
     assert (first, again) == (True, False)
     assert body.read() == b"%PDF-1.4 one"
-    functions._s3.cache_clear()
+    outlets._s3.cache_clear()

@@ -84,6 +84,24 @@ def test_every_subscription_has_a_queue_policy_allowing_its_topic(
         assert allowing, f"{name}: no queue policy lets {topic} send to {queue}"
 
 
+def test_every_queue_sends_what_keeps_failing_to_its_dead_letter_queue(
+    billing: dict,
+) -> None:
+    queues = _of_type(billing, "AWS::SQS::Queue")
+    declared = {q.aws_name: q for q in topology(load(), ["billing"]).queues}
+    fed = {name: q for name, q in queues.items() if "RedrivePolicy" in q["Properties"]}
+
+    for name, queue in fed.items():
+        redrive = queue["Properties"]["RedrivePolicy"]
+        dead_letters = queues[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]]
+        wanted = declared[queue["Properties"]["QueueName"]]
+        assert redrive["deadLetterTargetArn"]["Fn::GetAtt"][1] == "Arn"
+        assert redrive["maxReceiveCount"] == wanted.dead_letter_after
+        assert dead_letters["Properties"]["QueueName"] == wanted.dead_letter_aws_name
+        assert "RedrivePolicy" not in dead_letters["Properties"], name
+    assert len(fed) * 2 == len(queues)
+
+
 def test_each_function_queue_hides_a_message_six_times_the_timeout(
     billing: dict,
 ) -> None:

@@ -93,4 +93,6 @@ def test_a_backfill_killed_three_times_finishes_in_parity(
     assert seen_at_kill == sorted(seen_at_kill)
     assert finished.returncode == 0, finished.stderr
     assert verified.returncode == 0, verified.stdout
-    assert json.loads(verified.stdout)["differences"] == []
+    report = json.loads(verified.stdout)
+    assert report["differences"] == []
+    assert report["as_of"]["outbox"] == "monolith"

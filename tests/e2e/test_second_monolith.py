@@ -144,10 +144,11 @@ def test_the_second_monolith_passes_the_check(story: Story) -> None:
 def test_the_plan_names_lendings_ports_and_who_consumes_its_events(
     story: Story,
 ) -> None:
-    ports = [c["to"] for c in story.planned["outbound"] if c["kind"] == "port"]
+    calls = sorted(c["imported"] for c in story.planned["outbound"]
+                   if c["kind"] == "port")
     published = {e["event"]: e["consumers"] for e in story.planned["published"]}
 
-    assert ports == ["members", "catalogue"]
+    assert calls == ["catalogue.has_copy", "members.may_borrow"]
     assert published == {"BookLent": ["members.count_loan"],
                          "BookReturned": ["members.count_return"]}
 

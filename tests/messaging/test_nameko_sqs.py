@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from migrate.messaging import deadletters
 from migrate.messaging.clients import sns_client, sqs_client
 from migrate.messaging.emulator import Emulator
 from migrate.messaging.publisher import SnsPublisher
@@ -159,6 +160,9 @@ def test_message_whose_worker_raised_is_not_deleted_and_ends_dead_lettered(
     eventually(lambda: depth(sqs, dead_letter_url) == 1, timeout=30)
     assert service.lines("start") == [[poison.event_id, "1"], [poison.event_id, "2"]]
     assert depth(sqs, queue_url) == 0
+    (letter,) = deadletters.peek(sqs, "inbox", dead_letter_url)
+    assert letter.reason == f"ValueError: refusing {poison.event_id}"
+    assert letter.receive_count == 2
 
 
 def test_service_holds_no_more_messages_than_it_has_workers(
@@ -310,3 +314,106 @@ def test_an_idle_queue_does_not_starve_a_busy_one_of_workers(
         process.wait(15)
 
     assert handled
+
+
+FIFO_SERVICE = """
+import time
+
+from migrate.messaging.nameko_sqs import consume
+
+
+class Ledger:
+    name = "ledger"
+
+    @consume({queue!r})
+    def on_event(self, message):
+        data = message.envelope.data
+        tag = f"{{message.envelope.aggregate_id}} {{data['n']}}"
+        with open({seen!r}, "a") as out:
+            out.write(f"start {{tag}} {{time.monotonic()}}\\n")
+        time.sleep(data["linger"])
+        if data.get("refuse_first") and message.receive_count == 1:
+            with open({seen!r}, "a") as out:
+                out.write(f"fail {{tag}} {{time.monotonic()}}\\n")
+            raise ValueError(f"refusing {{tag}} once")
+        with open({seen!r}, "a") as out:
+            out.write(f"end {{tag}} {{time.monotonic()}}\\n")
+"""
+
+
+def test_a_fifo_queue_is_consumed_one_message_group_at_a_time_in_order(
+    emulator: Emulator, sns: Any, sqs: Any, wire: Any, tmp_path: Path
+) -> None:
+    feed = wire(fifo=True, visibility_timeout=2, dead_letter_after=3)
+    (queue_url,) = feed.queue_urls.values()
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "ledger_service.py").write_text(
+        textwrap.dedent(FIFO_SERVICE).format(
+            queue=queue_url.rsplit("/", 1)[-1], seen=str(seen)
+        )
+    )
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"SQS_ENDPOINT_URL": emulator.endpoint_url, "max_workers": 6})
+    )
+    # Within each aggregate the early events are the slow ones, so workers
+    # running side by side would finish them last; B's second fails once.
+    lingers = {"A": [0.6, 0.3, 0.1, 0.0], "B": [0.05] * 4, "C": [0.3, 0.0, 0.2, 0.0]}
+    events = [
+        envelope(
+            aggregate_id=aggregate,
+            n=n + 1,
+            linger=lingers[aggregate][n],
+            refuse_first=(aggregate, n) == ("B", 1),
+        )
+        for n in range(4)
+        for aggregate in ("A", "B", "C")
+    ]
+    publish(sns, feed, *events)
+    process = subprocess.Popen(
+        [str(NAMEKO), "run", "--config", "config.yaml", "ledger_service"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPOSITORY)]),
+        },
+    )
+    try:
+        eventually(
+            lambda: seen.exists() and seen.read_text().count("end ") == 12,
+            timeout=60,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+    lines = [line.split() for line in seen.read_text().splitlines()]
+    for aggregate in "ABC":
+        ended = [
+            int(n) for kind, agg, n, _ in lines if kind == "end" and agg == aggregate
+        ]
+        assert ended == [1, 2, 3, 4], (aggregate, lines)
+        # Nothing of an aggregate starts while another of its events runs.
+        mine = [(kind, n) for kind, agg, n, _ in lines if agg == aggregate]
+        assert all(
+            mine[i][0] == "start" and mine[i + 1][0] != "start"
+            for i in range(0, len(mine), 2)
+        ), mine
+    fails = [(agg, n) for kind, agg, n, _ in lines if kind == "fail"]
+    assert fails == [("B", "2")]
+    assert _groups_overlapped(lines), lines
+    eventually(lambda: depth(sqs, queue_url) == 0)
+
+
+def _groups_overlapped(lines: list[list[str]]) -> bool:
+    """Whether events of two aggregates ever ran at the same time."""
+    running: set[str] = set()
+    for kind, aggregate, _, _ in lines:
+        if kind == "start":
+            if running - {aggregate}:
+                return True
+            running.add(aggregate)
+        else:
+            running.discard(aggregate)
+    return False

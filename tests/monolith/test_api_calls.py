@@ -40,8 +40,9 @@ def served(monolith: Monolith) -> Iterator[str]:
 
 
 def _client(port: str, url: str):  # type: ignore[no-untyped-def]
-    ordering = load().context("ordering")
-    spec = next(p for p in ordering.ports if p.name == port)
+    manifest = load()
+    ordering = manifest.context("ordering")
+    spec = next(p for p in ordering.ports_to(manifest.contexts) if p.name == port)
     return client_class(ordering, spec)(url)
 
 

@@ -82,3 +82,16 @@ def test_extraction_refuses_a_key_its_root_lacks(tmp_path: Path) -> None:
         generate(load(path), "shipping", tmp_path / "extracted")
 
     assert not (tmp_path / "extracted").exists()
+
+
+def test_aggregates_with_a_service_of_another_shape_are_refused(
+    tmp_path: Path,
+) -> None:
+    path = manifest_with(
+        tmp_path, 'handlers = "monolith.shipping.handlers"',
+        'handlers = "monolith.shipping.handlers"\n'
+        'service_metadata = "monolith.shipping.tables:metadata"',
+    )
+
+    with pytest.raises(ManifestError, match="row images apply to the context's own"):
+        load(path)
