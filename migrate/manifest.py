@@ -284,8 +284,9 @@ class Hosting:
     `host` is the class (`module:Class`) the kit's processes build the
     monolith's host from: `Host(database_url, manifest)`, with the units of
     work, ports and dispatch of `monolith.host.Monolith`. `serve` is the
-    module whose `python -m <serve> --database URL --port N` serves its HTTP
-    routes. `migrations` is its Alembic folder (relative to the manifest).
+    module whose `python -m <serve> --database URL --port N --side-effects
+    functions` serves its HTTP routes, leaving side effects to the functions.
+    `migrations` is its Alembic folder (relative to the manifest).
     `seed` is the callable (`module:function`) that `migrate seed --orders
     N` calls as `seed(host, N, progress)`.
     """
