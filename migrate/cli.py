@@ -121,8 +121,11 @@ def main() -> None:
 @click.option("--reset", is_flag=True, help="empty the monolith's database first")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> None:
-    """Load the monolith's database, through its contexts' own handlers."""
-    from migrate.seed import synthetic
+    """Load the monolith's database, through its contexts' own handlers.
+
+    `--orders N` runs the seeder the manifest names with N (Northwind's makes
+    N orders); `--northwind PATH` loads a Northwind dump into Northwind."""
+    from migrate.manifest import load as load_manifest
     from migrate.seed.errors import SeedError
     from migrate.seed.load import seed as load
     from migrate.seed.northwind import read_dump
@@ -131,27 +134,49 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
         raise click.UsageError("pass exactly one of --northwind PATH and --orders N")
 
     settings = Settings.from_env()
+    manifest = load_manifest(settings.manifest_path)
     if orders is not None and not 1 <= orders <= MAX_SEED_ORDERS:
         raise SeedError(
             f"--orders {orders}: the number of orders runs 1-{MAX_SEED_ORDERS:,}"
         )
 
-    _refuse_to_seed_over(settings, reset)
-    data = read_dump(dump) if dump is not None else synthetic.generate(orders or 0)
-    report = _seed_database(settings, data, reset, as_json, load)
+    if dump is not None and manifest.name != "northwind":
+        raise SeedError(
+            f"--northwind loads a Northwind dump, and {manifest.path} describes "
+            f"{manifest.name!r}; seed it with --orders N"
+        )
+
+    _refuse_to_seed_over(settings, manifest, reset)
+    if dump is not None:
+        data = read_dump(dump)
+
+        def run(host: Any, progress: Callable) -> Any:
+            return load(host, data, progress)
+    else:
+        seeder = manifest.seeder()
+
+        def run(host: Any, progress: Callable) -> Any:
+            return seeder(host, orders, progress)
+
+    report = _seed_database(settings, manifest, reset, as_json, run)
     payload = dataclasses.asdict(report)
 
     def human() -> None:
         loaded = ", ".join(f"{n} {what}" for what, n in report.loaded.items())
         out.print(f"Seeded {settings.monolith_url}: {loaded}.")
-        out.print(
-            f"Issued {report.invoices} invoices; "
-            f"{report.events_marked_published} events recorded as already "
-            "published (no e-mail goes out for history)."
-        )
-        if report.skipped:
-            skipped = ", ".join(f"{t} ({n} rows)" for t, n in report.skipped.items())
-            out.print(f"Skipped what no context owns: {skipped}.")
+        invoices = getattr(report, "invoices", None)
+        if invoices is not None:
+            out.print(f"Issued {invoices} invoices.")
+        marked = getattr(report, "events_marked_published", None)
+        if marked is not None:
+            out.print(
+                f"{marked} events recorded as already published (no side effect "
+                "runs for history)."
+            )
+        skipped = getattr(report, "skipped", None)
+        if skipped:
+            listed = ", ".join(f"{t} ({n} rows)" for t, n in skipped.items())
+            out.print(f"Skipped what no context owns: {listed}.")
 
     _emit(as_json, payload, human)
 
@@ -159,15 +184,16 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
 MAX_SEED_ORDERS = 5_000_000
 
 
-def _refuse_to_seed_over(settings: Settings, reset: bool) -> None:
+def _refuse_to_seed_over(settings: Settings, manifest: Any, reset: bool) -> None:
     """Say no before reading or generating anything that would be thrown away."""
     import sqlalchemy as sa
 
     from migrate.kernel.sql import create_engine
     from migrate.seed.errors import SeedError
+    from migrate.sync.backfill import data_tables
     from migrate.system import System
 
-    running = System(settings).supervisor.running()
+    running = System(settings, manifest).supervisor.running()
     if reset and running:
         raise SeedError(
             f"the system is up ({', '.join(running)}); `migrate down` before "
@@ -182,30 +208,36 @@ def _refuse_to_seed_over(settings: Settings, reset: bool) -> None:
         return
 
     engine = create_engine(settings.monolith_url)
-    if not sa.inspect(engine).has_table("orders"):
-        return
+    present = set(sa.inspect(engine).get_table_names())
+    for context in manifest.hosted.values():
+        for table in data_tables(context):
+            if table.name not in present:
+                continue
 
-    with engine.connect() as db:
-        held = db.execute(sa.text("SELECT count(*) FROM orders")).scalar()
-    if held:
-        raise SeedError(
-            f"{settings.monolith_url} already holds {held} orders; seed an empty "
-            "database (pass --reset to empty this one)"
-        )
+            with engine.connect() as db:
+                held = db.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar()
+            if held:
+                raise SeedError(
+                    f"{settings.monolith_url} already holds {held} rows of "
+                    f"{table.name}; seed an empty database (pass --reset to empty "
+                    "this one)"
+                )
 
 
 def _seed_database(
-    settings: Settings, data: Any, reset: bool, quiet: bool, load: Callable
+    settings: Settings, manifest: Any, reset: bool, quiet: bool, run: Callable
 ) -> Any:
     from migrate.schema import upgrade
-    from monolith.host import Monolith
 
     settings.home.mkdir(parents=True, exist_ok=True)
     if reset:
         _drop_everything(settings.monolith_url)
-    upgrade(settings.monolith_url)
+    upgrade(settings.monolith_url, manifest_path=manifest.path)
+    host = manifest.host_class()(settings.monolith_url, manifest)
     with _Steps(quiet) as steps:
-        return load(Monolith(settings.monolith_url), data, steps.count)
+        return run(host, steps.count)
 
 
 def _drop_everything(url: str) -> None:
@@ -319,6 +351,10 @@ def backfill(context: str, as_json: bool) -> None:
     target = create_engine(settings.service_url(context))
     with _Steps(as_json) as steps:
         report = copy(owned, source, target, steps.count)
+    if owned.aggregates:
+        from migrate.hosts.replica import settle_removals
+
+        settle_removals(owned, target)
     parity = verify_and_record(settings, owned, source, target, "migrate backfill")
     system.state.mark_synced(
         context, "migrate backfill", f"{context}'s copy backfilled and in parity"
@@ -562,6 +598,41 @@ def rollback(context: str, reason: str, as_json: bool) -> None:
                 if moved
                 else "."
             )
+        ),
+    )
+
+
+@main.command()
+@click.argument("context")
+@click.option("--json", "as_json", is_flag=True)
+def finish(context: str, as_json: bool) -> None:
+    """Stop hosting CONTEXT in the monolith and move its code beside its service.
+
+    Refused unless CONTEXT's writes moved and its sync lag is zero."""
+    from migrate.extract.finish import finish as run
+
+    system = _system()
+    with _Steps(as_json) as steps:
+        report = run(system, context, progress=steps.say)
+    moved = report.relocation
+    payload = {
+        "context": context,
+        "phase": "finished",
+        "moved_from": str(moved.source),
+        "moved_to": str(moved.target),
+        "package": moved.package,
+        "rewritten": [str(p) for p in moved.rewritten],
+        "staged_in_git": moved.git,
+        "retired_queues": list(report.retired_queues),
+        "restarted": list(report.restarted),
+    }
+    _emit(
+        as_json,
+        payload,
+        lambda: out.print(
+            f"{context} is finished: its service alone hosts it. Its package is "
+            f"now {moved.package!r} in {moved.target} ({len(moved.rewritten)} files "
+            "rewritten" + (", staged with git" if moved.git else "") + ")."
         ),
     )
 

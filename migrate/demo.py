@@ -225,7 +225,10 @@ def run(
 
     say("seeding the monolith")
     data = read_dump(dump) if dump else synthetic.generate(orders)
-    _seed_database(settings, data, reset=False, quiet=True, load=seed)
+    _seed_database(
+        settings, system.manifest, reset=False, quiet=True,
+        run=lambda host, progress: seed(host, data, progress),
+    )
     try:
         say("starting the monolith, the router and the emulator")
         system.up(say)

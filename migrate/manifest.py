@@ -4,6 +4,23 @@ Everything that needs to know the contexts (checks, hosts, extraction,
 messaging topology) derives it from here. A malformed manifest raises
 `ManifestError` naming the entry; nothing is imported until asked for.
 
+A context follows its writer on a replica either through its own replica
+module (`replica`) or through declared aggregates (`aggregates`: a root
+table, its key, child tables), whose row images the kit records and applies
+itself (see `migrate.kernel.images`).
+
+A context that `migrate finish` moved out of the monolith is `finished`
+(the monolith no longer hosts it) and has a `root`: the folder, relative to
+the manifest, that holds its top-level package now. Loading a manifest puts
+every such root, and the folder that holds the monolith's own packages, on
+`sys.path` (after what is there), so every context's modules, and the
+modules of other contexts that import its events, are found where they
+live; nothing is imported until asked for.
+
+`[monolith]` names, beyond the monolith's name, how the kit runs it (see
+`Hosting`): its host class, the module that serves it, its migrations and
+its seeder. Each defaults to the reference monolith's.
+
 A context whose events must arrive in order per aggregate declares `fifo =
 true`: its topic and every queue it feeds are then FIFO (an SNS topic is
 FIFO or not, so the choice is the context's, for all its event types).
@@ -29,6 +46,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
+import sys
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,8 +55,10 @@ from typing import Any
 
 from migrate.errors import ManifestError, UnknownContext
 from migrate.kernel.events import Event
+from migrate.kernel.images import Aggregate, ImageError, build_aggregates
+from migrate.settings import DEFAULT_MANIFEST, MANIFEST_VARIABLE
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "monolith" / "contexts.toml"
+DEFAULT_PATH = DEFAULT_MANIFEST
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +126,20 @@ class TableCopy:
 
 
 @dataclasses.dataclass(frozen=True)
+class AggregateSpec:
+    """A declared aggregate: its root table, the root's key, its child tables.
+
+    Child tables hang off the root by a foreign key onto the key's columns;
+    the kit finds it when it builds the aggregate (`Context.aggregates_built`).
+    """
+
+    name: str
+    root: str
+    key: tuple[str, ...]
+    children: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Context:
     name: str
     package: str
@@ -118,6 +153,9 @@ class Context:
     replica: str | None = None
     totals: tuple[str, ...] = ()
     side_effects: tuple[SideEffect, ...] = ()
+    aggregates: tuple[AggregateSpec, ...] = ()
+    root: Path | None = None
+    finished: bool = False
     outlets: str | None = None
     service_metadata: str | None = None
     service_unit_of_work: str | None = None
@@ -161,6 +199,27 @@ class Context:
     @property
     def route_errors(self) -> dict[type[Exception], tuple[int, str]]:
         return dict(self.load(self.routes).ERRORS)
+
+    @property
+    def follows(self) -> bool:
+        """Whether a replica of this context can follow its writer."""
+        return self.replica is not None or bool(self.aggregates)
+
+    def aggregates_built(self) -> tuple[Aggregate, ...]:
+        """The declared aggregates over the context's own tables."""
+        metadata = self.load(self.metadata)
+        try:
+            return build_aggregates(self.name, metadata, self.aggregates)
+        except ImageError as error:
+            raise ManifestError(str(error)) from None
+
+    def unfollowed_tables(self) -> list[str]:
+        """The context's own tables that no declared aggregate covers."""
+        covered = {a.root for a in self.aggregates} | {
+            child for a in self.aggregates for child in a.children
+        }
+        queues = {f"{self.name}_outbox", f"{self.name}_inbox"}
+        return [t for t in self.tables if t not in covered and t not in queues]
 
     @property
     def ports_module(self) -> str:
@@ -219,17 +278,74 @@ class Boundaries:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hosting:
+    """The `[monolith]` section beyond its name: how the kit runs the monolith.
+
+    `host` is the class (`module:Class`) the kit's processes build the
+    monolith's host from: `Host(database_url, manifest)`, with the units of
+    work, ports and dispatch of `monolith.host.Monolith`. `serve` is the
+    module whose `python -m <serve> --database URL --port N --side-effects
+    functions` serves its HTTP routes, leaving side effects to the functions.
+    `migrations` is its Alembic folder (relative to the manifest).
+    `seed` is the callable (`module:function`) that `migrate seed --orders
+    N` calls as `seed(host, N, progress)`.
+    """
+
+    host: str = "monolith.host:Monolith"
+    serve: str = "monolith"
+    migrations: Path | None = None
+    seed: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
     name: str
     contexts: dict[str, Context]
     path: Path
     boundaries: Boundaries = Boundaries()
+    hosting: Hosting = Hosting()
+
+    @property
+    def migrations(self) -> Path:
+        """The monolith's Alembic folder: declared, or `migrations` beside the
+        manifest."""
+        return self.hosting.migrations or self.path.resolve().parent / "migrations"
+
+    def host_class(self) -> Any:
+        return _reference(self.path, "[monolith] host", self.hosting.host)
+
+    def seeder(self) -> Any:
+        if self.hosting.seed is None:
+            raise ManifestError(
+                f"{self.path}: [monolith] names no seed; `migrate seed` needs one"
+            )
+        return _reference(self.path, "[monolith] seed", self.hosting.seed)
 
     def context(self, name: str) -> Context:
         if name not in self.contexts:
             raise UnknownContext(name, list(self.contexts))
 
         return self.contexts[name]
+
+    @property
+    def code_root(self) -> Path:
+        """The folder that holds the hosted contexts' top-level packages:
+        beside the manifest, or one folder up."""
+        tops = {c.package.split(".")[0] for c in self.hosted.values()}
+        folder = self.path.resolve().parent
+        for candidate in (folder, folder.parent):
+            if all((candidate / top / "__init__.py").is_file() for top in tops):
+                return candidate
+
+        raise ManifestError(
+            f"{self.path}: the packages {', '.join(sorted(tops))} are neither "
+            f"beside the manifest nor one folder up ({folder}, {folder.parent})"
+        )
+
+    @property
+    def hosted(self) -> dict[str, Context]:
+        """The contexts the monolith hosts: every one not finished."""
+        return {n: c for n, c in self.contexts.items() if not c.finished}
 
     def owner_of(self, table: str) -> str | None:
         return next((c.name for c in self.contexts.values() if table in c.tables), None)
@@ -246,12 +362,17 @@ _OPTIONAL = {
     "service_unit_of_work",
     "copy",
     "fifo",
+    "aggregates",
+    "root",
+    "finished",
 }
 _SIDE_EFFECT_KEYS = ("on", "function", "handler")
 
 
 def load(path: Path | None = None) -> Manifest:
-    path = path or DEFAULT_PATH
+    """The manifest at `path`; without one, where MIGRATE_MANIFEST says, or the
+    reference monolith's."""
+    path = path or Path(os.environ.get(MANIFEST_VARIABLE) or DEFAULT_PATH)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -281,7 +402,13 @@ def load(path: Path | None = None) -> Manifest:
             owners[table] = context.name
 
     boundaries = _boundaries(path, raw.get("check", {}), contexts)
-    return Manifest(name, contexts, path, boundaries)
+    hosting = _hosting(path, raw["monolith"])
+    for context in contexts.values():
+        if context.root is not None and str(context.root) not in sys.path:
+            sys.path.append(str(context.root))
+    _importable(path, {c.package.split(".")[0] for c in contexts.values()
+                        if not c.finished})
+    return Manifest(name, contexts, path, boundaries, hosting)
 
 
 def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
@@ -305,6 +432,15 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         _side_effect(path, name, effect, spec)
         for effect, spec in entry.get("side_effects", {}).items()
     )
+    aggregates = _aggregates(path, name, entry)
+    root = entry.get("root")
+    if root is not None and not isinstance(root, str):
+        raise ManifestError(f"{path}: context {name}: root must be a folder's path")
+    finished = entry.get("finished", False)
+    if not isinstance(finished, bool):
+        raise ManifestError(
+            f"{path}: context {name}: finished is {finished!r}; it is true or false"
+        )
     if effects and "outlets" not in entry:
         raise ManifestError(
             f"{path}: context {name} declares side effects but no outlets "
@@ -323,6 +459,9 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         replica=entry.get("replica"),
         totals=tuple(entry.get("totals", ())),
         side_effects=effects,
+        aggregates=aggregates,
+        root=(path.parent / root).resolve() if root is not None else None,
+        finished=finished,
         service_metadata=entry.get("service_metadata"),
         service_unit_of_work=entry.get("service_unit_of_work"),
         copies=tuple(
@@ -332,6 +471,124 @@ def _context(path: Path, name: str, entry: dict[str, Any]) -> Context:
         fifo=fifo,
         outlets=entry.get("outlets"),
     )
+
+
+_HOSTING_KEYS = {"name", "host", "serve", "migrations", "seed"}
+
+
+def _hosting(path: Path, entry: dict[str, Any]) -> Hosting:
+    unknown = set(entry) - _HOSTING_KEYS
+    if unknown:
+        raise ManifestError(f"{path}: [monolith] has unknown keys {sorted(unknown)}")
+
+    for key in _HOSTING_KEYS - {"name"}:
+        if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+            raise ManifestError(f"{path}: [monolith] {key} must be a non-empty string")
+
+    for key in ("host", "seed"):
+        if key in entry and ":" not in entry[key]:
+            raise ManifestError(
+                f"{path}: [monolith] {key} = {entry[key]!r}; it names "
+                "'module:attribute'"
+            )
+
+    migrations = entry.get("migrations")
+    return Hosting(
+        host=entry.get("host", Hosting.host),
+        serve=entry.get("serve", Hosting.serve),
+        migrations=(path.parent / migrations).resolve() if migrations else None,
+        seed=entry.get("seed"),
+    )
+
+
+def _reference(path: Path, where: str, reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ManifestError(
+            f"{path}: {where}: cannot import {module_name!r} ({error})"
+        ) from None
+
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ManifestError(
+            f"{path}: {where}: {module_name!r} has no {attribute!r}"
+        ) from None
+
+
+def _importable(path: Path, tops: set[str]) -> None:
+    """Put the folder holding the manifest's packages on `sys.path`, after
+    what is there: a monolith beside its manifest imports as itself."""
+    folder = path.resolve().parent
+    for candidate in (folder, folder.parent):
+        if any((candidate / top / "__init__.py").is_file() for top in tops):
+            if str(candidate) not in sys.path:
+                sys.path.append(str(candidate))
+            return
+
+
+_AGGREGATE_KEYS = {"root", "key", "children"}
+
+
+def _aggregates(
+    path: Path, name: str, entry: dict[str, Any]
+) -> tuple[AggregateSpec, ...]:
+    declared = entry.get("aggregates", {})
+    if not isinstance(declared, dict):
+        raise ManifestError(f"{path}: context {name}: aggregates must be a table")
+
+    if declared and entry.get("replica"):
+        raise ManifestError(
+            f"{path}: context {name} declares both a replica module and "
+            "aggregates; a replica follows through one of them"
+        )
+
+    if declared and (entry.get("service_metadata") or entry.get("copy")):
+        raise ManifestError(
+            f"{path}: context {name} declares aggregates and a service shaped "
+            "otherwise; row images apply to the context's own tables, so a "
+            "service of another shape follows through a replica module"
+        )
+
+    tables = set(entry.get("tables", ()))
+    found: list[AggregateSpec] = []
+    placed: dict[str, str] = {}
+    for aggregate, spec in declared.items():
+        where = f"[contexts.{name}.aggregates.{aggregate}]"
+        if not isinstance(spec, dict):
+            raise ManifestError(f"{path}: {where} must be a table")
+
+        unknown = set(spec) - _AGGREGATE_KEYS
+        if unknown:
+            raise ManifestError(f"{path}: {where} has unknown keys {sorted(unknown)}")
+
+        missing = [key for key in ("root", "key") if key not in spec]
+        if missing:
+            raise ManifestError(f"{path}: {where} lacks {', '.join(missing)}")
+
+        root = spec["root"]
+        key = [spec["key"]] if isinstance(spec["key"], str) else spec["key"]
+        children = _strings(path, f"{where} children", spec.get("children", []))
+        for table in (root, *children):
+            if table not in tables:
+                raise ManifestError(
+                    f"{path}: {where} names table {table!r}, which context {name} "
+                    "does not own; an aggregate is made of its context's tables"
+                )
+            if table in placed:
+                raise ManifestError(
+                    f"{path}: table {table!r} is in aggregates {placed[table]} and "
+                    f"{aggregate}; a table belongs to one aggregate"
+                )
+            placed[table] = aggregate
+        found.append(
+            AggregateSpec(
+                aggregate, root, _strings(path, f"{where} key", key), children
+            )
+        )
+    return tuple(found)
 
 
 _COPY_KEYS = {"from", "columns", "key"}

@@ -4,6 +4,8 @@ Everything comes from the environment with laptop defaults, so a user needs
 no configuration and a test can run a whole system in a temporary folder on
 ports of its own:
 
+    MIGRATE_MANIFEST        the context manifest of the monolith
+                            <project>/monolith/contexts.toml
     MIGRATE_HOME            working folder (databases, logs, mail)  ./var
     MIGRATE_EXTRACTED       where extracted services are written    ./extracted
     MIGRATE_PORT_BASE       first of the ports the system listens on  8700
@@ -33,6 +35,8 @@ from migrate.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _PASSED_ON = frozenset({"AWS_ENDPOINT_URL", "MIGRATE_VISIBILITY_SECONDS"})
+DEFAULT_MANIFEST = PROJECT_ROOT / "monolith" / "contexts.toml"
+MANIFEST_VARIABLE = "MIGRATE_MANIFEST"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +75,17 @@ class Settings:
             "MIGRATE_HOME": str(self.home),
             "MIGRATE_EXTRACTED": str(self.extracted_dir),
             "MIGRATE_PORT_BASE": str(self.port_base),
+            MANIFEST_VARIABLE: str(self.manifest_path),
         }
         for name, value in self.environ.items():
             if name.endswith("_DATABASE_URL") or name in _PASSED_ON:
                 found[name] = value
         return found
+
+    @property
+    def manifest_path(self) -> Path:
+        """The context manifest every part of the system reads."""
+        return Path(self.environ.get(MANIFEST_VARIABLE) or DEFAULT_MANIFEST).resolve()
 
     @property
     def monolith_url(self) -> str:

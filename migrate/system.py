@@ -4,10 +4,12 @@
 AWS_ENDPOINT_URL points elsewhere), the trace collector, then creates topics, queues,
 subscriptions and dead-letter queues through the API, then starts the
 monolith, the router, the monolith's outbox relay, and for every extracted
-context its service, the service's relay and the monolith's follower, and
-finally each side effect's function under the local Lambda runtime and the
-metrics exporter. Then it writes the Prometheus scrape targets of every
-process, the SLO rules and a prometheus.yml (see `migrate.observe.targets`).
+context its service, the service's relay and the monolith's follower, then
+for each context of the monolith that consumes an extracted context's
+events a consumer of the service's side of them, and finally each side
+effect's function under the local Lambda runtime and the metrics exporter.
+Then it writes the Prometheus scrape targets of every process, the SLO
+rules and a prometheus.yml (see `migrate.observe.targets`).
 `System.down` stops them all, last started first.
 
 Every process writes JSON lines (see `migrate.observe.logs`) to its log,
@@ -18,6 +20,7 @@ small entry points of the kit that set the kit's logging up first.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 
@@ -31,7 +34,7 @@ from migrate.messaging.topology import ensure as ensure_topology
 from migrate.processes import ProcessSpec, Supervisor
 from migrate.router.state import MONOLITH, StateStore
 from migrate.schema import upgrade
-from migrate.settings import PROJECT_ROOT, Settings
+from migrate.settings import MANIFEST_VARIABLE, Settings
 
 PYTHON = sys.executable
 Progress = Callable[[str], None]
@@ -56,13 +59,16 @@ def topology(
 
     for name in extracted:
         context = manifest.context(name)
-        # Each side follows the other's changes, never its own: no echo.
+        # Each side follows the other's changes, never its own: no echo. The
+        # monolith keeps no copy of a finished context.
         subscribe(
             names.follow_queue(app, name, "service"), name, {"origin": ["monolith"]}
         )
-        subscribe(
-            names.follow_queue(app, name, "monolith"), name, {"origin": ["service"]}
-        )
+        if not context.finished:
+            subscribe(
+                names.follow_queue(app, name, "monolith"), name,
+                {"origin": ["service"]},
+            )
         consumed: dict[str, list[str]] = {}
         for event_type in context.event_handlers:
             consumed.setdefault(event_type.context, []).append(event_type.type_name())
@@ -72,6 +78,15 @@ def topology(
                 source,
                 {"event_type": sorted(types)},
             )
+
+    for source, consumer, types in monolith_consumers(manifest, extracted):
+        # The service's side only: the monolith's own events reach its
+        # consumers in-process.
+        subscribe(
+            names.monolith_consumer_queue(app, consumer, source),
+            source,
+            {"event_type": types, "origin": ["service"]},
+        )
 
     for context in manifest.contexts.values():
         for effect in context.side_effects:
@@ -84,10 +99,29 @@ def topology(
     return Topology(topics, queues, subscriptions)
 
 
+def monolith_consumers(
+    manifest: Manifest, extracted: list[str]
+) -> list[tuple[str, str, list[str]]]:
+    """(producer, consumer, event types) for each context of the monolith that
+    consumes events of an extracted context."""
+    found = []
+    for source in extracted:
+        for consumer in manifest.hosted.values():
+            if consumer.name == source:
+                continue
+
+            types = sorted(
+                t.type_name() for t in consumer.event_handlers if t.context == source
+            )
+            if types:
+                found.append((source, consumer.name, types))
+    return found
+
+
 class System:
     def __init__(self, settings: Settings, manifest: Manifest | None = None):
         self.settings = settings
-        self.manifest = manifest or load_manifest()
+        self.manifest = manifest or load_manifest(settings.manifest_path)
         self.supervisor = Supervisor(settings.run_dir, settings.logs_dir)
 
     @property
@@ -161,7 +195,7 @@ class System:
         say("creating topics, queues and subscriptions")
         resources = self.resources()
         say("migrating the monolith's database")
-        upgrade(settings.monolith_url)
+        upgrade(settings.monolith_url, manifest_path=self.manifest.path)
         self._route(resources)
 
         for spec in self._specs(resources):
@@ -220,9 +254,19 @@ class System:
         return found
 
     def _specs(self, resources: Resources) -> list[ProcessSpec]:
-        telemetry = self._telemetry()
+        # Every process reads the same manifest and imports the code it
+        # describes (a copy of the project, another monolith), not whatever
+        # happens to be installed.
+        found = {
+            **self._telemetry(),
+            MANIFEST_VARIABLE: str(self.manifest.path),
+            "PYTHONPATH": os.pathsep.join(
+                [str(self.manifest.code_root)]
+                + [p for p in [os.environ.get("PYTHONPATH")] if p]
+            ),
+        }
         return [
-            dataclasses.replace(spec, env={**telemetry, **spec.env})
+            dataclasses.replace(spec, env={**found, **spec.env})
             for spec in self._process_specs(resources)
         ]
 
@@ -241,7 +285,7 @@ class System:
                 [
                     PYTHON,
                     "-m",
-                    "monolith",
+                    self.manifest.hosting.serve,
                     "--database",
                     settings.monolith_url,
                     "--port",
@@ -250,6 +294,7 @@ class System:
                     "--side-effects",
                     "functions",
                 ],
+                env={"MIGRATE_ROUTER_URL": settings.router_url},
                 ready_url=f"{settings.monolith_http}/_migrate/health",
             ),
             ProcessSpec(
@@ -283,7 +328,7 @@ class System:
                 ]
                 + [
                     arg
-                    for name in self.manifest.contexts
+                    for name in self.manifest.hosted
                     for arg in (
                         "--route",
                         f"{name}={resources.topic_arn(names.topic(app, name))}",
@@ -306,11 +351,14 @@ class System:
                     ],
                     cwd=extraction.folder,
                     env={
-                        "PYTHONPATH": f"{extraction.folder}:{PROJECT_ROOT}",
+                        "PYTHONPATH": os.pathsep.join(
+                            [str(extraction.folder), str(self.manifest.code_root)]
+                        ),
                         f"{name.upper()}_HTTP_ADDRESS": (
                             f"127.0.0.1:{self.service_port(name)}"
                         ),
                         f"{name.upper()}_DATABASE_URL": settings.service_url(name),
+                        "MIGRATE_ROUTER_URL": settings.router_url,
                         **aws,
                     },
                     ready_url=f"{self.service_url(name)}/_migrate/health",
@@ -328,6 +376,12 @@ class System:
                         f"{name}={resources.topic_arn(names.topic(app, name))}",
                     ],
                 ),
+            ]
+            if self.manifest.context(name).finished:
+                # The monolith no longer keeps a copy to roll back to.
+                continue
+
+            specs.append(
                 ProcessSpec(
                     f"{name}-follower",
                     [
@@ -342,8 +396,30 @@ class System:
                         "--queue-url",
                         resources.queue_url(names.follow_queue(app, name, "monolith")),
                     ],
-                ),
-            ]
+                )
+            )
+        extracted = [e.context for e in self.extractions()]
+        for source, consumer, _ in monolith_consumers(self.manifest, extracted):
+            queue = names.monolith_consumer_queue(app, consumer, source)
+            specs.append(
+                ProcessSpec(
+                    f"{consumer}-consumes-{source}",
+                    [
+                        PYTHON,
+                        "-m",
+                        "migrate.sync.consumer",
+                        "--context",
+                        consumer,
+                        "--source",
+                        source,
+                        "--database",
+                        settings.monolith_url,
+                        *endpoint,
+                        "--queue-url",
+                        resources.queue_url(queue),
+                    ],
+                )
+            )
         for context in self.manifest.contexts.values():
             for effect in context.side_effects:
                 queue = names.side_effect_queue(app, context.name, effect.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 
 from waitress import serve
@@ -38,7 +39,11 @@ def main() -> None:
     args = parser.parse_args()
     setup_process("monolith")
 
-    host = Monolith(args.database, side_effects=args.side_effects == IN_PROCESS)
+    host = Monolith(
+        args.database,
+        side_effects=args.side_effects == IN_PROCESS,
+        router_url=os.environ.get("MIGRATE_ROUTER_URL"),
+    )
     threading.Thread(target=_catch_up_forever, args=(host,), daemon=True).start()
     log.info("monolith serving on %s:%s", args.host, args.port)
     serve(

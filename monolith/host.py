@@ -1,8 +1,11 @@
 """The monolith host: every context in one process and one database.
 
 It wires each context's ports in-process: units of work on the shared
-database, other contexts' APIs called directly, and events dispatched to the
-contexts that consume them right after the producer's transaction commits.
+database, the other contexts' APIs its `Ports` protocol names called
+directly (see `migrate.hosts.calls`), and events dispatched to the contexts
+that consume them right after the producer's transaction commits. A context
+that `migrate finish` moved out is not hosted at all: a port onto it calls
+its service's API through the router.
 The outbox rows are written anyway, in the same transaction, because they are
 what relays publish and what `catch_up` reads to finish a dispatch that a
 crash interrupted. A consumer claims each event id in its inbox, so a
@@ -29,26 +32,33 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from migrate.check.sqlguard import watch_from_environment
-from migrate.errors import ManifestError
+from migrate.errors import ConfigurationError, ManifestError, MigrateError
+from migrate.hosts.calls import client_class, in_process_port
 from migrate.kernel.events import Envelope, Event
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import AlreadyHandled, HostNotWriter, UnitOfWork, queue_tables
-from migrate.manifest import Context, Manifest, SideEffect
+from migrate.manifest import Context, ContextPort, Manifest, SideEffect
 from migrate.manifest import load as load_manifest
-from monolith.catalog import api as catalog_api
-from monolith.customers import api as customers_api
 
 log = logging.getLogger(__name__)
 
 ORIGIN = "monolith"
 # Events read back per statement when a consumer catches up.
 CATCH_UP_BATCH = 500
+
+
+class NotHosted(MigrateError):
+    def __init__(self, context: str, hosted: list[str]):
+        super().__init__(
+            f"the monolith does not host {context}; it hosts "
+            f"{', '.join(sorted(hosted))}"
+        )
+        self.context = context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,31 +87,18 @@ class InProcessSideEffect:
             uow.commit()
 
 
-@dataclasses.dataclass
 class ContextPorts:
-    command: Callable[[], Any]
-    query: Callable[[], Any]
-    replica: Callable[[], Any]
-    catalog: Any = None
-    customers: Any = None
+    """A context's units of work, and one attribute per port it declares."""
 
-
-class InProcessCatalog:
-    """Ordering's view of the catalog, answered by a direct call."""
-
-    def __init__(self, query: Callable[[], Any]):
-        self._query = query
-
-    def prices(self, product_ids: list[int]) -> dict[int, Decimal]:
-        return catalog_api.prices(self._query(), product_ids)
-
-
-class InProcessCustomers:
-    def __init__(self, query: Callable[[], Any]):
-        self._query = query
-
-    def exists(self, customer_id: str) -> bool:
-        return customers_api.exists(self._query(), customer_id)
+    def __init__(
+        self,
+        command: Callable[[], Any],
+        query: Callable[[], Any],
+        replica: Callable[[], Any],
+    ):
+        self.command = command
+        self.query = query
+        self.replica = replica
 
 
 class Monolith:
@@ -111,26 +108,36 @@ class Monolith:
         manifest: Manifest | None = None,
         *,
         side_effects: bool = False,
+        router_url: str | None = None,
     ):
+        """`router_url` is where calls of a finished context's API go (the
+        monolith no longer hosts it); needed only when there is one."""
         self.database_url = database_url
         self.runs_side_effects = side_effects
         self.engine = create_engine(database_url)
         self.manifest = manifest or load_manifest()
+        self.router_url = router_url
         # Off unless MIGRATE_SQL_GUARD asks: SQL across contexts, reported.
         self.sql_guard = watch_from_environment(self.engine, self.manifest)
+        # A finished context is a service of its own: no unit of work, no
+        # consumer, no route of it runs here.
+        self.hosted = self.manifest.hosted
         self._units = {
             name: context.load(context.unit_of_work)
-            for name, context in self.manifest.contexts.items()
+            for name, context in self.hosted.items()
+        }
+        self._aggregates = {
+            name: context.aggregates_built() for name, context in self.hosted.items()
         }
         self.subscribers = [
             Subscriber(name, event_type, handler)
-            for name, context in self.manifest.contexts.items()
+            for name, context in self.hosted.items()
             for event_type, handler in context.event_handlers.items()
         ]
         if side_effects:
             self.subscribers += [
                 _side_effect(context, effect)
-                for context in self.manifest.contexts.values()
+                for context in self.hosted.values()
                 for effect in context.side_effects
             ]
 
@@ -142,12 +149,16 @@ class Monolith:
         claim: tuple[str, str] | None = None,
     ) -> Any:
         """The context's own unit of work (its protocol is the context's)."""
+        if context not in self._units:
+            raise NotHosted(context, list(self._units))
+
         unit: UnitOfWork = self._units[context](
             self.engine,
             ORIGIN,
             command=command,
             claim=claim,
             after_commit=self.dispatch,
+            aggregates=self._aggregates[context],
         )
         return unit
 
@@ -160,10 +171,24 @@ class Monolith:
             query=query,
             replica=lambda: self.unit_of_work(context, command=False),
         )
-        if context == "ordering":
-            ports.catalog = InProcessCatalog(lambda: query("catalog"))
-            ports.customers = InProcessCustomers(lambda: query("customers"))
+        owned = self.manifest.context(context)
+        for port in owned.ports_to(self.manifest.contexts):
+            setattr(ports, port.name, self._port(owned, port, query))
         return ports
+
+    def _port(self, owned: Context, port: ContextPort, query: Callable) -> Any:
+        provider = self.manifest.context(port.provider)
+        if not provider.finished:
+            return in_process_port(
+                owned, port, provider, functools.partial(query, port.provider)
+            )
+
+        if not self.router_url:
+            raise ConfigurationError(
+                f"{owned.name}'s {port.name} port: {port.provider} is finished, so "
+                "its API is called through the router; set MIGRATE_ROUTER_URL"
+            )
+        return client_class(owned, port)(self.router_url)
 
     def dispatch(self, envelopes: list[Envelope]) -> None:
         for envelope in envelopes:
@@ -223,6 +248,10 @@ class Monolith:
             if s.event_type.context == context
             and s.event_type.type_name() == event_type
         ]
+
+    def subscribers_of(self, context: str, event_type: str) -> list[Subscriber]:
+        """The consumers of one event type of `context` that this host runs."""
+        return self._subscribers_of(context, event_type)
 
     def handle(self, context: str, envelope: Envelope) -> None:
         """Have `context` handle one event it consumes, now, as a dispatch

@@ -1,7 +1,9 @@
 """The monolith's HTTP face: Flask serving every context's routes.
 
 Routes come from the contexts themselves (see `migrate.kernel.http`); this
-module only adapts Flask's request and response to them. `/_migrate/...`
+module only adapts Flask's request and response to them.
+`/_api/<context>/<function>` answers the calls other contexts make of a
+context's API through a port (see `migrate.hosts.calls`). `/_migrate/...`
 is the kit's control surface on this host: health, and the role this host
 plays for a context (the fence of a write flip). `GET /metrics` is for
 Prometheus: requests and latency per context and route, and each context's
@@ -17,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from migrate.hosts.calls import PREFIX, answer, exposed, unknown_call
 from migrate.kernel.http import Reply, serve
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
 from migrate.kernel.uow import role_of, set_role
@@ -32,7 +35,7 @@ def create_app(host: Monolith) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     measured = _measured(host)
 
-    for name, context in host.manifest.contexts.items():
+    for name, context in host.hosted.items():
         ports = host.ports(name)
         errors = context.route_errors
         for route in context.route_list:
@@ -42,6 +45,24 @@ def create_app(host: Monolith) -> Flask:
                 view_func=_view(name, route, ports, errors, measured),
                 methods=[route.method],
             )
+    calls = {name: exposed(host.manifest, name, strict=False) for name in host.hosted}
+
+    @app.post(f"{PREFIX}/<context>/<function>")
+    def api_call(context: str, function: str) -> Response:
+        answered = calls.get(context, {})
+        if function not in answered:
+            return _json(unknown_call(context, function, list(answered)))
+
+        tracing.annotate(context=context, route=f"POST {PREFIX}/{context}/{function}")
+        with logs.bind(context=context, route=function, backend="monolith"):
+            reply = answer(
+                answered[function],
+                host.ports(context),
+                request.get_data(),
+                host.manifest.context(context).route_errors,
+            )
+        return _json(reply)
+
     # A segment per request, continuing the router's trace (when tracing is on).
     tracing.instrument_flask(app)
 
@@ -83,7 +104,7 @@ def create_app(host: Monolith) -> Flask:
     @app.put("/_migrate/contexts/<context>/role")
     def put_role(context: str) -> Response:
         role = (request.get_json(silent=True) or {}).get("role")
-        if context not in host.manifest.contexts:
+        if context not in host.hosted:
             return _json(
                 Reply(
                     404,
@@ -115,7 +136,7 @@ def create_app(host: Monolith) -> Flask:
 def _measured(host: Monolith) -> metrics.Instruments:
     """The app's request metrics, and the outbox backlog read at scrape."""
     measured = metrics.Instruments()
-    contexts = list(host.manifest.contexts)
+    contexts = list(host.hosted)
 
     def backlog() -> Any:
         found = metrics.family("migrate_outbox_backlog_events")

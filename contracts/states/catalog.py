@@ -1,4 +1,9 @@
-"""Provider states of catalog: products there are, and ids that are free."""
+"""Provider states of catalog: products there are, and ids that are free.
+
+A product is added through catalog's own handler by whichever host writes
+catalog for the block: on catalog's service, which starts as a replica, the
+stage makes it the writer for the block.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ def product_in_catalog(stage: Stage, product_id: int, unit_price: str,
 
     product = Product(product_id=product_id, name=name,
                       unit_price=Decimal(unit_price), units_in_stock=22)
-    handlers.add_to_catalog(ports.command(), [], [], [product])
+    with stage.writing("catalog"):
+        handlers.add_to_catalog(ports.command(), [], [], [product])
 
 
 @STATES.given("no product has the id")

@@ -1,4 +1,9 @@
-"""Provider states of customers: who is registered, and ids that are free."""
+"""Provider states of customers: who is registered, and ids that are free.
+
+A customer registers through the context's own handler on whichever host
+writes customers for the block (the stage makes a replica service the
+writer for it).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ def customer_registered(stage: Stage, customer_id: str,
     if api.exists(ports.query(), customer_id):
         return
 
-    handlers.register_customers(ports.command(), [Customer(customer_id, company_name)])
+    with stage.writing("customers"):
+        handlers.register_customers(ports.command(),
+                                    [Customer(customer_id, company_name)])
 
 
 @STATES.given("no customer has the id")

@@ -1,20 +1,26 @@
 """Provider states of ordering: orders placed the way customers place them.
 
-Ordering is hosted by the monolith only, where it reaches catalog and
-customers in-process; the customer and the product an order needs are
-registered through those contexts' own handlers first.
+On the monolith ordering reaches catalog and customers in-process; the
+customer and the product an order needs are registered through those
+contexts' own handlers first, and the order is placed. On ordering's
+service the order is taken in through ordering's own `import_orders`, with
+the service made the writer for it (the service reaches catalog and
+customers only through the router, which a verification does not run).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
-from migrate.contracts.stages import Stage
-from migrate.contracts.states import MONOLITH, ProviderStates
+from migrate.contracts.stages import ServiceStage, Stage
+from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
+from migrate.kernel.uow import now
 from monolith.ordering import handlers
-from monolith.ordering.domain import ShipTo
+from monolith.ordering.api import order as find_order
+from monolith.ordering.domain import Order, OrderLine, OrderNotFound, ShipTo
 
 STATES = ProviderStates("ordering")
 
@@ -34,3 +40,32 @@ def order_placed(stage: Stage, customer_id: str, product_id: int,
                        country="France"),
     )
     handlers.place_order(command, ports.command(), ports.catalog, ports.customers)
+
+
+@STATES.given("an order was placed", on=(SERVICE,))
+def order_placed_on_service(stage: ServiceStage, customer_id: str, product_id: int,
+                            quantity: int, unit_price: str = "14.00") -> None:
+    ports = stage.ports("ordering")
+    order = Order(
+        order_id=_free_order_id(ports),
+        customer_id=customer_id,
+        ordered_at=now(),
+        lines=[OrderLine(product_id, Decimal(unit_price), quantity,
+                         Decimal("0.15"))],
+        freight=Decimal("32.38"),
+        ship_via=3,
+        ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",
+                       country="France"),
+    )
+    with stage.writing("ordering"):
+        handlers.import_orders([order], ports.command())
+
+
+def _free_order_id(ports: Any) -> int:
+    order_id = 30_000
+    while True:
+        try:
+            find_order(ports.query(), order_id)
+        except OrderNotFound:
+            return order_id
+        order_id += 1

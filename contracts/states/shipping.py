@@ -1,20 +1,24 @@
 """Provider states of shipping: shipments that left the warehouse.
 
-Shipping is hosted by the monolith only. A shipment exists because ordering
-took an order and shipping planned its shipment when the order was
-announced; it leaves through shipping's own `dispatch` handler.
+On the monolith a shipment exists because ordering took an order and
+shipping planned its shipment when the order was announced. On shipping's
+service, where no ordering places orders, it is delivered the
+`OrderPlaced` and plans the shipment itself. Either way the shipment
+leaves through shipping's own `dispatch` handler.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
-from migrate.contracts.stages import MonolithStage
-from migrate.contracts.states import MONOLITH, ProviderStates
+from migrate.contracts.stages import MonolithStage, ServiceStage
+from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
 from migrate.kernel.uow import now
 from monolith.ordering import handlers as ordering
+from monolith.ordering.events import OrderPlaced
 from monolith.shipping import handlers as shipping
 from monolith.shipping.domain import Shipper
 
@@ -25,11 +29,7 @@ STATES = ProviderStates("shipping")
 def shipment_dispatched(stage: MonolithStage, customer_id: str,
                         shipper_id: int) -> None:
     ports = stage.ports("shipping")
-    with ports.query() as uow:
-        known = uow.shipments.shipper_exists(shipper_id)
-    if not known:
-        shipping.register_shippers(ports.command(),
-                                   [Shipper(shipper_id, "Federal Shipping")])
+    _shipper(ports, shipper_id)
     customer_registered(stage, customer_id)
     product_in_catalog(stage, 11, "14.00")
     orders = stage.ports("ordering")
@@ -41,3 +41,34 @@ def shipment_dispatched(stage: MonolithStage, customer_id: str,
     order = ordering.place_order(command, orders.command(), orders.catalog,
                                  orders.customers)
     shipping.dispatch(order.order_id, now(), ports.command())
+
+
+@STATES.given("a shipment was dispatched", on=(SERVICE,))
+def shipment_dispatched_on_service(stage: ServiceStage, customer_id: str,
+                                   shipper_id: int) -> None:
+    ports = stage.ports("shipping")
+    order_id = _unplanned_order_id(ports)
+    with stage.writing("shipping"):
+        _shipper(ports, shipper_id)
+        stage.deliver("shipping", OrderPlaced(
+            order_id, customer_id, now(), Decimal("0.00"), shipper_id,
+            {"city": "Reims"}, (),
+        ))
+        shipping.dispatch(order_id, now(), ports.command())
+
+
+def _shipper(ports: Any, shipper_id: int) -> None:
+    with ports.query() as uow:
+        known = uow.shipments.shipper_exists(shipper_id)
+    if not known:
+        shipping.register_shippers(ports.command(),
+                                   [Shipper(shipper_id, "Federal Shipping")])
+
+
+def _unplanned_order_id(ports: Any) -> int:
+    """An order number no shipment of this database has."""
+    order_id = 20_000
+    with ports.query() as uow:
+        while uow.shipments.get(order_id) is not None:
+            order_id += 1
+    return order_id

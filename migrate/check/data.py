@@ -89,7 +89,7 @@ def check_data(
             found.extend(_ownership(layout, name, table, kit))
             found.extend(_foreign_keys(layout, name, table, kit))
 
-    for context in manifest.contexts.values():
+    for context in manifest.hosted.values():
         for table in context.tables:
             if table not in defined:
                 found.append(Violation(

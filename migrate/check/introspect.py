@@ -33,7 +33,7 @@ def describe(manifest_path: Path, root: Path, plan: bool) -> dict[str, Any]:
 
     manifest = load(manifest_path)
     contexts: dict[str, Any] = {}
-    for name, context in manifest.contexts.items():
+    for name, context in manifest.hosted.items():
         metadata = context.load(context.metadata)
         if not isinstance(metadata, sa.MetaData):
             from migrate.errors import ManifestError

@@ -5,7 +5,9 @@ code: the package root is the folder that holds the contexts' top-level
 package, found beside the manifest or one folder up (so a copy of a
 monolith with its manifest inside checks as the original does). Every
 package, api and events module the manifest names must exist there, or the
-manifest is wrong and `ManifestError` names the entry (exit 2).
+manifest is wrong and `ManifestError` names the entry (exit 2). A context
+that `migrate finish` moved out of the monolith is a service of its own and
+is left out: the check holds the monolith's edges.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Layout:
     def __init__(self, manifest: Manifest, root: Path | None = None):
         self.manifest = manifest
         self.tops = sorted(
-            {c.package.split(".")[0] for c in manifest.contexts.values()}
+            {c.package.split(".")[0] for c in manifest.hosted.values()}
         )
         self.root = (root or _find_root(manifest, self.tops)).resolve()
         self.host = _patterns(manifest, "[check] host", manifest.boundaries.host)
@@ -52,7 +54,7 @@ class Layout:
     def _packages(self) -> list[tuple[str, Context]]:
         # Longest package first, so a nested context package wins.
         return sorted(
-            ((c.package, c) for c in self.manifest.contexts.values()),
+            ((c.package, c) for c in self.manifest.hosted.values()),
             key=lambda pc: -len(pc[0]),
         )
 
@@ -104,7 +106,7 @@ class Layout:
         return str(path)
 
     def _require_modules(self) -> None:
-        for context in self.manifest.contexts.values():
+        for context in self.manifest.hosted.values():
             where = f"{self.manifest.path}: context {context.name}"
             package = self.root.joinpath(*context.package.split("."))
             if not (package / "__init__.py").is_file():

@@ -12,6 +12,5 @@ written by the consumer tests. The parts:
 - `results`, `gate`: the latest verifications, and the deploy gate
   (`can_i_deploy`, and `refusal` for `migrate shift`);
 - `wiring`: how an extracted service is verified (generated with it);
-- `remote`: ordering's ports over HTTP, as its contracts describe them;
 - `commands`: `migrate contracts verify` and `migrate can-i-deploy`.
 """

@@ -2,13 +2,15 @@
 
 A seam is a place where one part relies on another across a context's edge:
 
-- a port of one context answered by another context's API (ordering's
-  `catalog` and `customers` ports): HTTP, once the provider is a service;
+- a port of one context answered by another context's API (the manifest's
+  `ports`, such as ordering's `catalog` and `customers`): HTTP calls of
+  `/_api/<provider>/<method>`, once either side is a service;
 - an event one context consumes from another (its `EVENT_HANDLERS`);
 - an event a side-effect function consumes (`side_effects` in the manifest);
 - a context's own events, followed by its replica on the other host;
-- a route of an extractable context (one with a replica), which the router
-  forwards to whichever host serves it.
+- a route of a context with a replica module of its own (billing), which
+  the router forwards to whichever host serves it. (The routes of contexts
+  followed through row images have no router contracts yet.)
 
 A seam is covered when a contract between the same consumer and provider
 holds an interaction of its kind: for events, a message pinning that

@@ -20,7 +20,9 @@ the same on either host, so a context's states are written once:
   from its queue: kept until the service writes).
 
 `published_since(context, mark)` reads the events the context appended to
-its outbox after `mark`: exactly what its relay would publish next. A stage
+its outbox after `mark`: exactly what its relay would publish next, less the
+row images of declared aggregates (the kit's own replication, which no
+consumer holds a contract on). A stage
 puts every role it changed back with `restore`, after each interaction.
 """
 
@@ -37,6 +39,7 @@ from sqlalchemy.engine import Engine
 
 from migrate.contracts.states import MONOLITH, SERVICE
 from migrate.kernel.events import Envelope, Event
+from migrate.kernel.images import IMAGE_EVENT
 from migrate.kernel.sql import FENCED, REPLICA, WRITER
 from migrate.kernel.uow import queue_tables, role_of
 
@@ -108,7 +111,8 @@ class _Stage:
 
     def published_since(self, context: str, mark: int) -> list[Envelope]:
         outbox, _ = queue_tables(context)
-        query = (sa.select(outbox.c.payload).where(outbox.c.position > mark)
+        query = (sa.select(outbox.c.payload)
+                 .where(outbox.c.position > mark, outbox.c.event_type != IMAGE_EVENT)
                  .order_by(outbox.c.position))
         with self.engine.connect() as db:
             return [Envelope.from_json(payload) for payload in db.scalars(query)]

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from migrate.errors import AlreadyExtracted, SystemNotRunning
 from migrate.extract.generate import Extraction, generate
+from migrate.hosts.replica import settle_removals
 from migrate.kernel.sql import REPLICA, create_engine
 from migrate.kernel.uow import set_role
 from migrate.router.state import MONOLITH
@@ -46,7 +47,7 @@ def extract(
     extraction = generate(system.manifest, name, settings.extracted_dir, force=force)
 
     service_url = settings.service_url(name)
-    upgrade(service_url, extraction.migrations)
+    upgrade(service_url, extraction.migrations, system.manifest.path)
     service = create_engine(service_url)
     with service.begin() as db:
         set_role(db, name, REPLICA)
@@ -66,6 +67,8 @@ def extract(
 
     monolith = create_engine(settings.monolith_url)
     copied = backfill(context, monolith, service, progress)
+    if context.aggregates:
+        settle_removals(context, service)
     found = verify_and_record(settings, context, monolith, service, "migrate extract")
     state.mark_synced(
         name, "migrate extract",
@@ -76,6 +79,12 @@ def extract(
 
 def _refuse_unless_safe(system: System, name: str) -> None:
     """Extraction starts from a seeded monolith that writes the context."""
+    if system.manifest.context(name).finished:
+        raise AlreadyExtracted(
+            f"{name} is finished: its service hosts it alone and the monolith "
+            "holds no copy to extract again"
+        )
+
     status = system.state.status().get(name)
     if status is not None and status.writer != MONOLITH:
         raise AlreadyExtracted(

@@ -1,10 +1,12 @@
 """Nameko glue for an extracted context: dependency providers and replies.
 
 The generated service declares one `@http` entrypoint per route of the
-context and one `consume` entrypoint per queue; each hands its input to the
-`ServiceHost` this provider builds from the service's configuration
-(`DATABASE_URL`). `Traced` gives every worker an X-Ray segment; `Measured`
-counts them for Prometheus and answers the service's `GET /metrics`.
+context, one per call of its API that other contexts make, and one
+`consume` entrypoint per queue; each hands its input to the `ServiceHost`
+this provider builds from the service's configuration (`DATABASE_URL`, and
+`ROUTER_URL` when the context calls other contexts through the router).
+`Traced` gives every worker an X-Ray segment; `Measured` counts them for
+Prometheus and answers the service's `GET /metrics`.
 Nothing here knows a particular context.
 """
 
@@ -14,16 +16,21 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from migrate.hosts.calls import ApiClient
 from migrate.hosts.service import ROLES, ServiceHost
 from migrate.kernel.http import Reply
 from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import AlreadyHandled
+from migrate.manifest import load as load_manifest
+from migrate.messaging.errors import SettingInvalid
 from migrate.messaging.nameko_sqs import SqsConsumer
 from migrate.observe import metrics, process_name, tracing
 
@@ -149,13 +156,33 @@ def _duplicate(exc_info: Any) -> bool:
 
 
 class ContextHost(DependencyProvider):
-    def __init__(self, context: str):
+    def __init__(
+        self, context: str, clients: Mapping[str, type[ApiClient]] | None = None
+    ):
+        """`clients` are the generated client classes of the context's ports.
+        The manifest is the configuration's `MANIFEST` (relative to the
+        service's folder, where it runs)."""
         self.context = context
+        self.clients = dict(clients or {})
 
     def setup(self) -> None:
         # Before the engine exists, so that its statements are traced.
         tracing.configure(process_name(f"{self.container.service_name}-service"))
-        self.host = ServiceHost(self.context, self.container.config["DATABASE_URL"])
+        config = self.container.config
+        router = config.get("ROUTER_URL") or ""
+        if self.clients and not router:
+            raise SettingInvalid(
+                "ROUTER_URL", router,
+                f"{self.context} calls {', '.join(self.clients)} through the router",
+            )
+        named = config.get("MANIFEST")
+        manifest = load_manifest(Path(named).resolve()) if named else None
+        self.host = ServiceHost(
+            self.context,
+            config["DATABASE_URL"],
+            manifest,
+            {name: client(router) for name, client in self.clients.items()},
+        )
 
     def start(self) -> None:
         # A service that died half way through a promotion finishes it here.
@@ -179,6 +206,10 @@ def serve_route(
     host: ServiceHost, endpoint: str, request: Request, params: dict
 ) -> Response:
     return respond(host.serve(endpoint, params, request.get_data(), request.headers))
+
+
+def answer_call(host: ServiceHost, function: str, request: Request) -> Response:
+    return respond(host.answer(function, request.get_data()))
 
 
 def health(host: ServiceHost) -> Response:

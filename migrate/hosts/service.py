@@ -1,7 +1,9 @@
 """A context hosted on its own: own database, events in and out over SQS/SNS.
 
 `ServiceHost` is the part of an extracted service that does not depend on
-Nameko: it serves the context's routes, applies the writer's events while
+Nameko: it serves the context's routes and the calls other contexts make
+of its API, calls other contexts' APIs through the clients it is given,
+applies the writer's events while
 this host is a replica, handles the events the context consumes while it is
 the writer, and keeps those that arrive before then (see `tables.deferred`).
 The generated Nameko service is a thin shell around it.
@@ -15,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.hosts.calls import answer, exposed, unknown_call
+from migrate.hosts.replica import CannotFollow, replica_of
 from migrate.hosts.tables import deferred
 from migrate.kernel.events import Envelope
 from migrate.kernel.http import Headers, Reply, serve
@@ -30,27 +34,37 @@ ROLES = (WRITER, FENCED, REPLICA)
 
 
 class ContextPorts:
-    def __init__(self, host: ServiceHost):
+    """The context's units of work, and its ports to other contexts' APIs."""
+
+    def __init__(self, host: ServiceHost, clients: Mapping[str, Any]):
         self.command = lambda: host.unit_of_work()
         self.query = lambda: host.unit_of_work(command=False)
         self.replica = lambda: host.unit_of_work(command=False)
+        for name, client in clients.items():
+            setattr(self, name, client)
 
 
 class ServiceHost:
     def __init__(
-        self, context: str, database_url: str, manifest: Manifest | None = None
+        self,
+        context: str,
+        database_url: str,
+        manifest: Manifest | None = None,
+        clients: Mapping[str, Any] | None = None,
     ):
+        """`clients` answer the context's ports to other contexts' APIs
+        (the generated `<context>_clients.py`), by port name."""
         self.manifest = manifest or load_manifest()
         self.context: Context = self.manifest.context(context)
         self.engine = create_engine(database_url)
         # The service's own unit of work when its tables differ in shape.
         self._unit = self.context.load(self.context.service_unit)
-        self._replica = (
-            self.context.load(self.context.replica) if self.context.replica else None
-        )
+        self._aggregates = self.context.aggregates_built()
+        self._replica = replica_of(self.context) if self.context.follows else None
         self.routes = {route.endpoint: route for route in self.context.route_list}
         self.errors = self.context.route_errors
-        self.ports = ContextPorts(self)
+        self.ports = ContextPorts(self, clients or {})
+        self.calls = exposed(self.manifest, context)
         self._handlers = {
             (event_type.context, event_type.type_name()): (event_type, handler)
             for event_type, handler in self.context.event_handlers.items()
@@ -60,7 +74,10 @@ class ServiceHost:
         self, *, command: bool = True, claim: tuple[str, str] | None = None
     ) -> Any:
         """The context's own unit of work (its protocol is the context's)."""
-        unit: UnitOfWork = self._unit(self.engine, ORIGIN, command=command, claim=claim)
+        unit: UnitOfWork = self._unit(
+            self.engine, ORIGIN, command=command, claim=claim,
+            aggregates=self._aggregates,
+        )
         return unit
 
     def serve(
@@ -74,6 +91,13 @@ class ServiceHost:
             self.routes[endpoint], self.ports, params, body, headers, self.errors
         )
 
+    def answer(self, function: str, body: bytes) -> Reply:
+        """Answer a call of the context's API made through another's port."""
+        if function not in self.calls:
+            return unknown_call(self.context.name, function, list(self.calls))
+
+        return answer(self.calls[function], self.ports, body, self.errors)
+
     @property
     def role(self) -> str:
         with self.engine.connect() as db:
@@ -82,14 +106,15 @@ class ServiceHost:
     def follow(self, envelope: Envelope) -> bool:
         """Apply one of the context's own events, published by another host."""
         if self._replica is None:
-            raise RuntimeError(
-                f"context {self.context.name} declares no replica module"
+            raise CannotFollow(
+                f"context {self.context.name} declares neither a replica module "
+                "nor aggregates"
             )
 
         consumer = f"{self.context.name}.replica"
         uow = self.unit_of_work(command=False, claim=(consumer, envelope.event_id))
         try:
-            return bool(self._replica.apply(envelope.data, uow))
+            return self._replica(envelope, uow)
         except AlreadyHandled:
             return False
 

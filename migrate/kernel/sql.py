@@ -6,6 +6,8 @@ transaction as the change it announces, and an inbox table
 `migrate_hosting` records, per database, which role the host plays for each
 context: `writer` runs its commands; `fenced` refuses them while writes move;
 `replica` applies the writer's events and refuses commands.
+`migrate_versions` holds, per aggregate a context declares, the version of
+its last change (on a writer) or of the last image applied (on a replica).
 """
 
 from __future__ import annotations
@@ -60,8 +62,24 @@ def hosting_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def versions_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "migrate_versions",
+        metadata,
+        sa.Column("context", sa.String(40), primary_key=True),
+        sa.Column("aggregate", sa.String(40), primary_key=True),
+        # The key's values as a JSON list, so a composite key fits one column.
+        sa.Column("aggregate_key", sa.String(200), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        # A replica remembers a removal, so a row copied by a backfill that
+        # read it before the removal can be taken away again.
+        sa.Column("removed", sa.Boolean, nullable=False, default=False),
+    )
+
+
 HOSTING_METADATA = sa.MetaData()
 HOSTING = hosting_table(HOSTING_METADATA)
+VERSIONS = versions_table(HOSTING_METADATA)
 
 
 def create_engine(url: str) -> Engine:

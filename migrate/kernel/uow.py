@@ -4,14 +4,16 @@ One transaction on one connection: the handler's changes, the outbox rows for
 the events it recorded, and the inbox row for the event it handled commit
 together or not at all. A host that is not the context's writer refuses to
 open a unit of work for a command, so a fenced or replica host cannot change
-what another host owns.
+what another host owns. A command's unit of work over a context that
+declares aggregates also records their row images (see
+`migrate.kernel.images`) in the same transaction.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from migrate.kernel.events import Envelope, Event
+from migrate.kernel.images import Aggregate, ChangeTracker
 from migrate.kernel.sql import HOSTING as _HOSTING
 from migrate.kernel.sql import WRITER, inbox_table, outbox_table
 from migrate.observe import tracing
@@ -92,17 +95,22 @@ class UnitOfWork:
         command: bool = True,
         claim: tuple[str, str] | None = None,
         after_commit: Callable[[list[Envelope]], None] | None = None,
+        aggregates: Sequence[Aggregate] = (),
     ):
         """`command` demands that this host write the context; a query or a
         replica's update passes False. `claim` is (consumer, event id): the
         unit of work then records the event as handled, and refuses to open
         with `AlreadyHandled` when it was. `after_commit` receives the
-        envelopes that committed (a host dispatches them in-process)."""
+        envelopes that committed (a host dispatches them in-process).
+        `aggregates` are the context's declared aggregates, whose images a
+        command records."""
         self._engine = engine
         self._origin = origin
         self._command = command
         self._claim = claim
         self._after_commit = after_commit
+        self._aggregates = tuple(aggregates)
+        self._tracker: ChangeTracker | None = None
         self._events: list[Event] = []
         self._outbox, self._inbox = queue_tables(self.context)
         self.committed: list[Envelope] = []
@@ -118,6 +126,9 @@ class UnitOfWork:
             self.__exit__(None, None, None)
             raise
 
+        if self._command and self._aggregates:
+            self._tracker = ChangeTracker(self.context, self._aggregates)
+            self._tracker.watch(self.connection)
         return self
 
     def _guard(self) -> None:
@@ -161,6 +172,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         envelopes = [Envelope.wrap(event, self._origin) for event in self._events]
+        if self._tracker is not None:
+            envelopes += self._tracker.record(self.connection, self._origin)
         if envelopes:
             self._take_outbox_turn()
             trace_header = tracing.current_header()

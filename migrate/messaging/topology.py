@@ -17,9 +17,10 @@ ARNs and URLs by declared name:
 `ensure` is idempotent: run it at every start-up, and again after moto
 restarts (moto forgets everything). Mutable settings (visibility timeout,
 redrive, filter policy, raw delivery) converge to the declaration; nothing
-that is not declared is deleted, and a queue's or topic's FIFO-ness cannot
-change after creation. Filter policy changes take up to 15 minutes to settle
-on AWS; moto applies them at once.
+that is not declared is deleted (`retire` deletes a queue that is no longer
+wanted, with its subscription and its dead-letter queue), and a queue's or
+topic's FIFO-ness cannot change after creation. Filter policy changes take
+up to 15 minutes to settle on AWS; moto applies them at once.
 
 FIFO: a FIFO topic (`fifo=True`; `.fifo` is appended to the AWS name) can
 only feed FIFO queues, and its messages are ordered per message group.
@@ -291,6 +292,30 @@ def ensure(topology: Topology, sns: BaseClient, sqs: BaseClient) -> Resources:
         dead_letter_arns=dead_letter_arns,
         subscription_arns=subscription_arns,
     )
+
+
+def retire(sns: BaseClient, sqs: BaseClient, topic_arn: str, queue: Queue) -> bool:
+    """Unsubscribe a queue from its topic, then delete it and its dead-letter
+    queue; False when the queue did not exist."""
+    try:
+        url = sqs.get_queue_url(QueueName=queue.aws_name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return False
+
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    subscription = _find_subscription(sns, topic_arn, arn)
+    if subscription is not None:
+        sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=url)
+    try:
+        dead = sqs.get_queue_url(QueueName=queue.dead_letter_aws_name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        pass
+    else:
+        sqs.delete_queue(QueueUrl=dead)
+    _log.info("retired queue %s", queue.aws_name)
+    return True
 
 
 def _ensure_topic(sns: BaseClient, topic: Topic) -> str:

@@ -21,6 +21,11 @@ table held in memory:
   refused before changing anything, so the write is sent again to the
   current writer, with a growing pause, until the hold timeout.
 
+A finished context (`set_finished`: the monolith no longer hosts it) is
+its service's alone: every read and write of it goes there, whatever the
+weight or a tester's override says, and a read the service fails gets a
+502 rather than the monolith's answer.
+
 When the service fails a read (refused connection, timeout, 5xx) the
 monolith answers it instead; after five failures in a row the service's
 circuit opens and its reads go straight to the monolith for five seconds,
@@ -90,7 +95,13 @@ from migrate.router.http1 import (
     settle_memory,
 )
 from migrate.router.slo import BREACH, Verdict, Window
-from migrate.router.state import MONOLITH, RevisionReader, RoutingTable, StateStore
+from migrate.router.state import (
+    FINISHED,
+    MONOLITH,
+    RevisionReader,
+    RoutingTable,
+    StateStore,
+)
 from migrate.router.table import Route
 
 log = logging.getLogger(__name__)
@@ -360,7 +371,7 @@ class _Lane:
     __slots__ = (
         "route", "name", "context", "reads", "service", "weight", "limit",
         "prefix", "key_kind", "key_name", "key_group", "keyless_service",
-        "shadow_share", "shadow_writes", "rules", "noise", "writer",
+        "shadow_share", "shadow_writes", "rules", "noise", "writer", "finished",
     )
 
     def __init__(self, route: Route, parameters: tuple[str, ...],
@@ -372,7 +383,12 @@ class _Lane:
         self.reads = route.reads
         self.service = state.service if state else MONOLITH
         self.writer = state.writer if state else MONOLITH
+        # The monolith no longer hosts a finished context: its service
+        # answers every request of it, whatever the weight, with no fallback.
+        self.finished = bool(state and state.phase == FINISHED)
         self.weight = table.weight_of(route) if state else 0
+        if self.finished:
+            self.weight = 100
         self.limit = boundary(self.weight)
         self.prefix = (state.salt if state else route.context).encode()
         source = route.key_source
@@ -740,7 +756,7 @@ class Router:
         breaker = self.breakers.get(service)
         # The SLO needs answer times finer than uvloop's millisecond clock.
         started = time.monotonic()
-        if breaker is not None and not breaker.allows(started):
+        if breaker is not None and not breaker.allows(started) and not lane.finished:
             self.stats.bump(self.stats.breaker_skips, service)
             self.stats.bump(self.stats.fallbacks, lane.context)
             return await self._send(request, head, MONOLITH)
@@ -793,6 +809,13 @@ class Router:
             window.record(now, None)
         if breaker is not None:
             breaker.failed(now)
+        if lane.finished:
+            raise _Refused(
+                502, "backend_unavailable",
+                f"{lane.context} is finished and only its service '{service}' "
+                f"serves it; the read failed: {failure}",
+                backend=service,
+            )
         log.warning("read from %s failed, monolith answers: %s", service, failure)
         self.stats.bump(self.stats.fallbacks, lane.context)
         return await self._send(request, head, MONOLITH)
@@ -811,6 +834,9 @@ class Router:
         return None
 
     def _override(self, request: Request, lane: _Lane, to_service: bool) -> bool:
+        if lane.finished:
+            return to_service
+
         raw = request.header(b"x-migrate-side")
         value = raw.decode("latin-1") if raw is not None else cookie(
             request.header(b"cookie"), OVERRIDE_COOKIE

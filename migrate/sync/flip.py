@@ -7,7 +7,8 @@ back (`migrate rollback <context>`):
 2. The current writer is fenced: its role row changes under the lock every
    command reads, so commands already running finish and later ones are
    refused.
-3. Wait until the other side has applied every event the writer wrote.
+3. Wait until the other side has applied every event the writer wrote,
+   and give it the writer's versions of the context's declared aggregates.
 4. The other side becomes the writer. A service replays the events it kept;
    the monolith's catch-up handles the events it did not consume meanwhile.
 5. The old writer becomes a replica, following the new writer's events.
@@ -32,6 +33,7 @@ from collections.abc import Callable
 import requests
 
 from migrate.errors import ShiftRefused, SyncBehind, SystemNotRunning
+from migrate.hosts.replica import adopt_versions
 from migrate.kernel.sql import FENCED, REPLICA, WRITER, create_engine
 from migrate.router import steering
 from migrate.router.state import MONOLITH
@@ -67,6 +69,12 @@ def move_writes(
 ) -> FlipReport:
     """Move `name`'s writes to its service, or with `back` to the monolith."""
     say = progress or (lambda step: None)
+    if system.manifest.context(name).finished:
+        raise ShiftRefused(
+            f"{name} is finished: the monolith no longer hosts it, so its writes "
+            "have nowhere to move"
+        )
+
     state = system.state
     status = state.status().get(name)
     if status is None:
@@ -104,6 +112,13 @@ def move_writes(
             after=_backfill_position(name, service),
             timeout=timeout,
             say=say,
+        )
+        # Versions of declared aggregates: the new writer's next change
+        # must outrank everything the old writer published.
+        adopt_versions(
+            name,
+            create_engine(old.database_url),
+            create_engine(new.database_url),
         )
         say(f"making the {new.name} {name}'s writer")
         replayed = _set_role(new.base_url, name, WRITER).get("replayed", 0)

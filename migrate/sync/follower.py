@@ -1,8 +1,9 @@
 """The monolith following a context whose writer is now its service.
 
 After a write flip the service publishes the context's changes; this process
-applies them to the monolith's own copy of the context's tables through the
-context's replica module, claiming each event id in the context's inbox, so
+applies them to the monolith's own copy of the context's tables, through the
+context's replica module or its declared aggregates (see
+`migrate.hosts.replica`), claiming each event id in the context's inbox, so
 a redelivered or republished event changes nothing and the monolith stays a
 complete replica to roll back to.
 
@@ -20,28 +21,31 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from migrate.hosts.replica import replica_of
+from migrate.manifest import load as load_manifest
 from migrate.messaging.clients import sqs_client
 from migrate.messaging.consumer import consume
 from migrate.messaging.message import ReceivedMessage
 from migrate.observe import metrics, setup_process
-from monolith.host import Monolith
+
+if TYPE_CHECKING:
+    from monolith.host import Monolith
 
 log = logging.getLogger(__name__)
 
 
-def follower(host: Monolith, context: str):  # type: ignore[no-untyped-def]
-    owned = host.manifest.context(context)
-    if owned.replica is None:
-        raise SystemExit(f"context {context} declares no replica module to follow")
-    replica = owned.load(owned.replica)
+def follower(host: Monolith, context: str) -> Callable[[ReceivedMessage], None]:
+    replica = replica_of(host.manifest.context(context))
 
     def apply(message: ReceivedMessage) -> None:
         envelope = message.envelope
         uow = host.unit_of_work(
             context, command=False, claim=(f"{context}.replica", envelope.event_id)
         )
-        if replica.apply(envelope.data, uow):
+        if replica(envelope, uow):
             log.info(
                 "applied %s %s of %s %s",
                 envelope.origin,
@@ -67,7 +71,8 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    host = Monolith(args.database)
+    manifest = load_manifest()
+    host = manifest.host_class()(args.database, manifest)
     metrics.serve(name)
     consume(
         sqs_client(args.endpoint), args.queue_url, follower(host, args.context), stop

@@ -55,7 +55,6 @@ def test_the_plan_names_who_calls_the_contexts_api_and_who_consumes_its_events(
     ordering = json.loads(migrate_cli("plan", "ordering", "--json").stdout)
 
     assert [(c["importer"], c["imported"]) for c in catalog["inbound"]] == [
-        ("monolith.host", "monolith.catalog.api"),
         ("monolith.ordering.ports.Ports.catalog", "catalog.prices")]
     [placed] = ordering["published"]
     assert placed["consumers"] == ["billing.issue_invoice", "shipping.plan_shipment"]

@@ -42,36 +42,39 @@ def _new(consumer: str, provider: str) -> Pact:
     return Pact(consumer, provider).with_specification("V4")
 
 
-# --- HTTP: ordering's ports, as calls to catalog's and customers' APIs ------
+# --- HTTP: ordering's ports, as calls of catalog's and customers' APIs -----
 
 def ordering_catalog() -> Pact:
     pact = _new("ordering", "catalog")
-    (pact.upon_receiving("a request for the price of a product")
+    (pact.upon_receiving("a call for the price of a product")
      .given("a product is in the catalog", product_id=11, unit_price="14.00")
-     .with_request("GET", "/products/11")
+     .with_request("POST", "/_api/catalog/prices")
+     .with_body({"product_ids": [11]}, content_type="application/json")
      .will_respond_with(200)
-     .with_body({"product_id": match.int(11), "unit_price": money("14.00")},
-                content_type="application/json"))
-    (pact.upon_receiving("a request for a product the catalog lacks")
+     .with_body({"result": {"11": money("14.00")}}, content_type="application/json"))
+    (pact.upon_receiving("a call for the price of a product the catalog lacks")
      .given("no product has the id", product_id=99999)
-     .with_request("GET", "/products/99999")
-     .will_respond_with(404)
-     .with_body({"error": "product_not_found"}, content_type="application/json"))
+     .with_request("POST", "/_api/catalog/prices")
+     .with_body({"product_ids": [99999]}, content_type="application/json")
+     .will_respond_with(200)
+     .with_body({"result": {}}, content_type="application/json"))
     return pact
 
 
 def ordering_customers() -> Pact:
     pact = _new("ordering", "customers")
-    (pact.upon_receiving("a request for a registered customer")
+    (pact.upon_receiving("a call asking whether a registered customer exists")
      .given("a customer is registered", customer_id="ALFKI")
-     .with_request("GET", "/customers/ALFKI")
+     .with_request("POST", "/_api/customers/exists")
+     .with_body({"customer_id": "ALFKI"}, content_type="application/json")
      .will_respond_with(200)
-     .with_body({"customer_id": match.str("ALFKI")}, content_type="application/json"))
-    (pact.upon_receiving("a request for a customer nobody registered")
+     .with_body({"result": True}, content_type="application/json"))
+    (pact.upon_receiving("a call asking whether a customer nobody registered exists")
      .given("no customer has the id", customer_id="NOONE")
-     .with_request("GET", "/customers/NOONE")
-     .will_respond_with(404)
-     .with_body({"error": "customer_not_found"}, content_type="application/json"))
+     .with_request("POST", "/_api/customers/exists")
+     .with_body({"customer_id": "NOONE"}, content_type="application/json")
+     .will_respond_with(200)
+     .with_body({"result": False}, content_type="application/json"))
     return pact
 
 

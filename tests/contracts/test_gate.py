@@ -59,15 +59,15 @@ def test_a_provider_that_breaks_a_consumers_contract_blocks_the_consumer(
     settings: Settings, tmp_path: Path,
 ) -> None:
     root = copy_of_code(tmp_path / "code", {"monolith/catalog/api.py": (
-        '"unit_price": money.text(product.unit_price),',
-        '"price": money.text(product.unit_price),')})
+        "return {pid: p.unit_price for pid, p in found.items()}",
+        "return {pid + 1: p.unit_price for pid, p in found.items()}")})
     verify(settings, providers=["catalog"], root=root)
 
     answer = can_i_deploy("ordering", settings)
 
     assert not answer.deployable
-    assert any(r.startswith("on the monolith, ordering -> catalog: a request for "
-                            "the price of a product: $.unit_price")
+    assert any(r.startswith("on the monolith, ordering -> catalog: a call for "
+                            "the price of a product: $.result")
                for r in answer.reasons), answer.reasons
 
 

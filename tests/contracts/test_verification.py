@@ -164,3 +164,24 @@ def test_a_new_optional_field_in_an_event_keeps_the_message_contracts(
                 if p.consumer != "router" and p.interactions]
     assert len(messages) == 4
     assert all(p.ok for p in messages)
+
+
+def test_every_context_followed_through_row_images_keeps_its_contracts_on_its_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from migrate.extract.generate import generate
+    from migrate.manifest import load
+
+    extracted = tmp_path_factory.mktemp("services")
+    providers = ["catalog", "customers", "ordering", "shipping"]
+    for context in providers:
+        generate(load(), context, extracted)
+    settings = Settings.from_env({
+        "MIGRATE_HOME": str(tmp_path_factory.mktemp("services-home")),
+        "MIGRATE_EXTRACTED": str(extracted),
+    })
+
+    report = verify(settings, providers=providers, host="service")
+
+    assert report.ok, "\n".join(m.text() for m in report.mismatches)
+    assert sorted(v.provider for v in report.verifications) == providers

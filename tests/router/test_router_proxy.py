@@ -506,3 +506,40 @@ class TestAdmin:
             "(unmatched)": {"monolith": 1},
         }
         assert len(monolith.received) == 3
+
+
+class TestFinishedContext:
+    """The monolith no longer hosts a finished context: no fallback to it."""
+
+    @staticmethod
+    def _finish(store: StateStore) -> None:
+        store.set_writer("billing", "billing", "test", "writes moved")
+        store.set_weight("billing", 100, "test", "every read")
+        store.set_finished("billing", "test", "the monolith no longer hosts it")
+
+    def test_every_read_goes_to_the_service_whatever_the_weight(
+        self, store: StateStore, monolith: EchoBackend, start_router: StartRouter
+    ) -> None:
+        self._finish(store)
+        store.set_weight("billing", 0, "test", "an SLO breach, say")
+        router = start_router()
+
+        response = router.get("/invoices/42")
+
+        assert response.headers["X-Migrate-Backend"] == "billing"
+        assert monolith.received == []
+
+    def test_a_read_the_service_fails_is_a_502_not_the_monolith(
+        self, store: StateStore, monolith: EchoBackend, billing: EchoBackend,
+        start_router: StartRouter,
+    ) -> None:
+        self._finish(store)
+        billing.status = 503
+        router = start_router()
+
+        response = router.get("/invoices/42")
+
+        assert response.status_code == 502
+        assert response.json()["error"] == "backend_unavailable"
+        assert "billing is finished" in response.json()["message"]
+        assert monolith.received == []

@@ -111,7 +111,7 @@ def test_seeding_over_orders_is_refused_before_generating_anything(
     answer = migrate(workspace, "seed", "--orders", "4000000")
 
     assert answer.returncode == 1
-    assert "already holds 3 orders" in answer.stderr
+    assert "already holds 8 rows of categories" in answer.stderr
 
 
 def test_raising_a_weight_before_the_contracts_are_verified_is_refused(
@@ -127,3 +127,45 @@ def test_raising_a_weight_before_the_contracts_are_verified_is_refused(
     assert "contracts do not allow it" in answer.stderr
     assert "migrate can-i-deploy billing" in answer.stderr
     assert status["contexts"]["billing"]["read_weight"] == 0
+
+
+def test_finishing_a_context_whose_writes_have_not_moved_is_refused_saying_so(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "shipping")
+
+    answer = migrate(workspace, "finish", "shipping")
+    status = json.loads(migrate(workspace, "status", "--json").stdout)
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        "error: shipping cannot be finished: its writes are still with the "
+        "monolith (run `migrate shift shipping --writes`)"
+    )
+    assert status["contexts"]["shipping"]["read_weight"] == 0
+
+
+def test_finishing_a_context_that_was_never_extracted_says_to_extract_it(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "finish", "catalog")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        "error: catalog is not extracted; run `migrate extract catalog` first"
+    )
+
+
+def test_a_northwind_dump_is_refused_for_another_monolith_naming_it(
+    workspace: dict[str, str], tmp_path: Path
+) -> None:
+    library = Path(__file__).resolve().parents[1] / "second_monolith" / "library"
+    dump = tmp_path / "northwind.sql"
+    dump.write_text("-- not read: the refusal comes first\n")
+
+    answer = migrate({**workspace, "MIGRATE_MANIFEST": str(library / "contexts.toml")},
+                     "seed", "--northwind", str(dump))
+
+    assert answer.returncode == 1
+    assert "describes 'library'; seed it with --orders N" in answer.stderr

@@ -1,0 +1,1 @@
+"""The catalogue: books by ISBN, and the numbered copies on the shelves."""

@@ -1,0 +1,1 @@
+"""Lending: which copy is out with which member, and since when."""

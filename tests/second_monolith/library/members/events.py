@@ -1,0 +1,1 @@
+"""What the members context announces: nothing yet."""
