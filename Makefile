@@ -4,6 +4,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Grafana's dashboard schema, for the test that checks the generated dashboard.
+SCHEMA := tests/observe/grafana_schema
+SCHEMA_STAMP := $(SCHEMA)/node_modules/.installed
 
 .PHONY: demo test lint clean
 
@@ -13,10 +16,17 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(SCHEMA_STAMP): $(SCHEMA)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(SCHEMA) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed; \
+	else \
+		echo "npm not found: the Grafana schema test will be skipped"; \
+	fi
+
 demo: $(STAMP)
 	$(VENV)/bin/migrate demo
 
-test: $(STAMP)
+test: $(STAMP) $(SCHEMA_STAMP)
 	$(VENV)/bin/python -m pytest
 
 lint: $(STAMP)
