@@ -74,7 +74,7 @@ _ANSWER = (
     b"Content-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
 )
 _KEYS = 4096
-# The issue's gates: what the router may add at the fixed rate, and the
+# The router's targets: what it may add at the fixed rate, and the
 # share of the bare proxy's peak it must keep.
 ADDED_P50_MS = 1.0
 ADDED_P99_MS = 3.0
@@ -112,7 +112,7 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class Gate:
-    """One of the issue's gates: the measured value against its limit.
+    """One of the router's targets: the measured value against its limit.
 
     `shortfall` is how far the value misses the limit, in `unit` (ms for
     the latency gates, percentage points for the share of the bare

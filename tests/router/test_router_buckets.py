@@ -136,7 +136,7 @@ def test_weight_hundred_sends_every_key_to_the_service() -> None:
 
 
 def test_ten_percent_of_100_000_keys_is_within_half_a_percentage_point() -> None:
-    """The issue's "within 0.5 % of 10 %", read as 0.5 percentage points:
+    """The target "within 0.5 % of 10 %", read as 0.5 percentage points:
     between 9.5 % and 10.5 % of the keys. (Half a percent *of* 10 %,
     9.95-10.05 %, is narrower than the spread chance alone gives 100,000
     keys, a standard deviation of about 0.1 point: no hash could promise
