@@ -29,6 +29,7 @@ from router_servers import (
     eventually,
     router_process,
 )
+from workspaces import unavailable
 
 from migrate.router.buckets import bucket_of, goes_to_service
 from migrate.router.errors import InvalidRule, InvalidSetting, UnknownRoute
@@ -69,7 +70,7 @@ def nginx_sides(tmp_path: Path) -> Iterator[Callable[[str, str, int], str]]:
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
     if binary is None:
-        pytest.skip("nginx is not installed")
+        unavailable("nginx is not installed")
 
     port = closed_port()
     weights = sorted({w for _, _, _, first in GOLDEN for w in (first - 1, first)}

@@ -40,6 +40,8 @@ def test_extracting_an_unknown_context_lists_the_contexts(
     assert answer.returncode == 1
     assert "there is no context 'nosuch'" in answer.stderr
     assert "billing, catalog, customers, ordering, shipping" in answer.stderr
+    assert not (Path(workspace["MIGRATE_EXTRACTED"]) / "nosuch").exists()
+    assert not (Path(workspace["MIGRATE_HOME"]) / "nosuch.db").exists()
 
 
 def test_seeding_from_a_missing_dump_names_the_file(
@@ -68,6 +70,7 @@ def test_seeding_from_a_malformed_dump_names_the_file_and_the_line(
     assert answer.returncode == 1
     assert "broken.sql line 2" in answer.stderr
     assert answer.stderr.count("\n") == 1
+    assert not (Path(workspace["MIGRATE_HOME"]) / "monolith.db").exists()
 
 
 def test_shift_needs_a_weight_or_writes(workspace: dict[str, str]) -> None:
