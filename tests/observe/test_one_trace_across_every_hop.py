@@ -54,6 +54,21 @@ class Traced:
         assert len(found) == 1, [d["name"] for d in self.documents]
         return found[0]
 
+    def publish(
+        self, relay: str, call_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The relay's segment holding the SNS call `call_id`, and the call.
+        A relay sends a segment per event of the trace, and one order sets
+        off several (its row images, shipping's plan): the hop is the one
+        whose call the next hop names."""
+        found = [
+            (d, s) for d in self.documents if d["name"] == relay
+            for s in d.get("subsegments", []) if s["id"] == call_id
+        ]
+        assert len(found) == 1, (call_id, [d for d in self.documents
+                                           if d["name"] == relay])
+        return found[0]
+
 
 def _documents(store: Path, trace_id: str) -> list[dict[str, Any]]:
     if not store.exists():
@@ -150,19 +165,19 @@ def test_the_router_the_monolith_the_relay_and_the_service_share_one_trace(
 def test_each_hop_hangs_below_the_one_that_called_it(traced: Traced) -> None:
     router = traced.named("router")
     monolith = traced.named("monolith")
-    relay = traced.named("monolith-relay")
     service = [
         d for d in traced.documents
         if d["name"] == "billing-service"
         and d.get("annotations", {}).get("entrypoint") == "on_ordering_event"
     ]
+    assert len(service) == 1
+
+    relay, publish = traced.publish("monolith-relay", service[0]["parent_id"])
 
     assert monolith["parent_id"] == router["id"]
     assert relay["parent_id"] == monolith["id"]
-    publish = [s for s in relay["subsegments"] if s["name"] == "SNS"]
-    assert len(publish) == 1 and publish[0]["namespace"] == "aws"
-    assert len(service) == 1
-    assert service[0]["parent_id"] == publish[0]["id"]
+    assert (publish["name"], publish["namespace"]) == ("SNS", "aws")
+    assert publish["aws"]["topic_arn"].endswith(":northwind-ordering")
 
 
 def test_each_segment_says_where_the_request_went(traced: Traced) -> None:
@@ -201,11 +216,10 @@ def test_the_e_mail_function_starts_its_own_trace_linked_to_the_order_s(
 
     assert function["trace_id"] != traced.trace_id
     assert function["origin"] == "AWS::Lambda::Function"
-    billing_relay = traced.named("billing-relay")
-    publish = [s for s in billing_relay["subsegments"] if s["name"] == "SNS"][0]
-    assert {"trace_id": traced.trace_id, "id": publish["id"]}.items() <= (
-        function["links"][0].items()
-    )
+    (link,) = function["links"]
+    _, publish = traced.publish("billing-relay", link["id"])
+    assert link["trace_id"] == traced.trace_id
+    assert publish["aws"]["topic_arn"].endswith(":northwind-billing")
 
 
 def test_the_handler_s_own_work_is_recorded_in_the_function_s_trace(
