@@ -8,7 +8,10 @@ context) `verify`:
 2. starts the host on a fresh SQLite database in a temporary folder, with
    the code under `root` (the repository, or a copy of it): the monolith as
    `python -m monolith`; a service as `nameko run` in its extracted folder,
-   after starting a private SQS/SNS emulator for the queues it consumes.
+   after starting a private SQS/SNS emulator for the queues it consumes
+   and, in place of the router, a stub that answers the service's calls of
+   other contexts from the contracts its context holds with them
+   (`migrate.contracts.stubs`).
    Beside the host runs the harness (`migrate.contracts.harness`), which
    prepares the database and sets provider states through the context's
    own API and produces the messages the provider publishes;
@@ -40,7 +43,7 @@ from typing import Any
 
 import requests
 
-from migrate.contracts import attributes, pacts, wiring
+from migrate.contracts import attributes, pacts, stubs, wiring
 from migrate.contracts.errors import MalformedContract
 from migrate.contracts.harness import interaction_key
 from migrate.contracts.pacts import Contract
@@ -136,7 +139,10 @@ def verify(
         for name in on_service:
             say(f"starting the {name} service")
             folder_of = settings.extracted_dir / name
-            with _service(workdir / name, root, folder_of) as hosted:
+            called = [port.provider for port
+                      in manifest.context(name).ports_to(manifest.contexts)]
+            stubbed = stubs.held_by(name, called, contracts)
+            with _service(workdir / name, root, folder_of, stubbed) as hosted:
                 say(f"verifying {name} on its service")
                 verifications.append(_verify_on(
                     hosted, manifest, name, per_provider[name], root, folder_of))
@@ -207,7 +213,8 @@ def _monolith(workdir: Path, root: Path) -> Iterator[_Hosted]:
 
 
 @contextlib.contextmanager
-def _service(workdir: Path, root: Path, folder: Path) -> Iterator[_Hosted]:
+def _service(workdir: Path, root: Path, folder: Path,
+             stubbed: list[Contract]) -> Iterator[_Hosted]:
     from migrate.messaging.clients import sqs_client
     from migrate.messaging.emulator import Emulator, free_port
 
@@ -224,7 +231,7 @@ def _service(workdir: Path, root: Path, folder: Path) -> Iterator[_Hosted]:
     supervisor = Supervisor(workdir / "run", workdir / "logs")
     database = f"sqlite:///{workdir / f'{context}.db'}"
     url, harness_url = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
-    with Emulator() as emulator:
+    with Emulator() as emulator, stubs.serving(stubbed) as router_url:
         sqs = sqs_client(emulator.endpoint_url)
         for queue in service.queues:
             sqs.create_queue(QueueName=queue)
@@ -247,6 +254,7 @@ def _service(workdir: Path, root: Path, folder: Path) -> Iterator[_Hosted]:
                     service.address_variable: url.removeprefix("http://"),
                     service.database_variable: database,
                     "AWS_ENDPOINT_URL": emulator.endpoint_url,
+                    stubs.ROUTER_VARIABLE: router_url,
                 },
                 ready_url=f"{url}/_migrate/health"))
             yield _Hosted(SERVICE, url, harness_url)
@@ -286,6 +294,10 @@ def _verify_on(
     broken: dict[str, set[str]] = {}
     for mismatch in mismatches:
         broken.setdefault(mismatch.consumer, set()).add(mismatch.description)
+    replayed: dict[str, int] = {}
+    for entry in outcome.get("interactionResults") or []:
+        consumer = str(entry.get("consumer", "?"))
+        replayed[consumer] = replayed.get(consumer, 0) + 1
     package = manifest.context(provider).package
     return Verification(
         provider=provider,
@@ -295,7 +307,8 @@ def _verify_on(
         code_digest=code_digest(package, root=root, extraction=extraction),
         pacts=tuple(
             PactResult(c.consumer, c.path.name, c.digest, len(c.interactions),
-                       tuple(sorted(broken.get(c.consumer, ()))))
+                       tuple(sorted(broken.get(c.consumer, ()))),
+                       replayed.get(c.consumer, 0))
             for c in contracts
         ),
         mismatches=tuple(mismatches),
