@@ -6,6 +6,10 @@ contexts' own handlers first, and the order is placed. On ordering's
 service the order is taken in through ordering's own `import_orders`, with
 the service made the writer for it (the service reaches catalog and
 customers only through the router, which a verification does not run).
+When the service places an order itself, its calls of catalog and
+customers are answered from the contracts ordering holds with them (see
+`migrate.contracts.stubs`), so the customer and the product an order needs
+are those contracts' registered customer and priced product.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
 from migrate.contracts.stages import ServiceStage, Stage
 from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
+from migrate.kernel.sql import WRITER
 from migrate.kernel.uow import now
 from monolith.ordering import handlers
 from monolith.ordering.api import order as find_order
@@ -59,6 +64,64 @@ def order_placed_on_service(stage: ServiceStage, customer_id: str, product_id: i
     )
     with stage.writing("ordering"):
         handlers.import_orders([order], ports.command())
+
+
+@STATES.given("an order was taken")
+def order_taken(stage: Stage, order_id: int, customer_id: str = "VINET") -> None:
+    ports = stage.ports("ordering")
+    if _found(ports, order_id):
+        return
+
+    order = Order(
+        order_id=order_id,
+        customer_id=customer_id,
+        ordered_at=now(),
+        lines=[OrderLine(11, Decimal("14.00"), 12, Decimal("0.15"))],
+        freight=Decimal("32.38"),
+        ship_via=3,
+        ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",
+                       country="France"),
+    )
+    with stage.writing("ordering"):
+        handlers.import_orders([order], ports.command())
+
+
+@STATES.given("no order has the id")
+def no_such_order(stage: Stage, order_id: int) -> None:
+    if _found(stage.ports("ordering"), order_id):
+        raise RuntimeError(f"order {order_id} exists")
+
+
+@STATES.given("the customer and the product of an order exist", on=(MONOLITH,))
+def order_can_be_placed(stage: Stage, customer_id: str, product_id: int,
+                        unit_price: str) -> None:
+    customer_registered(stage, customer_id)
+    product_in_catalog(stage, product_id, unit_price)
+
+
+@STATES.given("the customer and the product of an order exist", on=(SERVICE,))
+def order_can_be_placed_on_service(stage: ServiceStage, customer_id: str,
+                                   product_id: int, unit_price: str) -> None:
+    """Nothing to set here: catalog and customers answer the service from the
+    contracts ordering holds with them, which name this customer and product."""
+
+
+@STATES.given("ordering is written on this host")
+def written_here(stage: Stage) -> None:
+    stage.set_role("ordering", WRITER)
+
+
+@STATES.given("ordering is written on another host")
+def written_elsewhere(stage: Stage) -> None:
+    stage.written_elsewhere("ordering")
+
+
+def _found(ports: Any, order_id: int) -> bool:
+    try:
+        find_order(ports.query(), order_id)
+    except OrderNotFound:
+        return False
+    return True
 
 
 def _free_order_id(ports: Any) -> int:

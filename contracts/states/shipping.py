@@ -4,7 +4,8 @@ On the monolith a shipment exists because ordering took an order and
 shipping planned its shipment when the order was announced. On shipping's
 service, where no ordering places orders, it is delivered the
 `OrderPlaced` and plans the shipment itself. Either way the shipment
-leaves through shipping's own `dispatch` handler.
+leaves through shipping's own `dispatch` handler. A shipment with an order
+number of its own is planned from a delivered `OrderPlaced` on either host.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 from contracts.states.catalog import product_in_catalog
 from contracts.states.customers import customer_registered
-from migrate.contracts.stages import MonolithStage, ServiceStage
+from migrate.contracts.stages import MonolithStage, ServiceStage, Stage
 from migrate.contracts.states import MONOLITH, SERVICE, ProviderStates
 from migrate.kernel.uow import now
 from monolith.ordering import handlers as ordering
 from monolith.ordering.events import OrderPlaced
 from monolith.shipping import handlers as shipping
-from monolith.shipping.domain import Shipper
+from monolith.shipping.api import shipment
+from monolith.shipping.domain import ShipmentNotFound, Shipper
 
 STATES = ProviderStates("shipping")
 
@@ -55,6 +57,43 @@ def shipment_dispatched_on_service(stage: ServiceStage, customer_id: str,
             {"city": "Reims"}, (),
         ))
         shipping.dispatch(order_id, now(), ports.command())
+
+
+@STATES.given("an order's shipment was dispatched")
+def order_shipment_dispatched(stage: Stage, order_id: int, shipper_id: int,
+                              customer_id: str = "VINET") -> None:
+    ports = stage.ports("shipping")
+    found = _found(ports, order_id)
+    if found and found["status"] == "shipped":
+        return
+
+    if found:
+        # Planned from an order another state took: its shipper and its
+        # dispatch are not this state's to decide.
+        raise RuntimeError(f"order {order_id} has a shipment of another state "
+                           f"({found['status']}); give this state an order of "
+                           "its own")
+
+    with stage.writing("shipping"):
+        _shipper(ports, shipper_id)
+        stage.deliver("shipping", OrderPlaced(
+            order_id, customer_id, now(), Decimal("0.00"), shipper_id,
+            {"city": "Reims"}, (),
+        ))
+        shipping.dispatch(order_id, now(), ports.command())
+
+
+@STATES.given("no shipment has the id")
+def no_such_shipment(stage: Stage, order_id: int) -> None:
+    if _found(stage.ports("shipping"), order_id) is not None:
+        raise RuntimeError(f"order {order_id} has a shipment")
+
+
+def _found(ports: Any, order_id: int) -> dict[str, Any] | None:
+    try:
+        return shipment(ports.query(), order_id)
+    except ShipmentNotFound:
+        return None
 
 
 def _shipper(ports: Any, shipper_id: int) -> None:

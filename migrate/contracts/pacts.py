@@ -57,6 +57,7 @@ class Interaction:
     metadata: Mapping[str, Any]
     metadata_rules: Mapping[str, Any]
     request: Mapping[str, Any]
+    response: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -199,7 +200,8 @@ def _interaction(
     states = _states(entry, label, problems)
     if kind == HTTP:
         _check_http(entry, label, problems)
-        return Interaction(description, HTTP, states, {}, {}, entry.get("request", {}))
+        return Interaction(description, HTTP, states, {}, {}, entry.get("request", {}),
+                           entry.get("response", {}))
 
     version = "V4" if entry.get("type") == V4_MESSAGE else "V3"
     _check_message_body(entry, label, version, problems)

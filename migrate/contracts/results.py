@@ -48,11 +48,15 @@ class Mismatch:
 
 @dataclasses.dataclass(frozen=True)
 class PactResult:
+    """One contract's outcome: `interactions` it holds, `replayed` of them
+    the verifier reported on (fewer means some never ran), `broken` ones."""
+
     consumer: str
     file: str
     digest: str
     interactions: int
     broken: tuple[str, ...] = ()
+    replayed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -80,6 +84,10 @@ class Verification:
     @property
     def broken(self) -> int:
         return sum(len(p.broken) for p in self.pacts)
+
+    @property
+    def replayed(self) -> int:
+        return sum(p.replayed for p in self.pacts)
 
     def pact(self, consumer: str) -> PactResult | None:
         return next((p for p in self.pacts if p.consumer == consumer), None)

@@ -7,10 +7,12 @@ A seam is a place where one part relies on another across a context's edge:
   `/_api/<provider>/<method>`, once either side is a service;
 - an event one context consumes from another (its `EVENT_HANDLERS`);
 - an event a side-effect function consumes (`side_effects` in the manifest);
-- a context's own events, followed by its replica on the other host;
-- a route of a context with a replica module of its own (billing), which
-  the router forwards to whichever host serves it. (The routes of contexts
-  followed through row images have no router contracts yet.)
+- a context's own events, followed by its replica module on the other
+  host (a context followed through row images has none: those images are
+  the kit's own replication, which no consumer holds a contract on);
+- a route of every context that can be extracted (one with a replica
+  module or declared aggregates), which the router forwards to whichever
+  host serves it.
 
 A seam is covered when a contract between the same consumer and provider
 holds an interaction of its kind: for events, a message pinning that
@@ -69,6 +71,7 @@ def seams(manifest: Manifest) -> list[Seam]:
         if context.replica:
             found += [Seam(f"{name}-replica", name, MESSAGE, event.type_name())
                       for event in _own_events(context)]
+        if context.follows:
             found += [Seam(ROUTER, name, HTTP, f"{route.method} {route.rule}")
                       for route in context.route_list]
     return sorted(found, key=lambda s: (s.provider, s.consumer, s.what))

@@ -148,6 +148,147 @@ def router_billing() -> Pact:
     return pact
 
 
+# --- HTTP: the routes the router forwards to the other contexts -----------
+
+def _not_found(pact: Pact, what: str, path: str, state: str, error: str,
+               **params: Any) -> None:
+    """A read of something that does not exist (`what`, such as "an order"):
+    the router relays the host's 404 and its error code as they are."""
+    (pact.upon_receiving(f"a request for {what} that does not exist")
+     .given(state, **params)
+     .with_request("GET", path)
+     .will_respond_with(404)
+     .with_body({"error": error, "message": match.str(f"no {what.split()[-1]} 99999")},
+                content_type="application/json"))
+
+
+def product_body(product_id: int) -> dict[str, Any]:
+    return {
+        "product_id": match.int(product_id),
+        "name": match.str("Queso Cabrales"),
+        "unit_price": money("14.00"),
+        "units_in_stock": match.int(22),
+        "discontinued": match.bool(False),
+    }
+
+
+def router_catalog() -> Pact:
+    pact = _new("router", "catalog")
+    (pact.upon_receiving("a request for the products")
+     .given("a product is in the catalog", product_id=11, unit_price="14.00")
+     .with_request("GET", "/products")
+     .will_respond_with(200)
+     .with_body({"products": match.each_like(product_body(11), min=1)},
+                content_type="application/json"))
+    (pact.upon_receiving("a request for a product")
+     .given("a product is in the catalog", product_id=42, unit_price="9.80",
+            name="Singaporean Hokkien Fried Mee")
+     .with_request("GET", "/products/42")
+     .will_respond_with(200)
+     .with_body(product_body(42), content_type="application/json"))
+    _not_found(pact, "a product", "/products/99999", "no product has the id",
+               "product_not_found", product_id=99999)
+    return pact
+
+
+def router_customers() -> Pact:
+    pact = _new("router", "customers")
+    (pact.upon_receiving("a request for a customer")
+     .given("a customer is registered", customer_id="ALFKI")
+     .with_request("GET", "/customers/ALFKI")
+     .will_respond_with(200)
+     .with_body({"customer_id": "ALFKI",
+                 "company_name": match.str("Alfreds Futterkiste")},
+                content_type="application/json"))
+    _not_found(pact, "a customer", "/customers/NOONE", "no customer has the id",
+               "customer_not_found", customer_id="NOONE")
+    return pact
+
+
+SHIP_TO = {"name": "Vins et alcools Chevalier", "city": "Reims", "country": "France"}
+
+
+def new_order(quantity: int) -> dict[str, Any]:
+    """What a client sends to place an order: the customer and the product
+    that ordering's own contracts with customers and catalog say exist. The
+    quantity tells one interaction's request from another's."""
+    return {
+        "customer_id": "ALFKI",
+        "lines": [{"product_id": 11, "quantity": quantity, "discount": "0.15"}],
+        "freight": "32.38",
+        "ship_via": 3,
+        "ship_to": SHIP_TO,
+    }
+
+
+def order_body(order_id: int, customer_id: str) -> dict[str, Any]:
+    return {
+        "order_id": match.int(order_id),
+        "customer_id": match.str(customer_id),
+        "ordered_at": timestamp(),
+        "ship_via": match.int(3),
+        "ship_to": match.like(SHIP_TO),
+        "freight": money("32.38"),
+        "total": money("175.18"),
+        "lines": match.each_like({
+            "product_id": match.int(11),
+            "unit_price": money("14.00"),
+            "quantity": match.int(12),
+            "discount": match.regex("0.15", regex=DISCOUNT),
+            "amount": money("142.80"),
+        }, min=1),
+    }
+
+
+def router_ordering() -> Pact:
+    pact = _new("router", "ordering")
+    (pact.upon_receiving("a request for an order")
+     .given("an order was taken", order_id=10280, customer_id="VINET")
+     .with_request("GET", "/orders/10280")
+     .will_respond_with(200)
+     .with_body(order_body(10280, "VINET"), content_type="application/json"))
+    _not_found(pact, "an order", "/orders/99999", "no order has the id",
+               "order_not_found", order_id=99999)
+    (pact.upon_receiving("an order, sent to ordering's writer")
+     .given("the customer and the product of an order exist", customer_id="ALFKI",
+            product_id=11, unit_price="14.00")
+     .given("ordering is written on this host")
+     .with_request("POST", "/orders")
+     .with_body(new_order(12), content_type="application/json")
+     .will_respond_with(201)
+     .with_header("Location", match.regex("/orders/10281", regex=r"^/orders/\d+$"))
+     .with_body(order_body(10281, "ALFKI"), content_type="application/json"))
+    (pact.upon_receiving("an order that reaches a host which does not write ordering")
+     .given("the customer and the product of an order exist", customer_id="ALFKI",
+            product_id=11, unit_price="14.00")
+     .given("ordering is written on another host")
+     .with_request("POST", "/orders")
+     .with_body(new_order(1), content_type="application/json")
+     .will_respond_with(503)
+     .with_header("X-Migrate-Not-Writer", "ordering")
+     .with_header("Retry-After", match.regex("1", regex=DIGITS))
+     .with_body({"error": "context_not_writer", "message": match.str("not the writer")},
+                content_type="application/json"))
+    return pact
+
+
+def router_shipping() -> Pact:
+    pact = _new("router", "shipping")
+    (pact.upon_receiving("a request for an order's shipment")
+     .given("an order's shipment was dispatched", order_id=10290, shipper_id=3)
+     .with_request("GET", "/shipments/10290")
+     .will_respond_with(200)
+     .with_body({"order_id": match.int(10290),
+                 "shipper_id": match.int(3),
+                 "status": match.regex("shipped", regex=r"^(pending|shipped)$"),
+                 "shipped_at": timestamp(),
+                 "ship_to": match.like({"city": "Reims"})},
+                content_type="application/json"))
+    _not_found(pact, "a shipment", "/shipments/99999", "no shipment has the id",
+               "shipment_not_found", order_id=99999)
+    return pact
+
+
 # --- Messages: envelopes and their attributes ------------------------------
 
 def envelope(event_type: str, context: str, aggregate_id: str,
@@ -309,6 +450,10 @@ BUILDERS: dict[str, Callable[[], Pact]] = {
     "ordering-catalog": ordering_catalog,
     "ordering-customers": ordering_customers,
     "router-billing": router_billing,
+    "router-catalog": router_catalog,
+    "router-customers": router_customers,
+    "router-ordering": router_ordering,
+    "router-shipping": router_shipping,
     "billing-ordering": billing_ordering,
     "shipping-ordering": shipping_ordering,
     "billing-invoice-email-billing": billing_invoice_email,

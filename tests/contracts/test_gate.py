@@ -77,5 +77,5 @@ def test_the_answer_lists_what_was_kept_when_it_is_yes(settings: Settings) -> No
     answer = can_i_deploy("catalog", settings)
 
     assert answer.deployable
-    assert answer.kept[0].startswith("catalog keeps the contracts of ordering on "
-                                     "the monolith")
+    assert answer.kept[0].startswith("catalog keeps the contracts of ordering, "
+                                     "router on the monolith")

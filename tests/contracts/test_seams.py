@@ -18,6 +18,7 @@ from migrate.manifest import load
 
 PORTS = "monolith/shipping/ports.py"
 HANDLERS = "monolith/shipping/handlers.py"
+ROUTES = "monolith/shipping/routes.py"
 
 
 def test_the_seams_of_the_reference_monolith_are_the_known_ones() -> None:
@@ -33,9 +34,15 @@ def test_the_seams_of_the_reference_monolith_are_the_known_ones() -> None:
         ("router", "billing", "http", "GET /invoices/<int:invoice_id>"),
         ("router", "billing", "http", "POST /invoices/<int:invoice_id>/payments"),
         ("ordering", "catalog", "http", "ordering's catalog port"),
+        ("router", "catalog", "http", "GET /products"),
+        ("router", "catalog", "http", "GET /products/<int:product_id>"),
         ("ordering", "customers", "http", "ordering's customers port"),
+        ("router", "customers", "http", "GET /customers/<customer_id>"),
         ("billing", "ordering", "message", "OrderPlaced"),
+        ("router", "ordering", "http", "GET /orders/<int:order_id>"),
+        ("router", "ordering", "http", "POST /orders"),
         ("shipping", "ordering", "message", "OrderPlaced"),
+        ("router", "shipping", "http", "GET /shipments/<int:order_id>"),
         ("shipping-shipment-notification", "shipping", "message",
          "ShipmentDispatched"),
     ]
@@ -53,7 +60,8 @@ def test_a_seam_whose_contract_is_gone_is_uncovered() -> None:
 def test_a_route_no_interaction_of_the_routers_contract_matches_is_uncovered(
 ) -> None:
     contracts = load_contracts()
-    [router] = [c for c in contracts if c.consumer == "router"]
+    [router] = [c for c in contracts
+                if (c.consumer, c.provider) == ("router", "billing")]
     kept = [i for i in router.interactions
             if not i.request.get("path", "").endswith("/payments")]
     trimmed = [c for c in contracts if c is not router]
@@ -63,6 +71,17 @@ def test_a_route_no_interaction_of_the_routers_contract_matches_is_uncovered(
 
     assert [seam.text() for seam in missing] == [
         "router -> billing: POST /invoices/<int:invoice_id>/payments"]
+
+
+def test_the_routes_of_a_context_followed_through_row_images_are_seams() -> None:
+    contracts = [c for c in load_contracts() if c.path.name != "router-ordering.json"]
+
+    missing = uncovered(load(), contracts)
+
+    assert [seam.text() for seam in missing] == [
+        "router -> ordering: GET /orders/<int:order_id>",
+        "router -> ordering: POST /orders",
+    ]
 
 
 def _in_copy(root: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -109,3 +128,21 @@ def test_a_new_port_and_a_new_event_handler_are_seams_that_stop_deploys(
         "no contract covers the seam shipping -> customers: shipping's customers "
         "port",
     ]
+
+
+def test_a_new_route_is_a_seam_that_stops_deploys(tmp_path: Path) -> None:
+    root = copy_of_code(tmp_path / "code", {ROUTES: (
+        "ROUTES = [\n",
+        "def list_shippers(ports: Ports, request: Request) -> Reply:\n"
+        '    return Reply(200, {"shippers": []})\n\n\n'
+        'ROUTES = [\n    Route("GET", "/shippers", list_shippers),\n'),
+    })
+
+    done = _in_copy(root, tmp_path / "var", "can-i-deploy", "shipping", "--json")
+
+    answer = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert ("no contract covers the seam router -> shipping: GET /shippers"
+            in answer["reasons"])
+    assert [r for r in answer["reasons"] if r.startswith("no contract")] == [
+        "no contract covers the seam router -> shipping: GET /shippers"]
