@@ -159,6 +159,8 @@ def seed(dump: Path | None, orders: int | None, reset: bool, as_json: bool) -> N
             return seeder(host, orders, progress)
 
     report = _seed_database(settings, manifest, reset, as_json, run)
+    # The system is the user's now: a later demo must not take it for its own.
+    settings.demo_mark.unlink(missing_ok=True)
     payload = dataclasses.asdict(report)
 
     def human() -> None:

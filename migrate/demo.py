@@ -219,6 +219,7 @@ def run(
     from migrate.sync.flip import move_writes
 
     settings = system.settings
+    _refuse_a_home_of_its_own(system)
     say("stopping anything a previous run left")
     system.down()
     _clear_workspace(system)
@@ -279,18 +280,52 @@ def run(
     )
 
 
-def _clear_workspace(system: System) -> None:
+def _refuse_a_home_of_its_own(system: System) -> None:
+    """The demo starts from nothing and deletes what a previous demo left:
+    never a migration the user made in the same home."""
     settings = system.settings
-    for pattern in ("monolith.db*", f"{CONTEXT}.db*", "router.db*"):
-        for path in settings.home.glob(pattern):
-            path.unlink()
-    for folder in (settings.mail_dir, settings.run_dir):
-        shutil.rmtree(folder, ignore_errors=True)
     if not settings.monolith_url.startswith("sqlite"):
         raise MigrateError(
             "the demo resets its databases and runs on SQLite files; "
             "unset MONOLITH_DATABASE_URL to run it"
         )
+
+    if settings.demo_mark.exists():
+        return
+
+    found = sorted(
+        path.name for pattern in ("monolith.db", f"{CONTEXT}.db", "router.db")
+        for path in settings.home.glob(pattern)
+    )
+    if found:
+        raise MigrateError(
+            f"{settings.home} holds a system the demo did not make "
+            f"({', '.join(found)}), which the demo would delete; set "
+            "MIGRATE_HOME to another folder for the demo"
+        )
+
+    extraction = settings.extracted_dir / CONTEXT
+    if extraction.exists():
+        raise MigrateError(
+            f"{extraction} holds an extraction the demo did not make, which "
+            "the demo would replace; set MIGRATE_EXTRACTED to another folder "
+            "for the demo"
+        )
+
+
+def _clear_workspace(system: System) -> None:
+    settings = system.settings
+    for pattern in ("monolith.db*", f"{CONTEXT}.db*", "router.db*"):
+        for path in settings.home.glob(pattern):
+            path.unlink()
+    # The extraction a previous demo made goes with its database.
+    for folder in (settings.mail_dir, settings.run_dir,
+                   settings.extracted_dir / CONTEXT):
+        shutil.rmtree(folder, ignore_errors=True)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.demo_mark.write_text(
+        "This folder's system was made by `migrate demo`, which may delete it.\n"
+    )
 
 
 def _reference_data(engine: sa.Engine) -> tuple[list[str], list[int], list[int]]:

@@ -104,6 +104,11 @@ class Settings:
         return self.home / "router.db"
 
     @property
+    def demo_mark(self) -> Path:
+        """Left in a home `migrate demo` made, which a later demo may clear."""
+        return self.home / "made-by-demo"
+
+    @property
     def mail_dir(self) -> Path:
         return self.home / "mail"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +174,64 @@ def test_a_northwind_dump_is_refused_for_another_monolith_naming_it(
 
     assert answer.returncode == 1
     assert "describes 'library'; seed it with --orders N" in answer.stderr
+
+
+def test_the_demo_refuses_a_home_holding_a_system_it_did_not_make(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    monolith = Path(workspace["MIGRATE_HOME"]) / "monolith.db"
+    before = monolith.read_bytes()
+
+    answer = migrate(workspace, "demo")
+
+    assert answer.returncode == 1
+    assert "holds a system the demo did not make (monolith.db)" in answer.stderr
+    assert "MIGRATE_HOME" in answer.stderr
+    assert monolith.read_bytes() == before
+
+
+def test_an_up_that_fails_half_way_stops_what_it_started(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        # The trace collector's address is taken: it starts after the emulator.
+        taken.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+
+        answer = migrate({**workspace, "AWS_XRAY_DAEMON_ADDRESS": address}, "up")
+
+    assert answer.returncode != 0
+    assert address in answer.stderr
+    run = Path(workspace["MIGRATE_HOME"]) / "run"
+    pids = [int(p.read_text()) for p in run.glob("*.pid")] if run.exists() else []
+    assert [pid for pid in pids if _alive(pid)] == []
+    assert [p.stem for p in run.glob("*.pid")] == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_refuses_an_extraction_whose_database_was_never_built(
+    workspace: dict[str, str], tmp_path: Path
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "billing")
+    elsewhere = {**workspace, "MIGRATE_HOME": str(tmp_path / "another-home")}
+    migrate(elsewhere, "seed", "--orders", "5")
+
+    answer = migrate(elsewhere, "up")
+
+    assert answer.returncode == 2
+    assert "billing is extracted in" in answer.stderr
+    assert "was never built" in answer.stderr
+    assert answer.stderr.count("\n") == 1
+    assert not (tmp_path / "another-home" / "billing.db").exists()
+    run = tmp_path / "another-home" / "run"
+    assert not run.exists() or list(run.glob("*.pid")) == []
