@@ -167,6 +167,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
+                (self.run_dir / f"{spec.name}.pid").unlink(missing_ok=True)
                 raise ProcessFailed(
                     spec.name,
                     f"exited with code {process.returncode} while starting",

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from migrate import names
 from migrate.extract.generate import Extraction, extraction_of
@@ -174,6 +175,23 @@ class System:
                 self.supervisor.start(spec)
                 started.append(spec.name)
 
+        try:
+            self._start_all(start, say, started)
+        except BaseException:
+            # All or nothing: what this call started goes again, so a failed
+            # `up` leaves no process behind (what ran before stays).
+            for name in reversed(started):
+                self.supervisor.stop(name)
+            raise
+
+        return started
+
+    def _start_all(
+        self, start: Callable[[ProcessSpec], None], say: Progress,
+        started: list[str],
+    ) -> None:
+        settings = self.settings
+        self._refuse_unbuilt_services()
         if settings.uses_emulator:
             start(
                 ProcessSpec(
@@ -205,7 +223,35 @@ class System:
 
         say("writing the Prometheus scrape targets")
         write_prometheus(self, wait_for=started)
-        return started
+
+    def _refuse_unbuilt_services(self) -> None:
+        """An extraction whose database was never built here (another
+        MIGRATE_HOME's extraction, a deleted database) would fail at start
+        with a bare SQL error: say what is wrong before starting anything."""
+        import sqlalchemy as sa
+
+        from migrate.errors import ConfigurationError
+        from migrate.kernel.sql import HOSTING, create_engine
+
+        for extraction in self.extractions():
+            url = self.settings.service_url(extraction.context)
+            file = sa.make_url(url).database if url.startswith("sqlite") else None
+            if file and not Path(file).exists():
+                # Connecting would leave an empty file behind.
+                built = False
+            else:
+                engine = create_engine(url)
+                try:
+                    built = sa.inspect(engine).has_table(HOSTING.name)
+                finally:
+                    engine.dispose()
+            if not built:
+                raise ConfigurationError(
+                    f"{extraction.context} is extracted in {extraction.folder}, "
+                    f"but its database {url} was never built: run `migrate "
+                    f"extract {extraction.context} --force`, or point "
+                    "MIGRATE_EXTRACTED at the extractions of this MIGRATE_HOME"
+                )
 
     def down(self) -> list[str]:
         # The router first, so no request arrives at a host going away; the
