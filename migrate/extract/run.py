@@ -92,6 +92,19 @@ def _refuse_unless_safe(system: System, name: str) -> None:
             f"no writer. Run `migrate rollback {name}` first"
         )
 
+    if status is not None and (
+        status.read_weight or any(status.route_weights.values())
+    ):
+        # Extracting again rebuilds the service's database: reads it serves
+        # now would find it half copied.
+        weights = {"": status.read_weight, **status.route_weights}
+        shifted = max(weights.values())
+        raise AlreadyExtracted(
+            f"{name}'s service serves up to {shifted} % of its reads; extracting "
+            f"it again would rebuild the database they read. Run `migrate "
+            f"shift {name} 0` first"
+        )
+
     monolith = create_engine(system.settings.monolith_url)
     if not sa.inspect(monolith).has_table(f"{name}_outbox"):
         raise SystemNotRunning(

@@ -79,6 +79,15 @@ def test_an_existing_extraction_is_kept_unless_forced(seeded_system) -> None:  #
     )
 
 
+def test_extracting_again_is_refused_while_its_service_serves(seeded_system) -> None:  # type: ignore[no-untyped-def]
+    extract(seeded_system, "billing")
+    seeded_system.state.set_weight("billing", 25, "test", "serve a share")
+
+    with pytest.raises(AlreadyExtracted, match="serves up to 25 % of its reads"):
+        extract(seeded_system, "billing", force=True)
+    assert seeded_system.state.status()["billing"].read_weight == 25
+
+
 def test_generating_twice_gives_the_same_bytes(seeded_system) -> None:  # type: ignore[no-untyped-def]
     folder = extract(seeded_system, "billing").extraction.folder
     first = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
