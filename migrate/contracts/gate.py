@@ -149,7 +149,8 @@ def _as_consumer(
             result = found.pact(contract.consumer) if found else None
             if found is None or result is None:
                 reasons.append(f"{provider} has not verified {contract.name} on "
-                               f"the {host}")
+                               f"the {host}; run `migrate contracts verify "
+                               f"--provider {provider}`")
             elif result.digest != contract.digest:
                 reasons.append(f"{contract.name} changed since {provider} verified "
                                f"it on the {host} ({found.verified_at})")
