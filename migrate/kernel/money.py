@@ -6,9 +6,13 @@ to the cent once per line. Nothing here ever touches a float except
 stores prices as `real`) and goes through its shortest decimal repr first.
 """
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
+# Digits with an optional fraction: no exponent ('1e3' is not 1000.00 to
+# everyone who reads it), no NaN or Infinity, no spaces.
+_PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 class MoneyError(ValueError):
@@ -25,18 +29,20 @@ def from_float(value: float) -> Decimal:
     return quantize(Decimal(repr(float(value))))
 
 
-def parse(text: object) -> Decimal:
-    """An amount written by a client: a string or integer, never a float."""
-    if isinstance(text, bool) or isinstance(text, float):
-        raise MoneyError(f"amount {text!r} must be a decimal string such as '12.50'")
+def parse(text: object, what: str = "amount") -> Decimal:
+    """An amount written by a client: a plain decimal string or an integer,
+    never a float, an exponent or NaN; `what` names it in the error."""
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise MoneyError(f"{what} {text!r} must be a decimal string such as '12.50'")
 
-    try:
-        amount = Decimal(str(text))
-    except ArithmeticError:
-        raise MoneyError(f"amount {text!r} is not a number") from None
+    if isinstance(text, str) and not _PLAIN.fullmatch(text):
+        raise MoneyError(
+            f"{what} {text!r} is not a plain decimal number such as '12.50'"
+        )
 
-    if not amount.is_finite() or amount != quantize(amount):
-        raise MoneyError(f"amount {text!r} must have at most two decimal places")
+    amount = Decimal(text)
+    if amount != quantize(amount):
+        raise MoneyError(f"{what} {text!r} must have at most two decimal places")
 
     return amount
 

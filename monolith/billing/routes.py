@@ -31,7 +31,7 @@ def customer_invoices(ports: Ports, request: Request) -> Reply:
 
 
 def pay_invoice(ports: Ports, request: Request) -> Reply:
-    amount = money.parse(require(request.body, "amount", (str, int)))
+    amount = money.parse(require(request.body, "amount", (str, int)), "amount")
     key = request.headers.get("Idempotency-Key")
     invoice_id = request.params["invoice_id"]
     # The key is the client's for one payment of one invoice; the same key

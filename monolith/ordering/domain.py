@@ -94,8 +94,7 @@ class Order:
             )
         if not Decimal("0") <= self.freight <= Decimal("1000000"):
             raise InvalidOrder(
-                f"freight {self.freight} of order {self.order_id}: "
-                "freight runs 0-1000000"
+                f"freight {self.freight}: freight runs 0-1000000"
             )
 
     @property

@@ -51,11 +51,15 @@ def _place_order_command(body: Mapping[str, Any]) -> handlers.PlaceOrder:
     if not isinstance(ship_to, dict):
         raise InvalidRequest(f"field 'ship_to' is {ship_to!r}; it must be an object")
 
+    ship_via = body.get("ship_via")
+    if ship_via is not None:
+        ship_via = require(body, "ship_via", int)
+
     return handlers.PlaceOrder(
         customer_id=customer_id,
         lines=tuple(lines),
-        freight=money.parse(body.get("freight", "0.00")),
-        ship_via=body.get("ship_via"),
+        freight=money.parse(body.get("freight", "0.00"), "freight"),
+        ship_via=ship_via,
         ship_to=ShipTo(**{k: ship_to.get(k) for k in ShipTo.__dataclass_fields__}),
     )
 

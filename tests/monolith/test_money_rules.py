@@ -40,6 +40,20 @@ def test_a_client_amount_must_be_a_decimal_string_not_a_float() -> None:
     assert money.parse("12.50") == Decimal("12.50")
 
 
+@pytest.mark.parametrize("written", ["1e3", "NaN", "Infinity", " 12.50", "12,50",
+                                     "0x10", "", "12.", ".5"])
+def test_a_client_amount_is_plain_digits_with_an_optional_fraction(
+    written: str,
+) -> None:
+    with pytest.raises(money.MoneyError, match="is not a plain decimal number"):
+        money.parse(written, "freight")
+
+
+def test_an_amount_s_error_names_the_field_it_came_from() -> None:
+    with pytest.raises(money.MoneyError, match="^freight 'abc' is not"):
+        money.parse("abc", "freight")
+
+
 def test_a_payment_above_the_balance_is_rejected_with_both_amounts() -> None:
     invoice = Invoice(
         1,

@@ -61,6 +61,33 @@ def test_an_order_for_an_unknown_product_is_422_and_changes_nothing(
                       "invoices": 1}
 
 
+def test_an_order_with_a_shipper_that_is_no_id_is_422_and_changes_nothing(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    before = _counts(monolith)
+
+    reply = client.post("/orders", json={**ORDER, "ship_via": "zz"})
+
+    assert reply.status_code == 422
+    assert reply.json["error"] == "invalid_request"
+    assert "field 'ship_via' is 'zz'; it must be int" in reply.json["message"]
+    assert _counts(monolith) == before
+
+
+def test_a_payment_written_with_an_exponent_is_422_and_changes_nothing(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    order_id = client.post("/orders", json=ORDER).json["order_id"]
+    before = _counts(monolith)
+
+    reply = client.post(f"/invoices/{order_id}/payments", json={"amount": "1e3"})
+
+    assert reply.status_code == 422
+    assert reply.json["error"] == "invalid_amount"
+    assert "amount '1e3' is not a plain decimal number" in reply.json["message"]
+    assert _counts(monolith) == before
+
+
 def _counts(monolith: Monolith) -> dict[str, int]:
     tables = {"orders": orders, "order_lines": order_lines,
               "ordering_outbox": ordering_outbox, "invoices": invoices}
