@@ -22,7 +22,10 @@ from rich.table import Table
 from migrate.errors import MigrateError, NotExtracted, ShiftRefused
 from migrate.settings import Settings
 
-out = Console(soft_wrap=True)
+# Piped output is read whole, by a person later or by grep: tables there get
+# room for every column (a terminal's own width, where there is one).
+WIDTH_WHEN_PIPED = 240
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else WIDTH_WHEN_PIPED)
 err = Console(stderr=True, soft_wrap=True)
 
 # Modules that add commands to `migrate`: each exposes `commands`, a list of

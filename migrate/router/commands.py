@@ -123,15 +123,15 @@ def diffs_command(context: str, limit: float, as_json: bool) -> None:
     if as_json:
         _echo_json({**found, "refusal": refusal})
     else:
-        from rich.console import Console
         from rich.table import Table
+
+        from migrate.cli import out as console
 
         table = Table("route", "same", "different", "ignored", "candidate error",
                       "dropped")
         for route, counts in sorted(found["routes"].items()):
             table.add_row(route, *(str(counts[k]) for k in (
                 "same", "different", "ignored", "candidate_error", "dropped")))
-        console = Console(soft_wrap=True)
         console.print(table)
         for sample in found["samples"][-5:]:
             console.print(f"  {sample['request']}: {', '.join(sample['differences'])}")
