@@ -1,12 +1,18 @@
 """Sync lag under load: how long a billing change takes to reach the service.
 
-    python -m migrate.sync.lagbench [--rate 100] [--seconds 20]
+    python -m migrate.sync.lagbench [--rate 100] [--seconds 20] [--with-functions]
 
 Runs a whole system in a temporary folder (emulator, monolith, relay,
 billing service), records payments in the monolith at a steady rate, and
 measures for each resulting event the time from its commit in the monolith
 (`occurred_at`) to its application in the service's copy (the inbox claim).
 Prints p50, p99 and max, in milliseconds.
+
+By default the side-effect functions are stopped and their queues
+unsubscribed first, so the figure is the sync path's: on AWS they read
+queues of their own, while here every consumer shares the one emulator,
+which slows as its queues deepen. `--with-functions` keeps them (each
+payment then also feeds the payment reminder and its idempotency table).
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from migrate import names
 from migrate.extract.run import extract
 from migrate.kernel.sql import create_engine
 from migrate.kernel.uow import queue_tables
+from migrate.messaging.clients import sns_client
+from migrate.messaging.topology import Resources
 from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
@@ -36,7 +45,9 @@ from monolith.billing.handlers import RecordPayment, record_payment
 from monolith.host import Monolith
 
 
-def measure(rate: float, seconds: float, port_base: int) -> dict:
+def measure(
+    rate: float, seconds: float, port_base: int, functions: bool = False
+) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         env = {
             **os.environ,
@@ -53,7 +64,10 @@ def measure(rate: float, seconds: float, port_base: int) -> dict:
         try:
             system.up()
             extract(system, "billing")
+            resources = system.resources()
             system.up()
+            if not functions:
+                _without_functions(system, resources)
             sent = _pay_steadily(host, rate, seconds)
             lags, relayed = _lags(settings, sent)
         finally:
@@ -62,6 +76,7 @@ def measure(rate: float, seconds: float, port_base: int) -> dict:
     lags.sort()
     relayed.sort()
     return {
+        "functions": functions,
         "relay_p50_ms": round(statistics.median(relayed), 1),
         "relay_p99_ms": round(relayed[int(len(relayed) * 0.99) - 1], 1),
         "rate_per_s": rate,
@@ -70,6 +85,19 @@ def measure(rate: float, seconds: float, port_base: int) -> dict:
         "p99_ms": round(lags[int(len(lags) * 0.99) - 1], 1),
         "max_ms": round(lags[-1], 1),
     }
+
+
+def _without_functions(system: System, resources: Resources) -> None:
+    app = system.manifest.name
+    sns = sns_client(system.settings.endpoint_url)
+    for context in system.manifest.contexts.values():
+        for effect in context.side_effects:
+            system.supervisor.stop(f"{context.name}-{effect.name.replace('_', '-')}")
+            queue = names.side_effect_queue(app, context.name, effect.name)
+            arn = resources.subscription_arns.get((names.topic(app, context.name),
+                                                   queue))
+            if arn:
+                sns.unsubscribe(SubscriptionArn=arn)
 
 
 def _pay_steadily(host: Monolith, rate: float, seconds: float) -> int:
@@ -130,8 +158,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--port-base", type=int, default=27000)
+    parser.add_argument("--with-functions", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(measure(args.rate, args.seconds, args.port_base), indent=2))
+    print(json.dumps(measure(args.rate, args.seconds, args.port_base,
+                             args.with_functions), indent=2))
 
 
 if __name__ == "__main__":

@@ -82,3 +82,38 @@ def test_it_stops_on_sigterm_and_says_so(
 
     assert code == 0
     assert _lines(log)[-1]["message"] == "emulator stopped"
+
+
+def test_a_receive_checks_retention_without_counting_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.sqs.models import Queue, SQSBackend
+
+    from migrate.messaging.emulator_server import _receive_in_linear_time
+
+    monkeypatch.setattr(SQSBackend, "is_message_valid_based_on_retention_period",
+                        SQSBackend.is_message_valid_based_on_retention_period)
+    _receive_in_linear_time()
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("deep", MessageRetentionPeriod="60")
+    for n in range(50):
+        backend.send_message("deep", f"message {n}")
+    counted: list[str] = []
+    attributes: Any = Queue.attributes
+
+    def counting(queue: Queue) -> Any:
+        counted.append(queue.name)
+        return attributes.fget(queue)
+
+    monkeypatch.setattr(Queue, "attributes", property(counting))
+
+    received = backend.receive_message("deep", 10, 0, 30)
+    stale: Any = received[0]
+    stale.sent_timestamp = int(received[1].sent_timestamp or 0) - 61_000
+
+    assert len(received) == 10
+    # Counting the queue's messages for every message received made a
+    # receive cost the square of the queue's depth.
+    assert counted == []
+    assert not backend.is_message_valid_based_on_retention_period("deep", stale)
+    assert backend.is_message_valid_based_on_retention_period("deep", received[1])
