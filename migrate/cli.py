@@ -458,7 +458,8 @@ def verify(context: str, timeout: float, as_json: bool) -> None:
         sys.exit(1)
 
 
-@main.command()
+# A negative weight is a weight to refuse with its rule, not an unknown option.
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("context")
 @click.argument("weight", required=False, type=str)
 @click.option("--writes", is_flag=True, help="move CONTEXT's writes to its service")
@@ -483,6 +484,8 @@ def shift(
     under --max-diff-rate, data in parity); the first refusal stops the
     shift where it is (exit 1). `migrate rollout pause|resume|stop` act on
     it; an SLO breach rolls it back to 0 % at once."""
+    if weight is not None and weight.startswith("--"):
+        raise click.UsageError(f"no such option: {weight}")
     if sum((writes, weight is not None, steps is not None)) != 1:
         raise click.UsageError("pass one of a WEIGHT (0-100), --steps or --writes")
     if steps is None and (every, max_diff_rate, patience) != (None, None, None):

@@ -235,3 +235,15 @@ def test_up_refuses_an_extraction_whose_database_was_never_built(
     assert not (tmp_path / "another-home" / "billing.db").exists()
     run = tmp_path / "another-home" / "run"
     assert not run.exists() or list(run.glob("*.pid")) == []
+
+
+def test_a_negative_weight_says_weights_run_0_to_100(
+    workspace: dict[str, str],
+) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "billing")
+
+    answer = migrate(workspace, "shift", "billing", "-5")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == "error: weight -5 for billing: weights run 0-100"
