@@ -52,8 +52,10 @@ def _place_order_command(body: Mapping[str, Any]) -> handlers.PlaceOrder:
         raise InvalidRequest(f"field 'ship_to' is {ship_to!r}; it must be an object")
 
     ship_via = body.get("ship_via")
-    if ship_via is not None:
-        ship_via = require(body, "ship_via", int)
+    if ship_via is not None and require(body, "ship_via", int) < 1:
+        raise InvalidRequest(
+            f"field 'ship_via' is {ship_via}; a shipper's id is 1 or more"
+        )
 
     return handlers.PlaceOrder(
         customer_id=customer_id,
@@ -71,6 +73,11 @@ def _discount(raw: object, n: int) -> Decimal:
         raise InvalidRequest(
             f"lines[{n}].discount is {raw!r}; it must be a number"
         ) from None
+
+    if not discount.is_finite():
+        raise InvalidRequest(
+            f"lines[{n}].discount is {raw!r}; it must be a number"
+        )
 
     if discount != discount.quantize(Decimal("0.01")):
         raise InvalidRequest(

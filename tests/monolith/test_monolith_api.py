@@ -71,6 +71,22 @@ def test_an_order_with_a_shipper_that_is_no_id_is_422_and_changes_nothing(
     assert reply.status_code == 422
     assert reply.json["error"] == "invalid_request"
     assert "field 'ship_via' is 'zz'; it must be int" in reply.json["message"]
+    assert client.post("/orders", json={**ORDER, "ship_via": 0}).status_code == 422
+    assert _counts(monolith) == before
+
+
+def test_a_discount_that_is_no_finite_number_is_422_and_changes_nothing(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    before = _counts(monolith)
+
+    for written in ("Infinity", "sNaN", "NaN"):
+        line = {"product_id": 1, "quantity": 1, "discount": written}
+        reply = client.post("/orders", json={**ORDER, "lines": [line]})
+
+        assert reply.status_code == 422, (written, reply.json)
+        assert reply.json["error"] == "invalid_request"
+        assert f"lines[0].discount is '{written}'" in reply.json["message"]
     assert _counts(monolith) == before
 
 
