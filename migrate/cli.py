@@ -525,11 +525,12 @@ def shift(
     if not 0 <= percent <= 100:
         raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
 
-    from migrate.router.steering import contracts_gate, shift_reads
+    from migrate.router.steering import raise_gate, shift_reads
 
-    # Raising a weight needs the contracts' yes; lowering never waits.
+    # Raising a weight needs the contracts' yes and a copy last found in
+    # parity; lowering never waits.
     shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
-                gate=contracts_gate(system.settings))
+                gate=raise_gate(system.settings))
     _emit(
         as_json,
         {"context": context, "read_weight": percent},

@@ -119,7 +119,7 @@ class AdminApi:
         self._token = token.encode()
         self.metrics = RouterMetrics(router)
         settings, unknown = system_settings(router.store.path)
-        self.gate = steering.contracts_gate(settings, unknown)
+        self.gate = steering.raise_gate(settings, unknown)
         self.overview = Overview(router, settings, unknown)
         self.dashboard = Dashboard(router, self._token, self.overview, self.gate)
 

@@ -6,9 +6,9 @@ reaches the state store (and its ledger) the same way, with the caller's
 actor and reason, whatever the door.
 
 Raising a context's (or a route's) read weight first asks the gate, a
-callable `gate(context) -> str | None` (the contracts gate,
-`contracts_gate`, everywhere but in tests of the store); its refusal is
-raised as `GateRefused` and nothing changes. Lowering a weight never
+callable `gate(context) -> str | None` (`raise_gate`: the contracts, then
+the last data check, everywhere but in tests of the store); its refusal
+is raised as `GateRefused` and nothing changes. Lowering a weight never
 waits for a gate: backing out must always work.
 
 What these functions do not do: move writes (that needs the fenced flip
@@ -44,6 +44,32 @@ def contracts_gate(settings: Settings | None, unknown: str = "") -> Gate:
         return refusal(context, settings)
 
     return contracts
+
+
+def raise_gate(settings: Settings | None, unknown: str = "") -> Gate:
+    """What a shift of reads towards a service asks: its contracts' yes,
+    then that the last check of its copy (`migrate verify`, a backfill, a
+    rollout's parity gate) found no difference. A context whose copy was
+    never checked since extraction has its extraction's check."""
+    contracts = contracts_gate(settings, unknown)
+
+    def gate(context: str) -> str | None:
+        refused = contracts(context)
+        if refused is not None or settings is None:
+            return refused
+
+        from migrate.sync.parity_records import last_parity
+
+        record = last_parity(settings, context)
+        if record is None or record.ok:
+            return None
+
+        shown = "; ".join(record.differences[:3])
+        return (f"{context}'s copy differed from the monolith when last checked "
+                f"({record.by}, {record.checked_at}): {shown}; mend it and run "
+                f"`migrate verify {context}`")
+
+    return gate
 
 
 def current_weight(store: StateStore, context: str, route: str | None) -> int:

@@ -230,6 +230,28 @@ def test_a_copy_out_of_parity_stops_the_shift_before_its_step(
     assert record is not None and (record.by, record.ok) == ("migrate shift", False)
 
 
+def test_a_plain_shift_is_refused_while_the_last_check_of_the_copy_failed(
+    verified: Running,
+) -> None:
+    nudge = _service_invoice(verified)
+    nudge(1)
+    try:
+        checked = verified.migrate("verify", "billing")
+        refused = verified.migrate("shift", "billing", "25")
+    finally:
+        nudge(-1)
+    verified.migrate("verify", "billing")
+    allowed = verified.migrate("shift", "billing", "25")
+
+    assert checked.returncode == 1
+    assert refused.returncode == 1
+    assert "billing's copy differed from the monolith when last checked " \
+        "(migrate verify" in refused.stderr
+    assert "invoices: 1 of 1 chunks differ" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr
+    assert verified.shifts()[-1] == ("migrate shift", "25")
+
+
 def test_an_operator_pauses_resumes_and_stops_a_running_shift(
     verified: Running,
 ) -> None:
