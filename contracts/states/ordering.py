@@ -51,19 +51,8 @@ def order_placed(stage: Stage, customer_id: str, product_id: int,
 def order_placed_on_service(stage: ServiceStage, customer_id: str, product_id: int,
                             quantity: int, unit_price: str = "14.00") -> None:
     ports = stage.ports("ordering")
-    order = Order(
-        order_id=_free_order_id(ports),
-        customer_id=customer_id,
-        ordered_at=now(),
-        lines=[OrderLine(product_id, Decimal(unit_price), quantity,
-                         Decimal("0.15"))],
-        freight=Decimal("32.38"),
-        ship_via=3,
-        ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",
-                       country="France"),
-    )
-    with stage.writing("ordering"):
-        handlers.import_orders([order], ports.command())
+    _take(stage, ports, _free_order_id(ports), customer_id,
+          OrderLine(product_id, Decimal(unit_price), quantity, Decimal("0.15")))
 
 
 @STATES.given("an order was taken")
@@ -72,11 +61,19 @@ def order_taken(stage: Stage, order_id: int, customer_id: str = "VINET") -> None
     if _found(ports, order_id):
         return
 
+    _take(stage, ports, order_id, customer_id,
+          OrderLine(11, Decimal("14.00"), 12, Decimal("0.15")))
+
+
+def _take(stage: Stage, ports: Any, order_id: int, customer_id: str,
+          line: OrderLine) -> None:
+    """An order taken in through ordering's own `import_orders`, as the host
+    that writes ordering."""
     order = Order(
         order_id=order_id,
         customer_id=customer_id,
         ordered_at=now(),
-        lines=[OrderLine(11, Decimal("14.00"), 12, Decimal("0.15"))],
+        lines=[line],
         freight=Decimal("32.38"),
         ship_via=3,
         ship_to=ShipTo(name="Vins et alcools Chevalier", city="Reims",

@@ -49,14 +49,8 @@ def shipment_dispatched(stage: MonolithStage, customer_id: str,
 def shipment_dispatched_on_service(stage: ServiceStage, customer_id: str,
                                    shipper_id: int) -> None:
     ports = stage.ports("shipping")
-    order_id = _unplanned_order_id(ports)
-    with stage.writing("shipping"):
-        _shipper(ports, shipper_id)
-        stage.deliver("shipping", OrderPlaced(
-            order_id, customer_id, now(), Decimal("0.00"), shipper_id,
-            {"city": "Reims"}, (),
-        ))
-        shipping.dispatch(order_id, now(), ports.command())
+    _plan_and_dispatch(stage, ports, _unplanned_order_id(ports), customer_id,
+                       shipper_id)
 
 
 @STATES.given("an order's shipment was dispatched")
@@ -74,6 +68,13 @@ def order_shipment_dispatched(stage: Stage, order_id: int, shipper_id: int,
                            f"({found['status']}); give this state an order of "
                            "its own")
 
+    _plan_and_dispatch(stage, ports, order_id, customer_id, shipper_id)
+
+
+def _plan_and_dispatch(stage: Stage, ports: Any, order_id: int, customer_id: str,
+                       shipper_id: int) -> None:
+    """A shipment planned from a delivered `OrderPlaced` and dispatched, as
+    the host that writes shipping."""
     with stage.writing("shipping"):
         _shipper(ports, shipper_id)
         stage.deliver("shipping", OrderPlaced(
