@@ -872,6 +872,7 @@ class Upstream:
         self.limit = limit
         self._idle: list[_UpstreamConnection] = []
         self._open = 0
+        self._closed = False
         # Set by the first exchange: a pool serves the loop it is used on.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -931,13 +932,14 @@ class Upstream:
 
         self._open += 1
         try:
-            _, opened = await asyncio.wait_for(
-                loop.create_connection(
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that
+            # lands as the connection is made (CPython gh-86296), and the
+            # cancelled request would carry on.
+            async with asyncio.timeout(self.timeout):
+                _, opened = await loop.create_connection(
                     lambda: _UpstreamConnection(self, loop), self.host, self.port,
                     ssl=self._ssl,
-                ),
-                self.timeout,
-            )
+                )
         except TimeoutError:
             self._open -= 1
             self._wake_one()
@@ -954,6 +956,13 @@ class Upstream:
         return opened
 
     def _release(self, connection: _UpstreamConnection) -> None:
+        if self._closed:
+            # The pool was closed while this answer came in: nobody takes
+            # the connection from it again.
+            if connection.transport is not None:
+                connection.transport.close()
+            return
+
         connection.idle_since = connection.loop.time()
         self._idle.append(connection)
         self._wake_one()
@@ -973,6 +982,7 @@ class Upstream:
 
     def close(self) -> None:
         """Close every idle connection; busy ones close when their answer ends."""
+        self._closed = True
         for connection in self._idle:
             connection.abandon()
         self._idle.clear()

@@ -523,9 +523,18 @@ class Router:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """End the background tasks, copies in flight included, and close
+        the idle backend connections; requests in flight are not waited for."""
+        tasks = self._tasks
+        # One cancel is not always enough: code that is not ours may swallow
+        # it (asyncio.wait_for on Python 3.11 did, CPython gh-86296), and a
+        # shadow worker would then go back to its queue for good. So each
+        # task is cancelled again every 100 ms until it has ended.
+        while not all(task.done() for task in tasks):
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=0.1)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for upstream in self._upstreams.values():
             upstream.close()
         if self._revision is not None:

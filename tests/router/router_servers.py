@@ -173,9 +173,22 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def stop(self) -> None:
+        self.call(_cancel_the_rest(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel what still runs on the loop, a request in flight say, as
+    asyncio.run does before it closes its loop: nothing is left to be
+    destroyed pending with it."""
+    this = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not this]
+    for task in rest:
+        task.cancel()
+    if rest:
+        await asyncio.wait(rest, timeout=5)
 
 
 class RunningRouter:
@@ -209,8 +222,10 @@ class RunningRouter:
 
     def stop(self) -> None:
         self.session.close()
-        self.thread.call(self.running.stop())
-        self.thread.stop()
+        try:
+            self.thread.call(self.running.stop())
+        finally:
+            self.thread.stop()
 
 
 def echoed(response: requests.Response) -> dict[str, Any]:

@@ -3,6 +3,7 @@ slow and silent clients cut off."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
@@ -11,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from router_servers import EchoBackend, RunningRouter, raw_exchange, statuses
 
-from migrate.router.http1 import ClientTimeouts
+from migrate.router.http1 import ClientTimeouts, Upstream
 
 
 def _posts(backend: EchoBackend) -> list[dict[str, object]]:
@@ -190,6 +191,42 @@ def test_the_backend_connection_is_kept_alive_between_requests(
     assert len(monolith.received) == 20
     assert ports == {"127.0.0.1"}
     assert upstream._open == 1  # noqa: SLF001
+
+
+
+def test_a_pool_closed_mid_answer_closes_that_connection_once_it_is_in() -> None:
+    async def scenario() -> tuple[bytes, bool]:
+        closed_by_router = asyncio.Event()
+
+        async def slow_backend(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.2)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.read()
+            closed_by_router.set()
+
+        server = await asyncio.start_server(slow_backend, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = Upstream("billing", f"http://127.0.0.1:{port}")
+        pending = asyncio.ensure_future(
+            pool.exchange(b"GET /invoices/1 HTTP/1.1\r\nHost: shop\r\n\r\n")
+        )
+        await asyncio.sleep(0.05)
+
+        pool.close()
+        body = await (await pending).read()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed_by_router.wait(), 2)
+        server.close()
+        return body, closed_by_router.is_set()
+
+    body, closed = asyncio.run(scenario())
+
+    assert body == b"ok"
+    assert closed
 
 
 # Client timeouts: a slow or silent client is cut off. -----------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +219,46 @@ class TestCopies:
 
         assert answer.headers["X-Migrate-Backend"] == "monolith"
         assert took < 0.5
+
+    def test_a_slow_copy_and_a_slow_request_in_flight_never_delay_a_stop(
+        self, store: StateStore, billing: EchoBackend, start_router: StartRouter,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        billing.delay = 3.0
+        store.set_shadow("billing", 100, "ops", "compare")
+        store.set_weight("billing", 100, "ops", "slow reads",
+                         route="GET /customers/<customer_id>/invoices")
+        router = start_router()
+        loop = router.thread.loop
+        connect = loop.create_connection
+        copy_connected = threading.Event()
+
+        async def connect_on_a_loaded_machine(
+            factory: Any, host: str, port: int, **options: Any
+        ) -> Any:
+            made = await connect(factory, host, port, **options)
+            if port == billing.server.port and not copy_connected.is_set():
+                copy_connected.set()
+                # The loop's thread is held up, as a busy machine holds it,
+                # so the stop arrives the instant the copy's connection is
+                # made: the moment a single cancel can be lost in.
+                time.sleep(0.3)
+            return made
+
+        with socket.create_connection(("127.0.0.1", router.port)) as client:
+            client.sendall(b"GET /customers/7/invoices HTTP/1.1\r\n"
+                           b"Host: shop.example\r\n\r\n")
+            assert eventually(lambda: len(billing.received) == 1)
+            monkeypatch.setattr(loop, "create_connection",
+                                connect_on_a_loaded_machine)
+            router.get("/invoices/42")
+            assert copy_connected.wait(5)
+
+            started = time.monotonic()
+            router.thread.call(router.running.stop(), timeout=10)
+            took = time.monotonic() - started
+
+        assert took < 2
 
     def test_copies_beyond_a_full_queue_are_dropped_and_counted(
         self, store: StateStore, billing: EchoBackend, start_router: StartRouter,
