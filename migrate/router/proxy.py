@@ -80,7 +80,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from migrate.observe.tracing import RequestTracer
+from migrate.observe.tracing import FLUSH_SECONDS, RequestTracer
 from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
@@ -114,6 +114,9 @@ OVERRIDE_HEADER = "X-Migrate-Side"
 OVERRIDE_COOKIE = "migrate_side"
 ROUTER = "router"
 UNMATCHED = "(unmatched)"
+# The router's own answers; a set, as a path's hash is then computed once
+# for this test and the routing look-up after it.
+_OWN_PATHS = frozenset({"/_router/health", "/_router/stats"})
 
 _HOP_BY_HOP = frozenset(
     {
@@ -284,13 +287,13 @@ class Stats:
             )
         counts[outcome] += 1
 
-    def observe(self, context: str, backend: str, seconds: float,
-                failed: bool) -> None:
+    def latency_of(self, context: str, backend: str) -> Latency:
+        """The histogram of one context's answers from one backend."""
         key = (context, backend)
         found = self.latency.get(key)
         if found is None:
             found = self.latency[key] = Latency()
-        found.observe(seconds, failed)
+        return found
 
     def as_json(self) -> dict[str, Any]:
         latency: dict[str, dict[str, Any]] = {}
@@ -372,6 +375,7 @@ class _Lane:
         "route", "name", "context", "reads", "service", "weight", "limit",
         "prefix", "key_kind", "key_name", "key_group", "keyless_service",
         "shadow_share", "shadow_writes", "rules", "noise", "writer", "finished",
+        "answered",
     )
 
     def __init__(self, route: Route, parameters: tuple[str, ...],
@@ -404,6 +408,8 @@ class _Lane:
         self.shadow_writes = route.name in shadow.safe_writes
         self.rules = diff.Rules(shadow.ignore_paths, shadow.ignore_headers)
         self.noise = shadow.noise
+        # The histograms of this route's answers by backend, from `Stats`.
+        self.answered: dict[str, Latency] = {}
 
     def side_of(self, found: re.Match[str]) -> bool | None:
         """Whether a read of this path goes to the service, when the path
@@ -442,6 +448,8 @@ class _Plan:
             )
             for method, candidates in table.matcher.candidates().items()
         }
+        # Histograms of answers to requests no route matched, by backend.
+        self.unmatched: dict[str, Latency] = {}
         # Per method, per path: its lane and, where the path decides it, its
         # side. Matching and hashing a path once per table is what keeps
         # routing to a dictionary look-up a request.
@@ -521,6 +529,11 @@ class Router:
             asyncio.create_task(self._shadow_worker(), name=f"router-shadow-{n}")
             for n in range(settings.shadow_workers)
         ]
+        if self.tracer is not None:
+            self._tasks.append(
+                asyncio.create_task(self._send_traces(self.tracer),
+                                    name="router-traces")
+            )
 
     async def stop(self) -> None:
         """End the background tasks, copies in flight included, and close
@@ -535,6 +548,8 @@ class Router:
                 task.cancel()
             await asyncio.wait(tasks, timeout=0.1)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.tracer is not None:
+            self.tracer.flush()
         for upstream in self._upstreams.values():
             upstream.close()
         if self._revision is not None:
@@ -582,6 +597,12 @@ class Router:
                 if failing:
                     log.info("state store %s readable again", self.store.path)
                 failing = False
+
+    @staticmethod
+    async def _send_traces(tracer: RequestTracer) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            tracer.flush()
 
     async def refresh(self) -> None:
         """Load the table again if the store's revision moved."""
@@ -656,10 +677,8 @@ class Router:
         plan = self._plan
         assert plan is not None
         path = request.path
-        if path.startswith("/_router/") and request.method == "GET":
-            own = self._own(path)
-            if own is not None:
-                return own
+        if path in _OWN_PATHS and request.method == "GET":
+            return self._own(path)
 
         started = time.monotonic()
         tracer = self.tracer
@@ -668,7 +687,9 @@ class Router:
             head = request_head(request)
         else:
             head = request_head(request, drop_trace=True)
-            line, segment = tracer.begin(request.lowered().get(b"x-amzn-trace-id"))
+            line, segment = tracer.begin(
+                request.lowered().get(b"x-amzn-trace-id"), started
+            )
             head = head[:-2] + line
 
         seen = plan.found.get(request.method)
@@ -681,7 +702,7 @@ class Router:
             if lane is not None and not lane.reads:
                 answer = await self._write(request, head, lane)
             elif lane is not None and self._to_service(request, lane, side):
-                answer = await self._from_service(request, head, lane)
+                answer = await self._from_service(request, head, lane, started)
             else:
                 # The monolith's share, inlined: most requests come this way,
                 # and a coroutine less is a microsecond less each.
@@ -722,8 +743,15 @@ class Router:
             answer = own_answer(refusal.status, refusal.body)
 
         status = answer.status
-        self.stats.observe(context, answer.backend, time.monotonic() - started,
-                           status >= 500)
+        # Each lane keeps the histograms of its answers by backend, so timing
+        # an answer costs no look-up by (context, backend).
+        answered = plan.unmatched if lane is None else lane.answered
+        latency = answered.get(answer.backend)
+        if latency is None:
+            latency = answered[answer.backend] = self.stats.latency_of(
+                context, answer.backend
+            )
+        latency.observe(time.monotonic() - started, status >= 500)
         if segment is not None and tracer is not None:
             tracer.end(segment, request.method, path, status, context,
                        answer.backend)
@@ -758,21 +786,22 @@ class Router:
         return side
 
     async def _from_service(
-        self, request: Request, head: bytes, lane: _Lane
+        self, request: Request, head: bytes, lane: _Lane, started: float
     ) -> Answer:
-        """A read from the service, or from the monolith if it fails."""
+        """A read from the service, or from the monolith if it fails;
+        `started` is when the request arrived, on the monotonic clock (the
+        SLO needs answer times finer than uvloop's millisecond clock)."""
         service = lane.service
         breaker = self.breakers.get(service)
-        # The SLO needs answer times finer than uvloop's millisecond clock.
-        started = time.monotonic()
         if breaker is not None and not breaker.allows(started) and not lane.finished:
             self.stats.bump(self.stats.breaker_skips, service)
             self.stats.bump(self.stats.fallbacks, lane.context)
             return await self._send(request, head, MONOLITH)
 
         upstream = self._upstreams.get(service)
-        failure = f"backend '{service}' has no URL"
-        if upstream is not None:
+        if upstream is None:
+            failure = f"backend '{service}' has no URL"
+        else:
             body = request.body
             try:
                 answer = await upstream.exchange(
@@ -1104,17 +1133,12 @@ class Router:
 
     # The router's own endpoints ----------------------------------------
 
-    def _own(self, path: str) -> Answer | None:
+    def _own(self, path: str) -> Answer:
         table = self.current()
         if path == "/_router/health":
             return own_answer(200, {"status": "ok", "revision": table.revision})
 
-        if path == "/_router/stats":
-            return own_answer(
-                200, {"revision": table.revision, **self.stats.as_json()}
-            )
-
-        return None
+        return own_answer(200, {"revision": table.revision, **self.stats.as_json()})
 
     def snapshot(self) -> dict[str, Any]:
         """Counters, breakers, SLO verdicts and shadow results, as JSON."""

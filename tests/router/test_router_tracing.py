@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
 
+from migrate.observe import tracing
 from migrate.observe.tracing import RequestTracer
 
 StartRouter = Callable[..., RunningRouter]
@@ -112,10 +115,65 @@ def test_without_tracing_no_trace_header_is_added(
 def test_trace_ids_are_unique_and_well_formed() -> None:
     tracer = RequestTracer(1, 0.0, "127.0.0.1:9")
 
-    lines = [tracer.begin(None)[0].decode() for _ in range(1000)]
+    lines = [
+        tracer.begin(None, time.monotonic())[0].decode() for _ in range(1000)
+    ]
 
     roots = {
         line.split(";")[0].removeprefix("X-Amzn-Trace-Id: Root=") for line in lines
     }
     assert len(roots) == 1000
     assert all(len(r) == 35 and r.startswith("1-") for r in roots)
+
+
+def _sampled_of(tracer: RequestTracer, requests: int, now: float) -> int:
+    return sum(tracer.begin(None, now)[1] is not None for _ in range(requests))
+
+
+def test_the_rule_samples_its_rate_of_new_traces() -> None:
+    tracer = RequestTracer(0, 0.05, "127.0.0.1:9")
+
+    sampled = _sampled_of(tracer, 100_000, time.monotonic())
+
+    # 5,000 expected; 300 is more than four standard deviations.
+    assert 4_700 <= sampled <= 5_300
+
+
+def test_the_first_requests_of_each_second_are_sampled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wall = [1_800_000_000.5]
+    monkeypatch.setattr(tracing, "time", SimpleNamespace(time=lambda: wall[0]))
+    tracer = RequestTracer(3, 0.0, "127.0.0.1:9")
+
+    first = [tracer.begin(None, 100.0)[1] is not None for _ in range(10)]
+    wall[0] += 1.0
+    next_second = _sampled_of(tracer, 10, 101.0)
+
+    assert first == [True] * 3 + [False] * 7
+    assert next_second == 3
+
+
+def test_a_rate_of_one_samples_every_request_and_zero_none() -> None:
+    every = RequestTracer(0, 1.0, "127.0.0.1:9")
+    none = RequestTracer(0, 0.0, "127.0.0.1:9")
+    now = time.monotonic()
+
+    assert _sampled_of(every, 100, now) == 100
+    assert _sampled_of(none, 100, now) == 0
+
+
+def test_trace_ids_stay_unique_when_the_two_clocks_disagree_on_the_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wall = [1_800_000_000.9]
+    monkeypatch.setattr(tracing, "time", SimpleNamespace(time=lambda: wall[0]))
+    tracer = RequestTracer(0, 0.0, "127.0.0.1:9")
+
+    lines = [tracer.begin(None, 100.0)[0] for _ in range(3)]
+    # The monotonic clock is past the second's end; the wall clock, stepped
+    # back, is not.
+    wall[0] -= 0.5
+    lines += [tracer.begin(None, 101.0)[0] for _ in range(3)]
+
+    assert len(set(lines)) == 6
