@@ -177,3 +177,27 @@ def test_trace_ids_stay_unique_when_the_two_clocks_disagree_on_the_second(
     lines += [tracer.begin(None, 101.0)[0] for _ in range(3)]
 
     assert len(set(lines)) == 6
+
+
+def test_segments_leave_together_once_a_burst_is_waiting(
+    daemon: socket.socket,
+) -> None:
+    tracer = RequestTracer(0, 1.0, _address(daemon))
+    now = time.monotonic()
+
+    def request(n: int) -> None:
+        _, segment = tracer.begin(None, now)
+        assert segment is not None
+        tracer.end(segment, "GET", f"/orders/{n}", 200, "ordering", "monolith")
+
+    for n in range(tracing.BURST - 1):
+        request(n)
+    before = _segments(daemon)
+    request(tracing.BURST)
+    burst = _segments(daemon)
+    request(0)
+    tracer.flush()
+
+    assert before == []
+    assert len(burst) == tracing.BURST
+    assert len(_segments(daemon)) == 1
