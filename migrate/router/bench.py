@@ -32,9 +32,9 @@ the user may (root, or a nice limit that allows it), every process of the
 bench runs at a raised priority (nice -10), so that other work on a shared
 machine takes less of the measured cores (`--no-pin` turns both off; the
 report says which held). Every server runs for the whole run and the rows are
-measured in turn, five rounds by default, the router and the bare proxy
-one after the other in each round (in turns, which goes first). Each
-row's figure is the median of its rounds; each gate is the median of the
+measured in turn, five rounds by default: in each round every row's peak,
+the router's and the bare proxy's back to back (in turns, which goes
+first), then every row's latency. Each row's figure is the median of its rounds; each gate is the median of the
 comparisons made within a round, so a burst of a neighbour's load on a
 shared machine spoils one round, not the verdict. Compare rows of one
 run, not figures across machines.
@@ -332,10 +332,19 @@ def bench_router(
         measured: dict[str, list[Row]] = {label: [] for label in urls}
         per_round: list[tuple[Row, ...]] = []
         for turn in range(rounds):
+            order = _order(list(urls), turn)
+            # Every row's peak first, then every row's latency: the router's
+            # and the bare proxy's peaks are measured back to back, so a
+            # neighbour's burst of load meets both or neither.
+            peaks = {
+                label: _peak_of(urls[label], seconds, concurrency, wrk, cores.load,
+                                pids[label])
+                for label in order
+            }
             found: dict[str, Row] = {}
-            for label in _order(list(urls), turn):
-                found[label] = _load_row(label, urls[label], seconds, rate,
-                                         concurrency, wrk, cores.load, pids[label])
+            for label in order:
+                fixed = _generate(urls[label], "rate", seconds, rate, cores.load)
+                found[label] = _row(label, rate, *peaks[label], fixed)
                 measured[label].append(found[label])
             per_round.append(tuple(found[label] for label in urls))
 
@@ -425,19 +434,24 @@ def _median(rows: list[Row]) -> Row:
     )
 
 
-def _load_row(
-    label: str, url: str, seconds: float, rate: float, concurrency: int,
-    wrk: str | None, cores: frozenset[int] | None, pid: int | None = None,
-) -> Row:
+def _peak_of(
+    url: str, seconds: float, concurrency: int, wrk: str | None,
+    cores: frozenset[int] | None, pid: int | None,
+) -> tuple[dict[str, Any], float | None]:
+    """A row's peak, and the proxy's CPU time a request while it lasted."""
     used = _cpu_seconds(pid)
     if wrk is not None:
         peak = _wrk(wrk, url, seconds, concurrency, cores)
     else:
         peak = _generate(url, "peak", seconds, concurrency, cores)
     used = _cpu_seconds(pid) - used
-    fixed = _generate(url, "rate", seconds, rate, cores)
     cpu = (round(used / peak["requests"] * 1e6, 2)
            if pid is not None and peak["requests"] else None)
+    return peak, cpu
+
+
+def _row(label: str, rate: float, peak: dict[str, Any], cpu: float | None,
+         fixed: dict[str, Any]) -> Row:
     return Row(
         label,
         round(peak["per_second"], 1),

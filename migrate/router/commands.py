@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from migrate.router.errors import InvalidSetting
+
 
 def _store() -> Any:
     from migrate.router.state import StateStore
@@ -73,9 +75,10 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
         sys.exit(1)
 
 
-@click.command("shadow")
+# A negative share is a share to refuse with its rule, not an unknown option.
+@click.command("shadow", context_settings={"ignore_unknown_options": True})
 @click.argument("context")
-@click.argument("percent", type=int)
+@click.argument("percent")
 @click.option("--ignore", "ignore_paths", multiple=True,
               help="a JSON path whose differences do not count ($.generated_at)")
 @click.option("--ignore-header", "ignore_headers", multiple=True,
@@ -86,13 +89,23 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
               help="a write route safe to mirror, as 'POST /rule'")
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
-def shadow_command(context: str, percent: int, ignore_paths: tuple[str, ...],
+def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
                    ignore_headers: tuple[str, ...], noise: bool | None,
                    safe_writes: tuple[str, ...], reason: str, as_json: bool) -> None:
     """Mirror PERCENT % of CONTEXT's requests to the other side and compare."""
+    if percent.startswith("--"):
+        raise click.UsageError(f"no such option: {percent}")
+    rule = "shares run 0-100 %"
+    try:
+        share = int(percent)
+    except ValueError:
+        raise InvalidSetting(context, "shadow share", percent, rule) from None
+    if not 0 <= share <= 100:
+        raise InvalidSetting(context, "shadow share", share, rule)
+
     store = _store()
     store.set_shadow(
-        context, percent, "migrate shadow", reason or "operator",
+        context, share, "migrate shadow", reason or "operator",
         ignore_paths=ignore_paths or None,
         ignore_headers=ignore_headers or None,
         noise=noise,

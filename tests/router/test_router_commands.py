@@ -49,6 +49,22 @@ def test_shadow_sets_the_share_and_rules_in_the_ledger(home: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(("share", "shown"), [("-1", "-1"), ("101", "101"),
+                                               ("abc", "'abc'")])
+def test_a_share_out_of_range_is_refused_with_its_rule_and_changes_nothing(
+    home: Path, share: str, shown: str
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", share)
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: shadow share {shown} for billing: shares run 0-100 %"
+    )
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_slo_sets_the_objective_from_human_units(home: Path) -> None:
     done = _migrate(home, "slo", "billing", "--max-error-rate", "1%",
                     "--max-p99", "250ms", "--window", "1m", "--json")
