@@ -34,9 +34,10 @@ machine takes less of the measured cores (`--no-pin` turns both off; the
 report says which held). Every server runs for the whole run and the rows are
 measured in turn, five rounds by default: in each round every row's peak,
 the router's and the bare proxy's back to back (in turns, which goes
-first), then every row's latency. Each row's figure is the median of its rounds; each gate is the median of the
-comparisons made within a round, so a burst of a neighbour's load on a
-shared machine spoils one round, not the verdict. Compare rows of one
+first), then every row's latency. Each row's figure is the median of its
+rounds; each gate is the median of the comparisons made within a round,
+so a burst of a neighbour's load on a shared machine spoils one round,
+not the verdict. Compare rows of one
 run, not figures across machines.
 
 `python -m migrate.router.bench [--seconds S] [--rate R] [--json]` or
