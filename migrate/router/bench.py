@@ -37,8 +37,7 @@ the router's and the bare proxy's back to back (in turns, which goes
 first), then every row's latency. Each row's figure is the median of its
 rounds; each gate is the median of the comparisons made within a round,
 so a burst of a neighbour's load on a shared machine spoils one round,
-not the verdict. Compare rows of one
-run, not figures across machines.
+not the verdict. Compare rows of one run, not figures across machines.
 
 `python -m migrate.router.bench [--seconds S] [--rate R] [--json]` or
 `migrate bench router` prints the report.
