@@ -1,6 +1,9 @@
-"""Provider states of shipping: shipments that left the warehouse.
+"""Provider states of shipping: the shippers it knows, and shipments that
+left the warehouse.
 
-On the monolith a shipment exists because ordering took an order and
+A shipper registers through shipping's own handler on whichever host writes
+shipping for the block (the stage makes a replica service the writer for
+it). On the monolith a shipment exists because ordering took an order and
 shipping planned its shipment when the order was announced. On shipping's
 service, where no ordering places orders, it is delivered the
 `OrderPlaced` and plans the shipment itself. Either way the shipment
@@ -21,17 +24,35 @@ from migrate.kernel.uow import now
 from monolith.ordering import handlers as ordering
 from monolith.ordering.events import OrderPlaced
 from monolith.shipping import handlers as shipping
-from monolith.shipping.api import shipment
+from monolith.shipping.api import shipment, shipper_exists
 from monolith.shipping.domain import ShipmentNotFound, Shipper
 
 STATES = ProviderStates("shipping")
+
+
+@STATES.given("a shipper is registered")
+def shipper_registered(stage: Stage, shipper_id: int,
+                       company_name: str = "Federal Shipping") -> None:
+    ports = stage.ports("shipping")
+    if shipper_exists(ports.query(), shipper_id):
+        return
+
+    with stage.writing("shipping"):
+        shipping.register_shippers(ports.command(),
+                                   [Shipper(shipper_id, company_name)])
+
+
+@STATES.given("no shipper has the id")
+def no_such_shipper(stage: Stage, shipper_id: int) -> None:
+    if shipper_exists(stage.ports("shipping").query(), shipper_id):
+        raise RuntimeError(f"shipper {shipper_id} is registered")
 
 
 @STATES.given("a shipment was dispatched", on=(MONOLITH,))
 def shipment_dispatched(stage: MonolithStage, customer_id: str,
                         shipper_id: int) -> None:
     ports = stage.ports("shipping")
-    _shipper(ports, shipper_id)
+    shipper_registered(stage, shipper_id)
     customer_registered(stage, customer_id)
     product_in_catalog(stage, 11, "14.00")
     orders = stage.ports("ordering")
@@ -41,7 +62,7 @@ def shipment_dispatched(stage: MonolithStage, customer_id: str,
         ship_via=shipper_id,
     )
     order = ordering.place_order(command, orders.command(), orders.catalog,
-                                 orders.customers)
+                                 orders.customers, orders.shipping)
     shipping.dispatch(order.order_id, now(), ports.command())
 
 
@@ -76,7 +97,7 @@ def _plan_and_dispatch(stage: Stage, ports: Any, order_id: int, customer_id: str
     """A shipment planned from a delivered `OrderPlaced` and dispatched, as
     the host that writes shipping."""
     with stage.writing("shipping"):
-        _shipper(ports, shipper_id)
+        shipper_registered(stage, shipper_id)
         stage.deliver("shipping", OrderPlaced(
             order_id, customer_id, now(), Decimal("0.00"), shipper_id,
             {"city": "Reims"}, (),
@@ -95,14 +116,6 @@ def _found(ports: Any, order_id: int) -> dict[str, Any] | None:
         return shipment(ports.query(), order_id)
     except ShipmentNotFound:
         return None
-
-
-def _shipper(ports: Any, shipper_id: int) -> None:
-    with ports.query() as uow:
-        known = uow.shipments.shipper_exists(shipper_id)
-    if not known:
-        shipping.register_shippers(ports.command(),
-                                   [Shipper(shipper_id, "Federal Shipping")])
 
 
 def _unplanned_order_id(ports: Any) -> int:

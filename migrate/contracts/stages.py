@@ -5,7 +5,8 @@ under verification, and offers state handlers what a context offers anyone,
 the same on either host, so a context's states are written once:
 
 - `ports(context)`: the context's units of work (and, on the monolith,
-  ordering's ports to catalog and customers), for its handlers and API;
+  ordering's ports to catalog, customers and shipping), for its handlers
+  and API;
 - `deliver(context, event)`: the context handles an event it consumes, as
   its writer does (claimed by event id, through its own handler). A host
   that does not write the context at that moment is made its writer for

@@ -17,9 +17,10 @@ through the context's own API, handlers and events only: never SQL behind
 the context's back. The stage offers the same on either host (see
 `migrate.contracts.stages`), so a context's states are written once and
 serve both; `on` limits a handler to some hosts, for a state that needs
-other contexts beside it (ordering places an order through catalog and
-customers, which only the monolith hosts together). Handlers must be
-idempotent: one verification sets the same state for several interactions.
+other contexts beside it (ordering places an order through catalog,
+customers and shipping, which only the monolith hosts together). Handlers
+must be idempotent: one verification sets the same state for several
+interactions.
 
 `migrate extract <context>` writes `<context>_states.py` beside the service:
 `served_on(SERVICE, "contracts.states.<context>")`, the context's states as

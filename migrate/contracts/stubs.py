@@ -1,15 +1,16 @@
 """Stand-ins for the contexts a service calls, answering from its contracts.
 
 A service whose context has ports onto other contexts (ordering asks
-catalog for prices and customers whether a customer is registered) calls
-them through the router. A verification runs neither the router nor those
-contexts, so the service's calls go to a stub instead: it answers a request
-with the response of the interaction, among the contracts the service's
-context holds as a consumer, whose method, path and JSON body are the
-request's. The answers are as faithful as the providers are to those
-contracts, which their own verifications check; the provider states the
-stub's answers stand for are the contracts' own (ordering's contract with
-customers has ALFKI registered, so ALFKI is registered).
+catalog for prices, customers whether a customer is registered and shipping
+whether a shipper is) calls them through the router. A verification runs
+neither the router nor those contexts, so the service's calls go to a stub
+instead: it answers a request with the response of the interaction, among
+the contracts the service's context holds as a consumer, whose method, path
+and JSON body are the request's. The answers are as faithful as the
+providers are to those contracts, which their own verifications check; the
+provider states the stub's answers stand for are the contracts' own
+(ordering's contract with customers has ALFKI registered, so ALFKI is
+registered).
 
 A request no interaction describes is answered 501, naming the request, so
 the service's call fails the way a call of a broken provider would and the

@@ -23,8 +23,8 @@ context) `verify`:
 
 Nothing here touches a running system: no live database, no live queue.
 Verifying every contract of the reference monolith on both hosts takes
-about 16 s on two cores with every context extracted, mostly starting
-hosts, two at a time (see docs/contracts.md).
+12-14 s on two cores with every context extracted, mostly starting hosts,
+two at a time (see docs/contracts.md).
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ log = logging.getLogger(__name__)
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 BOTH = "both"
 # Hosts started at once. On two cores, the monolith and five services took
-# 26-28 s one after another, 16 s two at a time, and no less three at a time.
+# 19-22 s one after another and 12-14 s two at a time on a quiet machine;
+# three at a time took 9-10 s there, but no less than two while other work
+# shared the cores.
 HOSTS_AT_ONCE = 2
 # The verifier's own report is silenced on file descriptor 1, which every
 # thread shares, so replays take turns.

@@ -35,6 +35,12 @@ class UnknownCustomer(OrderingError):
         self.customer_id = customer_id
 
 
+class UnknownShipper(OrderingError):
+    def __init__(self, shipper_id: int):
+        super().__init__(f"shipper {shipper_id} is not registered")
+        self.shipper_id = shipper_id
+
+
 class InvalidOrder(OrderingError):
     """An order that breaks a rule of ordering (no lines, a bad quantity)."""
 

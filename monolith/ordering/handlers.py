@@ -14,9 +14,10 @@ from monolith.ordering.domain import (
     ShipTo,
     UnknownCustomer,
     UnknownProduct,
+    UnknownShipper,
 )
 from monolith.ordering.events import OrderPlaced, PlacedLine
-from monolith.ordering.ports import Catalog, Customers, UnitOfWork
+from monolith.ordering.ports import Catalog, Customers, Shipping, UnitOfWork
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,14 @@ class PlaceOrder:
 
 
 def place_order(
-    command: PlaceOrder, uow: UnitOfWork, catalog: Catalog, customers: Customers
+    command: PlaceOrder,
+    uow: UnitOfWork,
+    catalog: Catalog,
+    customers: Customers,
+    shipping: Shipping,
 ) -> Order:
-    """Price the lines from the catalog, store the order, announce it."""
+    """Check the customer and the shipper, price the lines from the catalog,
+    store the order, announce it."""
     if not command.lines:
         raise InvalidOrder("an order needs at least one line")
 
@@ -49,6 +55,10 @@ def place_order(
 
     if not customers.exists(command.customer_id):
         raise UnknownCustomer(command.customer_id)
+
+    shipper = command.ship_via
+    if shipper is not None and not shipping.shipper_exists(shipper):
+        raise UnknownShipper(shipper)
 
     prices = catalog.prices([line.product_id for line in command.lines])
     unknown = next(

@@ -1,7 +1,8 @@
-"""What ordering needs from outside: its storage, and two other contexts.
+"""What ordering needs from outside: its storage, and three other contexts.
 
-The monolith answers `Catalog` and `Customers` with in-process calls to those
-contexts' APIs; a service host answers them over HTTP through the router.
+The monolith answers `Catalog`, `Customers` and `Shipping` with in-process
+calls to those contexts' APIs; a service host answers them over HTTP through
+the router.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ class Customers(Protocol):
     def exists(self, customer_id: str) -> bool: ...
 
 
+class Shipping(Protocol):
+    def shipper_exists(self, shipper_id: int) -> bool: ...
+
+
 class Ports(Protocol):
     command: Callable[[], UnitOfWork]
     query: Callable[[], UnitOfWork]
     catalog: Catalog
     customers: Customers
+    shipping: Shipping

@@ -15,6 +15,7 @@ from monolith.ordering.domain import (
     ShipTo,
     UnknownCustomer,
     UnknownProduct,
+    UnknownShipper,
 )
 from monolith.ordering.ports import Ports
 
@@ -23,7 +24,7 @@ def place_order(ports: Ports, request: Request) -> Reply:
     command = _place_order_command(request.body)
 
     order = handlers.place_order(
-        command, ports.command(), ports.catalog, ports.customers
+        command, ports.command(), ports.catalog, ports.customers, ports.shipping
     )
 
     return Reply(201, api.order_view(order), {"Location": f"/orders/{order.order_id}"})
@@ -96,5 +97,6 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     OrderNotFound: (404, "order_not_found"),
     UnknownProduct: (422, "unknown_product"),
     UnknownCustomer: (422, "unknown_customer"),
+    UnknownShipper: (422, "unknown_shipper"),
     InvalidOrder: (422, "invalid_order"),
 }

@@ -21,3 +21,9 @@ def shipment(uow: UnitOfWork, order_id: int) -> dict[str, Any]:
         "shipped_at": found.shipped_at,
         "ship_to": found.ship_to,
     }
+
+
+def shipper_exists(uow: UnitOfWork, shipper_id: int) -> bool:
+    """Whether shipping has the shipper registered, so an order may name it."""
+    with uow:
+        return uow.shipments.shipper_exists(shipper_id)

@@ -53,9 +53,12 @@ def test_the_plan_names_who_calls_the_contexts_api_and_who_consumes_its_events(
 ) -> None:
     catalog = json.loads(migrate_cli("plan", "catalog", "--json").stdout)
     ordering = json.loads(migrate_cli("plan", "ordering", "--json").stdout)
+    shipping = json.loads(migrate_cli("plan", "shipping", "--json").stdout)
 
     assert [(c["importer"], c["imported"]) for c in catalog["inbound"]] == [
         ("monolith.ordering.ports.Ports.catalog", "catalog.prices")]
+    assert [(c["importer"], c["imported"]) for c in shipping["inbound"]] == [
+        ("monolith.ordering.ports.Ports.shipping", "shipping.shipper_exists")]
     [placed] = ordering["published"]
     assert placed["consumers"] == ["billing.issue_invoice", "shipping.plan_shipment"]
 
@@ -66,11 +69,14 @@ def test_the_plan_counts_calls_through_ports_the_host_wires_as_calls_out() -> No
     plan = json.loads(migrate_cli("plan", "ordering", "--json").stdout)
     assert [(c["kind"], c["to"], c["imported"], c["location"])
             for c in plan["outbound"]] == [
-        ("port", "catalog", "catalog.prices", "monolith/ordering/ports.py:50"),
-        ("port", "customers", "customers.exists", "monolith/ordering/ports.py:51"),
+        ("port", "catalog", "catalog.prices", "monolith/ordering/ports.py:55"),
+        ("port", "customers", "customers.exists", "monolith/ordering/ports.py:56"),
+        ("port", "shipping", "shipping.shipper_exists",
+         "monolith/ordering/ports.py:57"),
     ]
     assert "ordering's catalog port -> catalog.prices" in done.stdout
-    assert plan["ports"] == ["Catalog", "Customers", "Orders"]
+    assert "ordering's shipping port -> shipping.shipper_exists" in done.stdout
+    assert plan["ports"] == ["Catalog", "Customers", "Orders", "Shipping"]
 
 
 def test_a_new_port_named_after_a_context_shows_as_a_call_in_both_plans(

@@ -42,7 +42,7 @@ def _new(consumer: str, provider: str) -> Pact:
     return Pact(consumer, provider).with_specification("V4")
 
 
-# --- HTTP: ordering's ports, as calls of catalog's and customers' APIs -----
+# --- HTTP: ordering's ports, as calls of other contexts' APIs --------------
 
 def ordering_catalog() -> Pact:
     pact = _new("ordering", "catalog")
@@ -73,6 +73,23 @@ def ordering_customers() -> Pact:
      .given("no customer has the id", customer_id="NOONE")
      .with_request("POST", "/_api/customers/exists")
      .with_body({"customer_id": "NOONE"}, content_type="application/json")
+     .will_respond_with(200)
+     .with_body({"result": False}, content_type="application/json"))
+    return pact
+
+
+def ordering_shipping() -> Pact:
+    pact = _new("ordering", "shipping")
+    (pact.upon_receiving("a call asking whether a registered shipper exists")
+     .given("a shipper is registered", shipper_id=3)
+     .with_request("POST", "/_api/shipping/shipper_exists")
+     .with_body({"shipper_id": 3}, content_type="application/json")
+     .will_respond_with(200)
+     .with_body({"result": True}, content_type="application/json"))
+    (pact.upon_receiving("a call asking whether a shipper nobody registered exists")
+     .given("no shipper has the id", shipper_id=99)
+     .with_request("POST", "/_api/shipping/shipper_exists")
+     .with_body({"shipper_id": 99}, content_type="application/json")
      .will_respond_with(200)
      .with_body({"result": False}, content_type="application/json"))
     return pact
@@ -209,9 +226,10 @@ SHIP_TO = {"name": "Vins et alcools Chevalier", "city": "Reims", "country": "Fra
 
 
 def new_order(quantity: int) -> dict[str, Any]:
-    """What a client sends to place an order: the customer and the product
-    that ordering's own contracts with customers and catalog say exist. The
-    quantity tells one interaction's request from another's."""
+    """What a client sends to place an order: the customer, the product and
+    the shipper that ordering's own contracts with customers, catalog and
+    shipping say exist. The quantity tells one interaction's request from
+    another's."""
     return {
         "customer_id": "ALFKI",
         "lines": [{"product_id": 11, "quantity": quantity, "discount": "0.15"}],
@@ -250,8 +268,8 @@ def router_ordering() -> Pact:
     _not_found(pact, "an order", "/orders/99999", "no order has the id",
                "order_not_found", order_id=99999)
     (pact.upon_receiving("an order, sent to ordering's writer")
-     .given("the customer and the product of an order exist", customer_id="ALFKI",
-            product_id=11, unit_price="14.00")
+     .given("the customer, the product and the shipper of an order exist",
+            customer_id="ALFKI", product_id=11, unit_price="14.00", shipper_id=3)
      .given("ordering is written on this host")
      .with_request("POST", "/orders")
      .with_body(new_order(12), content_type="application/json")
@@ -259,8 +277,8 @@ def router_ordering() -> Pact:
      .with_header("Location", match.regex("/orders/10281", regex=r"^/orders/\d+$"))
      .with_body(order_body(10281, "ALFKI"), content_type="application/json"))
     (pact.upon_receiving("an order that reaches a host which does not write ordering")
-     .given("the customer and the product of an order exist", customer_id="ALFKI",
-            product_id=11, unit_price="14.00")
+     .given("the customer, the product and the shipper of an order exist",
+            customer_id="ALFKI", product_id=11, unit_price="14.00", shipper_id=3)
      .given("ordering is written on another host")
      .with_request("POST", "/orders")
      .with_body(new_order(1), content_type="application/json")
@@ -449,6 +467,7 @@ def billing_replica() -> Pact:
 BUILDERS: dict[str, Callable[[], Pact]] = {
     "ordering-catalog": ordering_catalog,
     "ordering-customers": ordering_customers,
+    "ordering-shipping": ordering_shipping,
     "router-billing": router_billing,
     "router-catalog": router_catalog,
     "router-customers": router_customers,

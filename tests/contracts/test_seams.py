@@ -42,6 +42,7 @@ def test_the_seams_of_the_reference_monolith_are_the_known_ones() -> None:
         ("router", "ordering", "http", "GET /orders/<int:order_id>"),
         ("router", "ordering", "http", "POST /orders"),
         ("shipping", "ordering", "message", "OrderPlaced"),
+        ("ordering", "shipping", "http", "ordering's shipping port"),
         ("router", "shipping", "http", "GET /shipments/<int:order_id>"),
         ("shipping-shipment-notification", "shipping", "message",
          "ShipmentDispatched"),

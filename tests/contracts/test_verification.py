@@ -55,6 +55,19 @@ def test_every_contract_is_kept_on_every_host(
             if v.replayed != v.interactions] == []
 
 
+def test_orderings_contract_with_shipping_is_kept_on_both_hosts_of_shipping(
+    verified: tuple[Settings, Report],
+) -> None:
+    _, report = verified
+
+    kept = {v.host: v.pact("ordering") for v in report.verifications
+            if v.provider == "shipping"}
+
+    assert sorted(kept) == ["monolith", "service"]
+    assert all(p is not None and p.ok and p.replayed == p.interactions == 2
+               for p in kept.values()), kept
+
+
 def test_a_context_whose_contracts_are_kept_may_shift(
     verified: tuple[Settings, Report],
 ) -> None:

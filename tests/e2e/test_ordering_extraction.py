@@ -1,12 +1,14 @@
-"""Ordering extracted: its handlers call catalog and customers over HTTP.
+"""Ordering extracted: its handlers call catalog, customers and shipping
+over HTTP.
 
 Once ordering's writes moved to its service, an order placed through the
 router is placed by the service, which prices it from catalog and checks
-its customer through the clients `migrate extract` generated (their calls
-go through the router to the monolith, which still hosts both); billing and
-shipping, still in the monolith, receive the service's `OrderPlaced` from
-their queues and invoice the order and plan its shipment. One story runs
-once for the module; each test asserts one fact of it.
+its customer and its shipper through the clients `migrate extract`
+generated (their calls go through the router to the monolith, which still
+hosts all three); billing and shipping, still in the monolith, receive the
+service's `OrderPlaced` from their queues and invoice the order and plan
+its shipment. One story runs once for the module; each test asserts one
+fact of it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Story:
     placed: requests.Response
     unknown_customer: requests.Response
     unknown_product: requests.Response
+    unknown_shipper: requests.Response
+    stored_around_unknown_shipper: tuple[dict[str, int], dict[str, int]]
     invoice: dict[str, Any]
     shipment: dict[str, Any]
     handled_by: set[str]
@@ -73,17 +77,30 @@ def _row(url: str, table: sa.Table, **key: Any) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def _order(router: str, customer: str, product: int) -> requests.Response:
+def _order(router: str, customer: str, product: int,
+           ship_via: int | None = None) -> requests.Response:
     return requests.post(
         f"{router}/orders",
         json={
             "customer_id": customer,
             "lines": [{"product_id": product, "quantity": 3, "discount": "0.10"}],
             "freight": "4.50",
+            "ship_via": ship_via,
             "ship_to": {"name": "Lazy K Kountry Store", "city": "Walla Walla"},
         },
         timeout=60,
     )
+
+
+def _stored(url: str) -> dict[str, int]:
+    """How many orders, and rows of ordering's outbox, a database holds."""
+    outbox, _ = queue_tables("ordering")
+    tables = {"orders": orders, "ordering_outbox": outbox}
+    with create_engine(url).connect() as db:
+        return {
+            name: db.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for name, t in tables.items()
+        }
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +133,9 @@ def _tell(system: System) -> Story:
                        [Customer("LAZYK", "Lazy K Kountry Store")])
     move_writes(system, "ordering")
 
-    placed = _order(router, "LAZYK", 9100)
+    # Shipper 2 is one of the data set's: the service can only know it by
+    # asking shipping, whose tables it does not hold.
+    placed = _order(router, "LAZYK", 9100, ship_via=2)
     assert placed.status_code == 201, placed.text
     order_id = int(placed.json()["order_id"])
     monolith_url = settings.monolith_url
@@ -126,12 +145,19 @@ def _tell(system: System) -> Story:
                      lambda: _row(monolith_url, shipments, order_id=order_id))
     followed = _wait("the monolith's ordering replica following the order",
                      lambda: _row(monolith_url, orders, order_id=order_id))
+    service_url = settings.service_url("ordering")
+    before_unknown_shipper = _stored(service_url)
+    unknown_shipper = _order(router, "LAZYK", 9100, ship_via=99)
+    after_unknown_shipper = _stored(service_url)
     return Story(
         extraction=extraction,
         clients=(extraction.extraction.folder / "ordering_clients.py").read_text(),
         placed=placed,
         unknown_customer=_order(router, "NOONE", 9100),
         unknown_product=_order(router, "LAZYK", 99999),
+        unknown_shipper=unknown_shipper,
+        stored_around_unknown_shipper=(before_unknown_shipper,
+                                       after_unknown_shipper),
         invoice=invoice,
         shipment=shipment,
         handled_by=_handlers_of(system, order_id),
@@ -174,6 +200,8 @@ def test_extraction_generates_a_client_per_port_from_its_protocol(
         story.clients
     )
     assert "def exists(self, customer_id: str) -> bool:" in story.clients
+    assert "class ShippingClient(ApiClient):" in story.clients
+    assert "def shipper_exists(self, shipper_id: int) -> bool:" in story.clients
 
 
 def test_the_service_places_the_order_priced_by_catalog_over_http(
@@ -196,6 +224,23 @@ def test_a_product_that_catalog_does_not_know_is_refused(story: Story) -> None:
     assert story.unknown_product.json()["error"] == "unknown_product"
 
 
+def test_a_shipper_that_shipping_does_not_know_is_refused_naming_it(
+    story: Story,
+) -> None:
+    assert story.unknown_shipper.status_code == 422
+    assert story.unknown_shipper.headers["X-Migrate-Backend"] == "ordering"
+    assert story.unknown_shipper.json() == {
+        "error": "unknown_shipper", "message": "shipper 99 is not registered"}
+
+
+def test_a_refused_shipper_leaves_no_order_and_no_event_on_the_service(
+    story: Story,
+) -> None:
+    before, after = story.stored_around_unknown_shipper
+
+    assert after == before
+
+
 def test_the_monolith_invoices_the_services_order(story: Story) -> None:
     # 3 x 26.00 less 10 %, and 4.50 of freight.
     assert story.invoice["total_cents"] == 7470
@@ -203,6 +248,12 @@ def test_the_monolith_invoices_the_services_order(story: Story) -> None:
 
 def test_the_monolith_plans_the_services_orders_shipment(story: Story) -> None:
     assert story.shipment["ship_city"] == "Walla Walla"
+
+
+def test_the_monolith_plans_the_services_orders_shipment_with_its_shipper(
+    story: Story,
+) -> None:
+    assert story.shipment["shipper_id"] == 2
 
 
 def test_the_monolith_consumed_the_services_event_from_its_queues(

@@ -25,6 +25,8 @@ from migrate.hosts.calls import (
 )
 from migrate.manifest import load
 from monolith.host import Monolith
+from monolith.shipping.domain import Shipper
+from monolith.shipping.handlers import register_shippers
 from monolith.web import create_app
 
 
@@ -51,6 +53,19 @@ def test_the_monolith_answers_a_call_of_catalogs_prices(client: FlaskClient) -> 
 
     assert reply.status_code == 200
     assert reply.json == {"result": {"1": "18.00", "2": "19.00"}}
+
+
+def test_the_monolith_answers_a_call_of_shippings_shipper_exists(
+    client: FlaskClient, monolith: Monolith,
+) -> None:
+    register_shippers(monolith.unit_of_work("shipping"),
+                      [Shipper(3, "Federal Shipping")])
+
+    known = client.post("/_api/shipping/shipper_exists", json={"shipper_id": 3})
+    unknown = client.post("/_api/shipping/shipper_exists", json={"shipper_id": 99})
+
+    assert (known.status_code, known.json) == (200, {"result": True})
+    assert (unknown.status_code, unknown.json) == (200, {"result": False})
 
 
 def test_a_call_nobody_declared_is_404_naming_what_is_answered(
@@ -94,6 +109,7 @@ def test_a_client_built_from_the_protocol_reads_back_its_types(served: str) -> N
     assert prices == {1: Decimal("18.00"), 2: Decimal("19.00")}
     assert _client("customers", served).exists("ALFKI") is True
     assert _client("customers", served).exists("NOONE") is False
+    assert _client("shipping", served).shipper_exists(99) is False
 
 
 def test_a_refused_call_raises_naming_the_url_and_the_status(served: str) -> None:
@@ -113,6 +129,8 @@ def test_an_unreachable_provider_raises_rather_than_answering() -> None:
 
 def test_the_router_is_given_one_route_per_call_a_context_answers() -> None:
     assert api_routes(load(), "catalog") == [("POST", "/_api/catalog/prices", None)]
+    assert api_routes(load(), "shipping") == [
+        ("POST", "/_api/shipping/shipper_exists", None)]
     assert api_routes(load(), "ordering") == []
 
 

@@ -12,6 +12,9 @@ from monolith.billing.tables import invoices
 from monolith.host import Monolith
 from monolith.ordering.tables import order_lines, orders
 from monolith.ordering.tables import outbox as ordering_outbox
+from monolith.shipping.domain import Shipper
+from monolith.shipping.handlers import register_shippers
+from monolith.shipping.tables import shipments
 
 ORDER = {
     "customer_id": "ALFKI",
@@ -58,7 +61,7 @@ def test_an_order_for_an_unknown_product_is_422_and_changes_nothing(
     # The first order's OrderPlaced, and the row images of the order and of
     # the order number it took.
     assert before == {"orders": 1, "order_lines": 1, "ordering_outbox": 3,
-                      "invoices": 1}
+                      "invoices": 1, "shipments": 1}
 
 
 def test_an_order_with_a_shipper_that_is_no_id_is_422_and_changes_nothing(
@@ -73,6 +76,37 @@ def test_an_order_with_a_shipper_that_is_no_id_is_422_and_changes_nothing(
     assert "field 'ship_via' is 'zz'; it must be int" in reply.json["message"]
     assert client.post("/orders", json={**ORDER, "ship_via": 0}).status_code == 422
     assert _counts(monolith) == before
+
+
+def test_an_order_with_a_shipper_shipping_does_not_know_is_422_and_changes_nothing(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    register_shippers(monolith.unit_of_work("shipping"),
+                      [Shipper(3, "Federal Shipping")])
+    before = _counts(monolith)
+
+    reply = client.post("/orders", json={**ORDER, "ship_via": 99})
+
+    assert reply.status_code == 422
+    assert reply.json == {"error": "unknown_shipper",
+                          "message": "shipper 99 is not registered"}
+    assert _counts(monolith) == before
+    assert before == {"orders": 0, "order_lines": 0, "ordering_outbox": 0,
+                      "invoices": 0, "shipments": 0}
+
+
+def test_an_order_with_a_registered_shipper_is_placed_and_shipped_with_it(
+    client: FlaskClient, monolith: Monolith
+) -> None:
+    register_shippers(monolith.unit_of_work("shipping"),
+                      [Shipper(3, "Federal Shipping")])
+
+    placed = client.post("/orders", json={**ORDER, "ship_via": 3})
+
+    order_id = placed.json["order_id"]
+    assert placed.status_code == 201
+    assert placed.json["ship_via"] == 3
+    assert client.get(f"/shipments/{order_id}").json["shipper_id"] == 3
 
 
 def test_a_discount_that_is_no_finite_number_is_422_and_changes_nothing(
@@ -106,7 +140,8 @@ def test_a_payment_written_with_an_exponent_is_422_and_changes_nothing(
 
 def _counts(monolith: Monolith) -> dict[str, int]:
     tables = {"orders": orders, "order_lines": order_lines,
-              "ordering_outbox": ordering_outbox, "invoices": invoices}
+              "ordering_outbox": ordering_outbox, "invoices": invoices,
+              "shipments": shipments}
     with monolith.engine.connect() as db:
         return {
             name: int(db.execute(sa.select(sa.func.count()).select_from(t)).scalar()
