@@ -693,7 +693,7 @@ async def _serve_bare(backend: str) -> None:
     upstream = Upstream("monolith", backend)
 
     async def handle(request: Request) -> Answer:
-        head = request_head(request)
+        head, _ = request_head(request)
         data = head + request.body if request.body else head
         answer = await upstream.exchange(
             data, bodiless=request.method == "HEAD", retry_stale=True

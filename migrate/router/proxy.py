@@ -80,7 +80,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from migrate.observe.tracing import FLUSH_SECONDS, RequestTracer
+from migrate.observe.tracing import FLUSH_SECONDS, RequestSegment, RequestTracer
 from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
@@ -682,15 +682,7 @@ class Router:
 
         started = time.monotonic()
         tracer = self.tracer
-        segment = None
-        if tracer is None:
-            head = request_head(request)
-        else:
-            head = request_head(request, drop_trace=True)
-            line, segment = tracer.begin(
-                request.lowered().get(b"x-amzn-trace-id"), started
-            )
-            head = head[:-2] + line
+        head, segment = request_head(request, tracer, started)
 
         seen = plan.found.get(request.method)
         found = seen.get(path) if seen is not None else None
@@ -793,7 +785,11 @@ class Router:
         SLO needs answer times finer than uvloop's millisecond clock)."""
         service = lane.service
         breaker = self.breakers.get(service)
-        if breaker is not None and not breaker.allows(started) and not lane.finished:
+        # A closed circuit is asked nothing: this runs for every read.
+        if (
+            breaker is not None and breaker.opened_at is not None
+            and not breaker.allows(started) and not lane.finished
+        ):
             self.stats.bump(self.stats.breaker_skips, service)
             self.stats.bump(self.stats.fallbacks, lane.context)
             return await self._send(request, head, MONOLITH)
@@ -1230,9 +1226,15 @@ def _dropped(always: frozenset[bytes], headers: Headers) -> frozenset[bytes]:
     return always | named if named else always
 
 
-def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
-    """The request line and headers the backend gets, ending in a blank line.
+def request_head(
+    request: Request, tracer: RequestTracer | None = None, now: float = 0.0
+) -> tuple[bytes, RequestSegment | None]:
+    """The request line and headers the backend gets, ending in a blank line,
+    and the request's segment if a tracer sampled it.
 
+    With a tracer, the head carries the tracer's X-Amzn-Trace-Id for the
+    request in place of the client's (continuing the client's trace where
+    it sent one); `now` is when the request arrived, on the monotonic clock.
     As it goes it records the request's headers by lower-case name, so the
     router's later look-ups cost nothing more.
     """
@@ -1241,7 +1243,7 @@ def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
     dropped = _NOT_FORWARDED
     lines = [request.method.encode(), b" ", request.target, b" HTTP/1.1\r\n"]
     forwarded_for: list[bytes] = []
-    host = None
+    host = trace = None
     for name, value in incoming:
         low = name.lower()
         lowered[low] = value
@@ -1253,7 +1255,8 @@ def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
             continue
         if low == b"host":
             host = value
-        elif drop_trace and low == b"x-amzn-trace-id":
+        elif tracer is not None and low == b"x-amzn-trace-id":
+            trace = value
             continue
         lines += (name, b": ", value, b"\r\n")
     request.remember(lowered)
@@ -1264,7 +1267,7 @@ def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
             for name, value in incoming
             if (low := name.lower()) not in dropped
             and not low.startswith(b"proxy-")
-            and not (drop_trace and low == b"x-amzn-trace-id")
+            and not (tracer is not None and low == b"x-amzn-trace-id")
             for part in (name, b": ", value, b"\r\n")
         ]
 
@@ -1276,8 +1279,14 @@ def request_head(request: Request, *, drop_trace: bool = False) -> bytes:
     body = request.body
     if body is not None or request.method in _WITH_BODY:
         lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    if tracer is None:
+        lines.append(b"\r\n")
+        return b"".join(lines), None
+
+    # The tracer's line ends the head, blank line included.
+    line, segment = tracer.begin(trace, now)
+    lines.append(line)
+    return b"".join(lines), segment
 
 
 def response_headers(incoming: Headers, backend: str) -> Headers:
