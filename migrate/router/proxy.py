@@ -1154,6 +1154,7 @@ class Router:
                 self._shadow_queue.qsize() if self._shadow_queue else 0
             ),
             "traces_sampled": self.tracer.sampled if self.tracer else None,
+            "traces_dropped": self.tracer.dropped if self.tracer else None,
         }
 
 

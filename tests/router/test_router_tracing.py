@@ -201,3 +201,22 @@ def test_segments_leave_together_once_a_burst_is_waiting(
     assert before == []
     assert len(burst) == tracing.BURST
     assert len(_segments(daemon)) == 1
+
+
+def test_segments_the_daemon_refuses_are_counted_and_never_raised() -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    host, port = closed.getsockname()
+    closed.close()
+    tracer = RequestTracer(0, 1.0, f"{host}:{port}")
+    now = time.monotonic()
+
+    for n in range(4 * tracing.BURST):
+        _, segment = tracer.begin(None, now)
+        assert segment is not None
+        tracer.end(segment, "GET", f"/orders/{n}", 200, "ordering", "monolith")
+    tracer.flush()
+
+    # Loopback answers a datagram to a closed port at once, and the
+    # connected socket reports it on the next send.
+    assert tracer.dropped > 0
