@@ -352,9 +352,28 @@ def instrument_flask(app: Any) -> None:
     if _state.recorder is None:
         return
 
+    import flask
     from aws_xray_sdk.ext.flask.middleware import XRayMiddleware
 
-    XRayMiddleware(app, _state.recorder)
+    recorder = _state.recorder
+
+    def answer_with_the_callers_trace(response: Any) -> Any:
+        # An unsampled request's segment is the SDK's dummy, whose trace id
+        # is all zeros: the SDK would answer with that id, which names no
+        # trace. The caller's root goes back instead, or none at all.
+        if getattr(recorder.current_segment(), "sampled", True):
+            return response
+        caller = TraceHeader.parse(flask.request.headers.get(HEADER))
+        if caller is None:
+            response.headers.pop(HEADER, None)
+        else:
+            response.headers[HEADER] = f"Root={caller.root};Sampled=0"
+        return response
+
+    # Flask runs after-request functions last registered first: this one,
+    # registered before the SDK's middleware, sees the header it wrote.
+    app.after_request(answer_with_the_callers_trace)
+    XRayMiddleware(app, recorder)
 
 
 def instrument_engine(engine: Any) -> None:
