@@ -22,7 +22,9 @@ which is how the CLI on the same machine finds them.
 
 A change's body is a JSON object of the fields listed, and nothing else
 (`bodies`); actor and reason are text of at most 500 characters. A body
-that breaks that is refused with 400 `bad_request` naming the field.
+that breaks that is refused with 400 `bad_request` naming the field, and
+a context the router does not know with 404 `unknown_context`, on every
+call that names one.
 
 Changes made here go through `steering`, like the CLI's, so they reach
 the ledger and every router; raising a weight asks the contracts gate
@@ -50,7 +52,7 @@ import requests
 
 from migrate.router import bodies, steering
 from migrate.router.bodies import Field
-from migrate.router.errors import AdminUnavailable, refusal_of
+from migrate.router.errors import AdminUnavailable, UnknownContext, refusal_of
 from migrate.router.http1 import Answer, Request
 from migrate.router.metrics import RouterMetrics
 from migrate.router.proxy import Router, own_answer
@@ -135,6 +137,7 @@ class AdminApi:
             return self.metrics.answer()
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "slo"]:
+            await self._known(parts[2])
             verdict = router.verdict(parts[2])
             if verdict is None:
                 return own_answer(404, {
@@ -145,6 +148,7 @@ class AdminApi:
             return own_answer(200, verdict.as_json())
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "shadow"]:
+            await self._known(parts[2])
             return own_answer(200, shadow_results(router, parts[2]))
 
         if method == "GET" and parts == ["admin", "overview"]:
@@ -168,6 +172,18 @@ class AdminApi:
             "error": "not_found",
             "message": f"no admin call {method} {request.path}",
         })
+
+    async def _known(self, context: str) -> None:
+        """Refuse a context the router does not route, as a change would.
+        The table may be a poll behind the store, so it is read again
+        before saying no."""
+        if context in self.router.current().contexts:
+            return
+
+        await self.router.refresh()
+        known = self.router.current().contexts
+        if context not in known:
+            raise UnknownContext(context, known)
 
     async def _change(self, context: str, call: str, body: dict[str, Any]) -> int:
         actor = body["actor"] or "admin api"

@@ -130,7 +130,11 @@ def diffs_command(context: str, limit: float, as_json: bool) -> None:
     from migrate.router.admin import AdminClient
     from migrate.router.rollout import shadow_gate
 
-    client = AdminClient.for_state(_store().path)
+    store = _store()
+    # Asked first, so an unknown context is refused the same way with or
+    # without a router running.
+    store.phase(context)
+    client = AdminClient.for_state(store.path)
     found = client.shadow(context)
     refusal = shadow_gate(client, limit)(context)
     if as_json:
@@ -174,10 +178,8 @@ def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
     from migrate.router.slo import Slo
 
     store = _store()
-    current = store.status()
-    if context not in current:
-        store.history(context)  # names the known contexts
-    slo = current[context].slo
+    store.phase(context)  # refuses an unknown context, naming the known ones
+    slo = store.status()[context].slo
     changing = any(v is not None for v in (max_error_rate, max_p99, window,
                                            min_requests))
     if off:

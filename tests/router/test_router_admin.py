@@ -254,3 +254,53 @@ def test_a_reason_of_500_characters_reaches_the_ledger(
                 {"weight": 10, "actor": "script:ana", "reason": "y" * 500})
 
     assert store.history("billing")[-1].reason == "y" * 500
+
+
+@pytest.mark.parametrize("path", ["/admin/shadow/nosuch", "/admin/slo/nosuch"])
+def test_an_unknown_context_is_refused_naming_the_known_ones(
+    running: tuple[str, AdminClient], path: str
+) -> None:
+    _, client = running
+
+    answer = _call(client, "GET", path)
+
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "error": "unknown_context",
+        "message": "context 'nosuch' is not registered with the router; "
+                   "known contexts: billing",
+    }
+
+
+def test_a_context_registered_after_the_router_started_is_known_at_once(
+    store: StateStore, running: tuple[str, AdminClient], billing: EchoBackend
+) -> None:
+    _, client = running
+    store.set_backend("shipping", billing.url)
+    store.register_routes("shipping", "shipping", [
+        ("GET", "/shipments/<int:shipment_id>", "shipment_id"),
+    ])
+
+    found = client.shadow("shipping")
+
+    assert found["context"] == "shipping"
+
+
+@pytest.mark.parametrize("arguments", [("diffs", "nosuch"),
+                                       ("diffs", "nosuch", "--json"),
+                                       ("slo", "nosuch")])
+def test_the_cli_refuses_an_unknown_context_while_the_router_runs(
+    store: StateStore, running: tuple[str, AdminClient], arguments: tuple[str, ...]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", *arguments],
+        capture_output=True, text=True, cwd=REPOSITORY, timeout=120,
+        env={**os.environ, "MIGRATE_HOME": str(Path(store.path).parent),
+             "MIGRATE_ROUTER_TOKEN": TOKEN},
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: context 'nosuch' is not registered with the router; "
+        "known contexts: billing"
+    )
