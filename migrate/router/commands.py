@@ -80,9 +80,13 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
 @click.argument("context")
 @click.argument("percent")
 @click.option("--ignore", "ignore_paths", multiple=True,
-              help="a JSON path whose differences do not count ($.generated_at)")
+              help="a JSON path whose differences do not count ($.generated_at); "
+                   "repeatable, the paths given replace the kept ones")
 @click.option("--ignore-header", "ignore_headers", multiple=True,
-              help="a response header whose differences do not count")
+              help="a response header whose differences do not count; "
+                   "repeatable, the names given replace the kept ones")
+@click.option("--no-ignores", is_flag=True,
+              help="clear the kept ignore paths and headers")
 @click.option("--noise/--no-noise", default=None,
               help="ask the primary twice and ignore what differs between them")
 @click.option("--safe-write", "safe_writes", multiple=True,
@@ -90,11 +94,23 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
 @click.option("--reason", default="", help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
-                   ignore_headers: tuple[str, ...], noise: bool | None,
-                   safe_writes: tuple[str, ...], reason: str, as_json: bool) -> None:
-    """Mirror PERCENT % of CONTEXT's requests to the other side and compare."""
+                   ignore_headers: tuple[str, ...], no_ignores: bool,
+                   noise: bool | None, safe_writes: tuple[str, ...], reason: str,
+                   as_json: bool) -> None:
+    """Mirror PERCENT % of CONTEXT's requests to the other side and compare.
+
+    Each setting is kept until it is given again, through turning shadow
+    off (PERCENT 0) and on: --ignore, --ignore-header and --safe-write
+    replace their list when given, --noise/--no-noise switch noise
+    cancellation, and --no-ignores clears both ignore lists."""
     if percent.startswith("--"):
         raise click.UsageError(f"no such option: {percent}")
+    if no_ignores and (ignore_paths or ignore_headers):
+        given = " and ".join(name for name, values in (
+            ("--ignore", ignore_paths), ("--ignore-header", ignore_headers))
+            if values)
+        raise click.UsageError(f"--no-ignores clears the ignore lists; it takes "
+                               f"no {given}")
     rule = "shares run 0-100 %"
     try:
         share = int(percent)
@@ -106,8 +122,8 @@ def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
     store = _store()
     store.set_shadow(
         context, share, "migrate shadow", reason or "operator",
-        ignore_paths=ignore_paths or None,
-        ignore_headers=ignore_headers or None,
+        ignore_paths=() if no_ignores else ignore_paths or None,
+        ignore_headers=() if no_ignores else ignore_headers or None,
         noise=noise,
         safe_writes=safe_writes or None,
     )

@@ -65,6 +65,61 @@ def test_a_share_out_of_range_is_refused_with_its_rule_and_changes_nothing(
     assert StateStore(home / "router.db").history("billing") == before
 
 
+@pytest.mark.parametrize(("name", "shown"), [("Bad Header:", "'Bad Header:'"),
+                                             ("X\nY", "'X\\nY'"), ("", "''")])
+def test_an_ignored_header_that_is_not_an_http_token_is_refused_naming_it(
+    home: Path, name: str, shown: str
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--ignore-header", "X-Ok",
+                    "--ignore-header", name)
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: shadow ignore header {shown} for billing: a header name is an "
+        "HTTP token: letters, digits and !#$%&'*+-.^_`|~, no spaces or colons "
+        "(RFC 9110)"
+    )
+    assert StateStore(home / "router.db").history("billing") == before
+
+
+def _shadow(home: Path) -> dict[str, object]:
+    settings: dict[str, object] = StateStore(home / "router.db").status()[
+        "billing"].shadow.as_json()
+    return settings
+
+
+def test_ignore_rules_are_kept_through_off_and_on_until_cleared(home: Path) -> None:
+    _migrate(home, "shadow", "billing", "10", "--ignore", "$.generated_at",
+             "--ignore-header", "X-Request-Id")
+    _migrate(home, "shadow", "billing", "0")
+
+    again = _migrate(home, "shadow", "billing", "10")
+    kept = _shadow(home)
+    cleared = _migrate(home, "shadow", "billing", "10", "--no-ignores")
+
+    assert again.returncode == 0, again.stderr
+    assert (kept["ignore_paths"], kept["ignore_headers"]) == (
+        ("$.generated_at",), ("X-Request-Id",))
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.strip() == "billing shadow: 10 % of requests."
+    assert (_shadow(home)["ignore_paths"], _shadow(home)["ignore_headers"]) == (
+        (), ())
+
+
+def test_clearing_the_ignore_rules_while_giving_some_is_refused(home: Path) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--no-ignores", "--ignore",
+                    "$.generated_at", "--ignore-header", "X-Request-Id")
+
+    assert done.returncode == 2
+    assert ("--no-ignores clears the ignore lists; it takes no --ignore and "
+            "--ignore-header") in done.stderr
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_slo_sets_the_objective_from_human_units(home: Path) -> None:
     done = _migrate(home, "slo", "billing", "--max-error-rate", "1%",
                     "--max-p99", "250ms", "--window", "1m", "--json")
