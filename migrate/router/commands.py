@@ -193,15 +193,22 @@ def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
     from migrate.router.rollout import parse_duration
     from migrate.router.slo import Slo
 
+    given = [name for name, value in (
+        ("--max-error-rate", max_error_rate), ("--max-p99", max_p99),
+        ("--window", window), ("--min-requests", min_requests),
+    ) if value is not None]
+    if off and given:
+        raise click.UsageError(
+            f"--off removes the SLO; it takes no {', '.join(given)}"
+        )
+
     store = _store()
     store.phase(context)  # refuses an unknown context, naming the known ones
     slo = store.status()[context].slo
-    changing = any(v is not None for v in (max_error_rate, max_p99, window,
-                                           min_requests))
     if off:
         store.set_slo(context, None, "migrate slo", reason or "operator")
         slo = None
-    elif changing:
+    elif given:
         base = slo or Slo()
         slo = Slo(
             parse_rate(max_error_rate) if max_error_rate else base.max_error_rate,

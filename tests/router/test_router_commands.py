@@ -140,6 +140,20 @@ def test_a_bad_slo_value_is_one_error_line_naming_it(home: Path) -> None:
     )
 
 
+def test_removing_the_slo_while_setting_one_is_refused_naming_the_options(
+    home: Path,
+) -> None:
+    _migrate(home, "slo", "billing", "--max-p99", "250ms")
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "slo", "billing", "--off", "--max-p99", "5ms",
+                    "--window", "1m")
+
+    assert done.returncode == 2
+    assert "--off removes the SLO; it takes no --max-p99, --window" in done.stderr
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_override_secret_prints_a_secret_and_keeps_its_hash(home: Path) -> None:
     done = _migrate(home, "override-secret")
 
