@@ -269,23 +269,24 @@ def _verdict(store: Any, context: str) -> dict[str, Any] | None:
 @click.command("override-secret")
 @click.option("--off", is_flag=True, help="remove the secret: no override works")
 @click.option("--reason", default="", help="why, for the ledger")
-def override_secret_command(off: bool, reason: str) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="print {\"secret\": ...} (null with --off)")
+def override_secret_command(off: bool, reason: str, as_json: bool) -> None:
     """Make a new secret that lets testers force a side; prints it once.
 
     A read carrying `X-Migrate-Side: service:<secret>` (or the cookie
     `migrate_side=service:<secret>`) goes to the service whatever the
     weight; `monolith:<secret>` to the monolith. Only its hash is kept."""
     store = _store()
-    if off:
-        store.set_override_secret(None, "migrate override-secret",
-                                  reason or "operator")
-        click.echo("No override secret: overrides are ignored.")
-        return
-
-    secret = secrets.token_urlsafe(24)
+    secret = None if off else secrets.token_urlsafe(24)
     store.set_override_secret(secret, "migrate override-secret",
                               reason or "operator")
-    click.echo(secret)
+    if as_json:
+        _echo_json({"secret": secret})
+    elif secret is None:
+        click.echo("No override secret: overrides are ignored.")
+    else:
+        click.echo(secret)
 
 
 @click.group("rollout")
@@ -297,18 +298,24 @@ def _rollout_action(action: str) -> click.Command:
     @click.command(action)
     @click.argument("context")
     @click.option("--reason", default="", help="why, recorded with the rollout")
-    def command(context: str, reason: str) -> None:
+    @click.option("--json", "as_json", is_flag=True,
+                  help="print the rollout as it is now")
+    def command(context: str, reason: str, as_json: bool) -> None:
         from migrate.router import rollout
         from migrate.router.errors import InvalidSetting
 
         store = _store()
-        store.history(context)
+        store.phase(context)  # refuses an unknown context, naming the known ones
         done = getattr(rollout, f"{action}_rollout")(store, context, reason)
+        current = store.rollout(context)
         if not done:
-            current = store.rollout(context)
             state = current.state if current else "none"
             raise InvalidSetting(context, "rollout", state,
                                  f"there is no rollout to {action}")
+        if as_json:
+            _echo_json({"context": context, "action": action,
+                        "rollout": dataclasses.asdict(current) if current else None})
+            return
         click.echo(f"{context}: rollout {action}{'d' if action != 'stop' else 'ped'}.")
 
     command.__doc__ = f"{action.capitalize()} CONTEXT's rollout."

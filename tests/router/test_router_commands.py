@@ -184,6 +184,34 @@ def test_pausing_a_running_rollout_records_it(home: Path) -> None:
     )
 
 
+def test_a_rollout_action_reports_the_rollout_as_json(home: Path) -> None:
+    StateStore(home / "router.db").start_rollout("billing", (1, 5), 60, "ana", "go")
+
+    done = _migrate(home, "rollout", "pause", "billing", "--reason", "lunch",
+                    "--json")
+
+    payload = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert (payload["context"], payload["action"]) == ("billing", "pause")
+    assert (payload["rollout"]["state"], payload["rollout"]["reason"],
+            payload["rollout"]["steps"]) == ("paused", "lunch", [1, 5])
+
+
+def test_override_secret_gives_the_secret_as_json_and_null_once_off(
+    home: Path,
+) -> None:
+    made = _migrate(home, "override-secret", "--json")
+    secret = json.loads(made.stdout)["secret"]
+    kept = StateStore(home / "router.db").snapshot().override_secret
+    off = _migrate(home, "override-secret", "--off", "--json")
+
+    assert made.returncode == 0, made.stderr
+    assert len(secret) >= 16 and kept is not None and secret not in kept
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout) == {"secret": None}
+    assert StateStore(home / "router.db").snapshot().override_secret is None
+
+
 def test_diffs_without_a_running_router_says_so(home: Path) -> None:
     done = _migrate(home, "diffs", "billing")
 
