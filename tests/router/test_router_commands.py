@@ -418,3 +418,15 @@ def test_history_of_an_unknown_context_names_the_known_ones(
     assert done.stderr.strip() == (
         "error: context 'biling' is not registered with the router; "
         "known contexts: billing")
+
+
+def test_an_unknown_context_has_the_admin_api_s_code_under_json(home: Path) -> None:
+    done = _migrate(home, "slo", "nosuch", "--json")
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {
+        "error": "unknown_context",
+        "message": "context 'nosuch' is not registered with the router; "
+                   "known contexts: billing",
+        "exit_code": 1,
+    }
