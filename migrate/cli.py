@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from migrate.errors import MigrateError, NotExtracted
+from migrate.router.commands import ledger_text
 from migrate.settings import Settings
 
 # Piped output is read whole, by a person later or by grep: tables there get
@@ -473,7 +474,8 @@ def verify(context: str, timeout: float, as_json: bool) -> None:
               help="share of shadowed requests that may differ, e.g. 1% (default)")
 @click.option("--patience",
               help="how long a step may wait for traffic to judge (default 2 x every)")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shift(
     context: str, weight: str | None, writes: bool, steps: str | None,
@@ -582,7 +584,8 @@ def _shift_in_steps(
 
 @main.command()
 @click.argument("context")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(context: str, reason: str, as_json: bool) -> None:
     """Give CONTEXT back to the monolith: its writes (fenced, nothing lost),

@@ -32,6 +32,18 @@ def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
 
 
+def ledger_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A --reason as the ledger keeps it: capped as the admin API caps it."""
+    from migrate.router.bodies import MAX_TEXT, shown
+
+    if len(value) > MAX_TEXT:
+        raise click.BadParameter(
+            f"{shown(value)} ({len(value):,} characters): a reason is text of "
+            f"at most {MAX_TEXT} characters", ctx, param,
+        )
+    return value
+
+
 @click.group("bench")
 def bench() -> None:
     """Measure parts of the kit on this machine."""
@@ -91,7 +103,8 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
               help="ask the primary twice and ignore what differs between them")
 @click.option("--safe-write", "safe_writes", multiple=True,
               help="a write route safe to mirror, as 'POST /rule'")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
                    ignore_headers: tuple[str, ...], no_ignores: bool,
@@ -182,7 +195,8 @@ def diffs_command(context: str, limit: float, as_json: bool) -> None:
 @click.option("--min-requests", type=int,
               help="fewer requests than this in the window judge nothing")
 @click.option("--off", is_flag=True, help="remove the context's SLO")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
                 window: str | None, min_requests: int | None, off: bool,
@@ -268,7 +282,8 @@ def _verdict(store: Any, context: str) -> dict[str, Any] | None:
 
 @click.command("override-secret")
 @click.option("--off", is_flag=True, help="remove the secret: no override works")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True,
               help="print {\"secret\": ...} (null with --off)")
 def override_secret_command(off: bool, reason: str, as_json: bool) -> None:
@@ -297,7 +312,8 @@ def rollout_group() -> None:
 def _rollout_action(action: str) -> click.Command:
     @click.command(action)
     @click.argument("context")
-    @click.option("--reason", default="", help="why, recorded with the rollout")
+    @click.option("--reason", default="", callback=ledger_text,
+                  help="why, recorded with the rollout")
     @click.option("--json", "as_json", is_flag=True,
                   help="print the rollout as it is now")
     def command(context: str, reason: str, as_json: bool) -> None:

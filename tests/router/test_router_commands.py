@@ -120,6 +120,19 @@ def test_clearing_the_ignore_rules_while_giving_some_is_refused(home: Path) -> N
     assert StateStore(home / "router.db").history("billing") == before
 
 
+def test_a_reason_longer_than_the_ledger_keeps_is_refused_naming_the_rule(
+    home: Path,
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--reason", "x" * 501)
+
+    assert done.returncode == 2
+    assert ("(501 characters): a reason is text of at most 500 characters"
+            in done.stderr)
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_slo_sets_the_objective_from_human_units(home: Path) -> None:
     done = _migrate(home, "slo", "billing", "--max-error-rate", "1%",
                     "--max-p99", "250ms", "--window", "1m", "--json")
