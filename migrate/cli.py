@@ -1,13 +1,17 @@
 """The `migrate` command: thin commands over the kit's library calls.
 
-Exit codes: 0 success; 1 the operation failed or found a problem (the one
-line on stderr says which); 2 bad configuration or usage.
+Exit codes: 0 success; 1 the operation failed, found a problem or refused
+a value (the one line on stderr says which); 2 bad configuration, or a
+usage error click catches before the command runs. With --json, a failure
+is also one JSON object on stdout: {"error": stable code, "message",
+"exit_code"}, the codes the admin API answers with where they correspond.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from migrate.errors import MigrateError, NotExtracted, ShiftRefused
+from migrate.errors import MigrateError, NotExtracted
+from migrate.router.commands import ledger_text
 from migrate.settings import Settings
 
 # Piped output is read whole, by a person later or by grep: tables there get
@@ -348,7 +353,7 @@ def backfill(context: str, as_json: bool) -> None:
     settings = system.settings
     owned = system.manifest.context(context)
     if not (settings.extracted_dir / context).exists():
-        raise ShiftRefused(
+        raise NotExtracted(
             f"{context} is not extracted; run `migrate extract {context}`"
         )
 
@@ -469,7 +474,8 @@ def verify(context: str, timeout: float, as_json: bool) -> None:
               help="share of shadowed requests that may differ, e.g. 1% (default)")
 @click.option("--patience",
               help="how long a step may wait for traffic to judge (default 2 x every)")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shift(
     context: str, weight: str | None, writes: bool, steps: str | None,
@@ -515,17 +521,18 @@ def shift(
         )
         return
 
+    from migrate.router.errors import InvalidWeight
+    from migrate.router.steering import raise_gate, shift_reads
+
+    # Refused as the admin API refuses it (invalid_weight), not as a usage
+    # error: the value is the operator's, the command line is fine.
     try:
         percent = int(weight)  # type: ignore[arg-type]
     except ValueError:
-        raise ShiftRefused(
-            f"weight {weight!r} for {context}: weights run 0-100"
-        ) from None
+        raise InvalidWeight(context, weight) from None
 
     if not 0 <= percent <= 100:
-        raise ShiftRefused(f"weight {percent} for {context}: weights run 0-100")
-
-    from migrate.router.steering import raise_gate, shift_reads
+        raise InvalidWeight(context, percent)
 
     # Raising a weight needs the contracts' yes and a copy last found in
     # parity; lowering never waits.
@@ -577,7 +584,8 @@ def _shift_in_steps(
 
 @main.command()
 @click.argument("context")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def rollback(context: str, reason: str, as_json: bool) -> None:
     """Give CONTEXT back to the monolith: its writes (fenced, nothing lost),
@@ -852,21 +860,41 @@ def run() -> None:
         sys.exit(130)
     except click.ClickException as error:
         error.show()
+        _say_json("usage_error", error.format_message(), 2)
         sys.exit(2)
     except MigrateError as error:
-        _fail(str(error), error.exit_code, type(error).__name__)
+        _fail(str(error), error.exit_code, error_code(error))
     except OSError as error:
         # A folder that cannot be made, a port that cannot be bound: the
         # operating system's own words name the path or the address.
-        _fail(str(error), 1, type(error).__name__)
+        _fail(str(error), 1, "os_error")
 
 
-def _fail(message: str, code: int, kind: str) -> None:
+def error_code(error: Exception) -> str:
+    """The stable code `--json` reports for an error: the admin API's code
+    where it answers the same error (gate_refused, unknown_context), else
+    the error's name in snake case (GateRefused would be gate_refused).
+    The router's catch-all `refused` is left to the API: the CLI can name
+    the error."""
+    from migrate.router.errors import REFUSALS, RouterError
+
+    for kind, _, code in REFUSALS:
+        if kind is not RouterError and isinstance(error, kind):
+            return code
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
+
+
+def _fail(message: str, exit_code: int, code: str) -> None:
     """One line on stderr; with --json, the same as a JSON object on stdout."""
     click.echo(f"error: {message}", err=True)
+    _say_json(code, message, exit_code)
+    sys.exit(exit_code)
+
+
+def _say_json(code: str, message: str, exit_code: int) -> None:
     if "--json" in sys.argv:
-        click.echo(json.dumps({"error": kind, "message": message, "exit_code": code}))
-    sys.exit(code)
+        click.echo(json.dumps({"error": code, "message": message,
+                               "exit_code": exit_code}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ MigrateError                 a user-fixable problem; the CLI prints one line
 ├── SystemNotRunning         a command needs `migrate up` first
 ├── ShiftRefused             a shift that the rules forbid right now
 ├── SyncBehind               a copy did not catch up with its writer in time
-└── ParityError              a copy that does not match its source
+├── ParityError              a copy that does not match its source
+└── UnreadableParityRecord   the kept record of a copy's last check is unreadable
 """
 
 from __future__ import annotations
@@ -58,3 +59,14 @@ class SyncBehind(MigrateError):
 
 class ParityError(MigrateError):
     pass
+
+
+class UnreadableParityRecord(MigrateError):
+    def __init__(self, context: str, path: object, problem: str):
+        super().__init__(
+            f"{context}'s parity record {path} cannot be read ({problem}); run "
+            f"`migrate verify {context}` to check the copy again and keep a new one"
+        )
+        self.context = context
+        self.path = path
+        self.problem = problem

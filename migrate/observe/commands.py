@@ -3,8 +3,9 @@
 
 Thin commands over `migrate.observe.traces`, `.logreader`, `.targets`,
 `.grafana` and `.rules`. Exit codes: 0 done; 1 nothing to read or list yet
-(no store, no logs, no system running), or an unknown trace or process (one
-line on stderr names it); 2 bad usage.
+(no store, no logs, no system running), or an unknown trace, process or
+context, or a malformed trace id (one line on stderr names it); 2 bad
+usage.
 """
 
 from __future__ import annotations
@@ -242,7 +243,17 @@ def logs_command(follow: bool, services: tuple[str, ...], level: str | None,
                  trace_id: str | None, context: str | None, text: str | None,
                  since: float | None, lines: int, as_json: bool) -> None:
     """Every process's log, merged by time and filtered."""
-    folder = Settings.from_env().logs_dir
+    settings = Settings.from_env()
+    # A filter that can match nothing is refused, as an unknown --service
+    # is, rather than answered with silence.
+    if trace_id is not None:
+        traces.check_trace_id(trace_id)
+    if context is not None:
+        from migrate.manifest import load as load_manifest
+
+        load_manifest(settings.manifest_path).context(context)
+
+    folder = settings.logs_dir
     width = max([len(p.stem) for p in folder.glob("*.log")] + [12])
     filters = logreader.Filters(services, level, trace_id, context, text, since)
     entries: Iterable[logreader.Entry] = (

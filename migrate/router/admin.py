@@ -20,6 +20,12 @@ which is how the CLI on the same machine finds them.
                                               "actor", "reason"}
     POST /admin/refresh                    read the state store now
 
+A change's body is a JSON object of the fields listed, and nothing else
+(`bodies`); actor and reason are text of at most 500 characters. A body
+that breaks that is refused with 400 `bad_request` naming the field, and
+a context the router does not know with 404 `unknown_context`, on every
+call that names one.
+
 Changes made here go through `steering`, like the CLI's, so they reach
 the ledger and every router; raising a weight asks the contracts gate
 first, as `migrate shift` does (409 `gate_refused` when it says no). The
@@ -44,17 +50,9 @@ from typing import Any
 
 import requests
 
-from migrate.router import steering
-from migrate.router.errors import (
-    AdminUnavailable,
-    GateRefused,
-    InvalidSetting,
-    InvalidWeight,
-    PhaseRefused,
-    RouterError,
-    UnknownContext,
-    UnknownRoute,
-)
+from migrate.router import bodies, steering
+from migrate.router.bodies import Field
+from migrate.router.errors import AdminUnavailable, UnknownContext, refusal_of
 from migrate.router.http1 import Answer, Request
 from migrate.router.metrics import RouterMetrics
 from migrate.router.proxy import Router, own_answer
@@ -81,31 +79,6 @@ def write_admin_file(
     with os.fdopen(descriptor, "w") as file:
         json.dump({"url": url, "token": token, "pid": os.getpid()}, file)
     return path
-
-
-# What the operator did wrong, as a status and a stable error code; the
-# API and the dashboard answer from this one table.
-_REFUSALS: tuple[tuple[type[Exception], int, str], ...] = (
-    (GateRefused, 409, "gate_refused"),
-    (PhaseRefused, 409, "phase_refused"),
-    (InvalidWeight, 400, "invalid_weight"),
-    (UnknownContext, 404, "unknown_context"),
-    (UnknownRoute, 404, "unknown_route"),
-    (InvalidSetting, 409, "refused"),
-    (RouterError, 400, "refused"),
-    (ValueError, 400, "bad_request"),
-    (KeyError, 400, "bad_request"),
-    (TypeError, 400, "bad_request"),
-)
-
-
-def refusal_of(error: Exception) -> tuple[int, str] | None:
-    """The status and error code for an operator's mistake; None for a
-    failure of the router itself."""
-    for kind, status, code in _REFUSALS:
-        if isinstance(error, kind):
-            return status, code
-    return None
 
 
 class AdminApi:
@@ -164,6 +137,7 @@ class AdminApi:
             return self.metrics.answer()
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "slo"]:
+            await self._known(parts[2])
             verdict = router.verdict(parts[2])
             if verdict is None:
                 return own_answer(404, {
@@ -174,6 +148,7 @@ class AdminApi:
             return own_answer(200, verdict.as_json())
 
         if method == "GET" and len(parts) == 3 and parts[:2] == ["admin", "shadow"]:
+            await self._known(parts[2])
             return own_answer(200, shadow_results(router, parts[2]))
 
         if method == "GET" and parts == ["admin", "overview"]:
@@ -188,7 +163,7 @@ class AdminApi:
             and parts[:2] == ["admin", "contexts"]
             and parts[3] in ("weight", "rollback", "rollout")
         ):
-            body = json.loads(request.body or b"{}")
+            body = bodies.read(request.body, _BODIES[parts[3]])
             revision = await self._change(parts[2], parts[3], body)
             await router.refresh()
             return own_answer(200, {"revision": revision})
@@ -198,15 +173,26 @@ class AdminApi:
             "message": f"no admin call {method} {request.path}",
         })
 
+    async def _known(self, context: str) -> None:
+        """Refuse a context the router does not route, as a change would.
+        The table may be a poll behind the store, so it is read again
+        before saying no."""
+        if context in self.router.current().contexts:
+            return
+
+        await self.router.refresh()
+        known = self.router.current().contexts
+        if context not in known:
+            raise UnknownContext(context, known)
 
     async def _change(self, context: str, call: str, body: dict[str, Any]) -> int:
-        actor = str(body.get("actor", "admin api"))
-        reason = str(body.get("reason", ""))
+        actor = body["actor"] or "admin api"
+        reason = body["reason"] or ""
         store = self.router.store
         if call == "weight":
             return await asyncio.to_thread(
                 steering.shift_reads, store, context, body["weight"], actor, reason,
-                gate=self.gate, route=body.get("route"),
+                gate=self.gate, route=body["route"],
             )
 
         if call == "rollback":
@@ -214,14 +200,30 @@ class AdminApi:
                 steering.roll_back, store, context, actor, reason or "rollback"
             )
 
-        action = body.get("action")
-        moves = {"pause": steering.pause, "resume": steering.resume,
-                 "stop": steering.stop}
-        if action not in moves:
-            raise InvalidSetting(context, "rollout action", action,
-                                 "it is pause, resume or stop")
-        return await asyncio.to_thread(moves[action], store, context, actor,
-                                       reason or str(action))
+        action = body["action"]
+        return await asyncio.to_thread(_MOVES[action], store, context, actor,
+                                       reason or action)
+
+
+_MOVES = {"pause": steering.pause, "resume": steering.resume, "stop": steering.stop}
+
+# The fields each change takes; `bodies.read` refuses anything else.
+_WHO = {"actor": bodies.text("actor"), "reason": bodies.text("reason")}
+_BODIES: dict[str, dict[str, Field]] = {
+    "weight": {
+        "weight": Field("weight is a whole percent 0-100", kind=None,
+                        required=True),
+        "route": Field("route is text naming a read route of the context, "
+                       "as 'GET /invoices/<int:invoice_id>'"),
+        **_WHO,
+    },
+    "rollback": dict(_WHO),
+    "rollout": {
+        "action": Field("action is pause, resume or stop", required=True,
+                        choices=tuple(_MOVES)),
+        **_WHO,
+    },
+}
 
 
 def _status(router: Router) -> dict[str, Any]:

@@ -32,6 +32,18 @@ def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
 
 
+def ledger_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A --reason as the ledger keeps it: capped as the admin API caps it."""
+    from migrate.router.bodies import MAX_TEXT, shown
+
+    if len(value) > MAX_TEXT:
+        raise click.BadParameter(
+            f"{shown(value)} ({len(value):,} characters): a reason is text of "
+            f"at most {MAX_TEXT} characters", ctx, param,
+        )
+    return value
+
+
 @click.group("bench")
 def bench() -> None:
     """Measure parts of the kit on this machine."""
@@ -80,21 +92,38 @@ def bench_router_command(seconds: float, rounds: int, rate: float,
 @click.argument("context")
 @click.argument("percent")
 @click.option("--ignore", "ignore_paths", multiple=True,
-              help="a JSON path whose differences do not count ($.generated_at)")
+              help="a JSON path whose differences do not count ($.generated_at); "
+                   "repeatable, the paths given replace the kept ones")
 @click.option("--ignore-header", "ignore_headers", multiple=True,
-              help="a response header whose differences do not count")
+              help="a response header whose differences do not count; "
+                   "repeatable, the names given replace the kept ones")
+@click.option("--no-ignores", is_flag=True,
+              help="clear the kept ignore paths and headers")
 @click.option("--noise/--no-noise", default=None,
               help="ask the primary twice and ignore what differs between them")
 @click.option("--safe-write", "safe_writes", multiple=True,
               help="a write route safe to mirror, as 'POST /rule'")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
-                   ignore_headers: tuple[str, ...], noise: bool | None,
-                   safe_writes: tuple[str, ...], reason: str, as_json: bool) -> None:
-    """Mirror PERCENT % of CONTEXT's requests to the other side and compare."""
+                   ignore_headers: tuple[str, ...], no_ignores: bool,
+                   noise: bool | None, safe_writes: tuple[str, ...], reason: str,
+                   as_json: bool) -> None:
+    """Mirror PERCENT % of CONTEXT's requests to the other side and compare.
+
+    Each setting is kept until it is given again, through turning shadow
+    off (PERCENT 0) and on: --ignore, --ignore-header and --safe-write
+    replace their list when given, --noise/--no-noise switch noise
+    cancellation, and --no-ignores clears both ignore lists."""
     if percent.startswith("--"):
         raise click.UsageError(f"no such option: {percent}")
+    if no_ignores and (ignore_paths or ignore_headers):
+        given = " and ".join(name for name, values in (
+            ("--ignore", ignore_paths), ("--ignore-header", ignore_headers))
+            if values)
+        raise click.UsageError(f"--no-ignores clears the ignore lists; it takes "
+                               f"no {given}")
     rule = "shares run 0-100 %"
     try:
         share = int(percent)
@@ -106,8 +135,8 @@ def shadow_command(context: str, percent: str, ignore_paths: tuple[str, ...],
     store = _store()
     store.set_shadow(
         context, share, "migrate shadow", reason or "operator",
-        ignore_paths=ignore_paths or None,
-        ignore_headers=ignore_headers or None,
+        ignore_paths=() if no_ignores else ignore_paths or None,
+        ignore_headers=() if no_ignores else ignore_headers or None,
         noise=noise,
         safe_writes=safe_writes or None,
     )
@@ -130,7 +159,11 @@ def diffs_command(context: str, limit: float, as_json: bool) -> None:
     from migrate.router.admin import AdminClient
     from migrate.router.rollout import shadow_gate
 
-    client = AdminClient.for_state(_store().path)
+    store = _store()
+    # Asked first, so an unknown context is refused the same way with or
+    # without a router running.
+    store.phase(context)
+    client = AdminClient.for_state(store.path)
     found = client.shadow(context)
     refusal = shadow_gate(client, limit)(context)
     if as_json:
@@ -162,7 +195,8 @@ def diffs_command(context: str, limit: float, as_json: bool) -> None:
 @click.option("--min-requests", type=int,
               help="fewer requests than this in the window judge nothing")
 @click.option("--off", is_flag=True, help="remove the context's SLO")
-@click.option("--reason", default="", help="why, for the ledger")
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
 @click.option("--json", "as_json", is_flag=True)
 def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
                 window: str | None, min_requests: int | None, off: bool,
@@ -173,17 +207,22 @@ def slo_command(context: str, max_error_rate: str | None, max_p99: str | None,
     from migrate.router.rollout import parse_duration
     from migrate.router.slo import Slo
 
+    given = [name for name, value in (
+        ("--max-error-rate", max_error_rate), ("--max-p99", max_p99),
+        ("--window", window), ("--min-requests", min_requests),
+    ) if value is not None]
+    if off and given:
+        raise click.UsageError(
+            f"--off removes the SLO; it takes no {', '.join(given)}"
+        )
+
     store = _store()
-    current = store.status()
-    if context not in current:
-        store.history(context)  # names the known contexts
-    slo = current[context].slo
-    changing = any(v is not None for v in (max_error_rate, max_p99, window,
-                                           min_requests))
+    store.phase(context)  # refuses an unknown context, naming the known ones
+    slo = store.status()[context].slo
     if off:
         store.set_slo(context, None, "migrate slo", reason or "operator")
         slo = None
-    elif changing:
+    elif given:
         base = slo or Slo()
         slo = Slo(
             parse_rate(max_error_rate) if max_error_rate else base.max_error_rate,
@@ -243,24 +282,26 @@ def _verdict(store: Any, context: str) -> dict[str, Any] | None:
 
 @click.command("override-secret")
 @click.option("--off", is_flag=True, help="remove the secret: no override works")
-@click.option("--reason", default="", help="why, for the ledger")
-def override_secret_command(off: bool, reason: str) -> None:
+@click.option("--reason", default="", callback=ledger_text,
+              help="why, for the ledger")
+@click.option("--json", "as_json", is_flag=True,
+              help="print {\"secret\": ...} (null with --off)")
+def override_secret_command(off: bool, reason: str, as_json: bool) -> None:
     """Make a new secret that lets testers force a side; prints it once.
 
     A read carrying `X-Migrate-Side: service:<secret>` (or the cookie
     `migrate_side=service:<secret>`) goes to the service whatever the
     weight; `monolith:<secret>` to the monolith. Only its hash is kept."""
     store = _store()
-    if off:
-        store.set_override_secret(None, "migrate override-secret",
-                                  reason or "operator")
-        click.echo("No override secret: overrides are ignored.")
-        return
-
-    secret = secrets.token_urlsafe(24)
+    secret = None if off else secrets.token_urlsafe(24)
     store.set_override_secret(secret, "migrate override-secret",
                               reason or "operator")
-    click.echo(secret)
+    if as_json:
+        _echo_json({"secret": secret})
+    elif secret is None:
+        click.echo("No override secret: overrides are ignored.")
+    else:
+        click.echo(secret)
 
 
 @click.group("rollout")
@@ -271,19 +312,26 @@ def rollout_group() -> None:
 def _rollout_action(action: str) -> click.Command:
     @click.command(action)
     @click.argument("context")
-    @click.option("--reason", default="", help="why, recorded with the rollout")
-    def command(context: str, reason: str) -> None:
+    @click.option("--reason", default="", callback=ledger_text,
+                  help="why, recorded with the rollout")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="print the rollout as it is now")
+    def command(context: str, reason: str, as_json: bool) -> None:
         from migrate.router import rollout
         from migrate.router.errors import InvalidSetting
 
         store = _store()
-        store.history(context)
+        store.phase(context)  # refuses an unknown context, naming the known ones
         done = getattr(rollout, f"{action}_rollout")(store, context, reason)
+        current = store.rollout(context)
         if not done:
-            current = store.rollout(context)
             state = current.state if current else "none"
             raise InvalidSetting(context, "rollout", state,
                                  f"there is no rollout to {action}")
+        if as_json:
+            _echo_json({"context": context, "action": action,
+                        "rollout": dataclasses.asdict(current) if current else None})
+            return
         click.echo(f"{context}: rollout {action}{'d' if action != 'stop' else 'ped'}.")
 
     command.__doc__ = f"{action.capitalize()} CONTEXT's rollout."

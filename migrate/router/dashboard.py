@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -51,8 +50,8 @@ from typing import Any
 
 import jinja2
 
-from migrate.router import steering
-from migrate.router.errors import InvalidWeight
+from migrate.router import bodies, steering
+from migrate.router.errors import InvalidWeight, refusal_of
 from migrate.router.http1 import Answer, Request
 from migrate.router.overview import Overview
 from migrate.router.proxy import ROUTER, Router, cookie, own_answer
@@ -67,6 +66,12 @@ SESSION_IDLE_SECONDS = 8 * 3600.0
 MAX_SESSIONS = 64
 POLL_SECONDS = 2
 ACTIONS = ("shift", "pause", "resume", "rollback")
+# The page's form sends both fields whatever the button; only a shift
+# reads the weight, and `_weight` judges it.
+_BODY = {
+    "weight": bodies.Field("weight is a whole percent 0-100", kind=None),
+    "reason": bodies.text("reason"),
+}
 
 _HERE = Path(__file__).parent
 _STATIC = {
@@ -296,26 +301,17 @@ class Dashboard:
     # Actions -----------------------------------------------------------
 
     async def _act(self, request: Request, context: str, action: str) -> Answer:
-        from migrate.router.admin import refusal_of
-
         if action not in ACTIONS:
             raise _Refused(404, "not_found",
                            f"no action {action!r}; the actions are "
                            f"{', '.join(ACTIONS)}")
 
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as error:
-            raise _Refused(400, "bad_request", f"the body is not JSON: {error}") \
-                from None
-        if not isinstance(body, dict):
-            raise _Refused(400, "bad_request", "the body is a JSON object")
-
-        reason = str(body.get("reason") or "").strip() or "from the dashboard"
         store = self.router.store
         try:
+            body = bodies.read(request.body, _BODY)
+            reason = (body["reason"] or "").strip() or "from the dashboard"
             if action == "shift":
-                weight = _weight(context, body.get("weight"))
+                weight = _weight(context, body["weight"])
                 revision = await asyncio.to_thread(
                     steering.shift_reads, store, context, weight, ACTOR, reason,
                     gate=self.gate,

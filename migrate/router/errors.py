@@ -16,9 +16,12 @@
     ├── PhaseRefused        a change the context's migration phase forbids
     ├── GateRefused         a raise of a weight that a gate (contracts) refuses
     ├── RolloutStopped      a progressive shift that stopped short, and why
+    ├── InvalidBody         an admin call's body that is not what the call takes
     └── AdminUnavailable    the router's admin API cannot be reached or refused
 
 Each carries the offending value, and its message names the rule it broke.
+`REFUSALS` gives each the HTTP status and stable error code the admin API
+and the dashboard answer with; `migrate --json` reports the same codes.
 """
 
 from __future__ import annotations
@@ -174,8 +177,41 @@ class RolloutStopped(RouterError):
         )
 
 
+class InvalidBody(RouterError):
+    """A request body the admin API or the dashboard does not take;
+    `field` is None when the body as a whole is wrong."""
+
+    def __init__(self, field: str | None, problem: str):
+        self.field = field
+        super().__init__(problem)
+
+
 class AdminUnavailable(RouterError):
     def __init__(self, where: str, problem: str):
         self.where = where
         self.problem = problem
         super().__init__(f"router admin API at {where}: {problem}")
+
+
+# What the operator did wrong, as a status and a stable error code; the
+# admin API, the dashboard and the CLI's --json errors answer from this one
+# table, the first kind that matches winning.
+REFUSALS: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidBody, 400, "bad_request"),
+    (GateRefused, 409, "gate_refused"),
+    (PhaseRefused, 409, "phase_refused"),
+    (InvalidWeight, 400, "invalid_weight"),
+    (UnknownContext, 404, "unknown_context"),
+    (UnknownRoute, 404, "unknown_route"),
+    (InvalidSetting, 409, "refused"),
+    (RouterError, 400, "refused"),
+)
+
+
+def refusal_of(error: Exception) -> tuple[int, str] | None:
+    """The status and error code for an operator's mistake; None for a
+    failure of the router itself."""
+    for kind, status, code in REFUSALS:
+        if isinstance(error, kind):
+            return status, code
+    return None

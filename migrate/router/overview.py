@@ -299,12 +299,16 @@ class Overview:
         }
 
     def _parity(self, context: str) -> dict[str, Any]:
+        from migrate.errors import UnreadableParityRecord
         from migrate.sync.parity_records import last_parity
 
         if self.settings is None:
             return unknown(self.unknown_why)
 
-        record = last_parity(self.settings, context)
+        try:
+            record = last_parity(self.settings, context)
+        except UnreadableParityRecord as error:
+            return unknown(str(error))
         if record is None:
             return unknown(f"no parity check of {context} was kept; run "
                            f"`migrate verify {context}`")

@@ -51,6 +51,8 @@ ALWAYS_IGNORED_HEADERS = frozenset(
     }
 )
 _PATH_PART = re.compile(r"\.\.([^.\[\]\s]+)|\.([^.\[\]\s]+)|\[(\*|\d+)\]")
+# A header's name is a token (RFC 9110, section 5.6.2: tchar).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,14 @@ class ShadowSettings:
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_header(name: str) -> str | None:
+    """What is wrong with a header name to ignore, or None if it is one."""
+    if _TOKEN.fullmatch(name) is None:
+        return ("a header name is an HTTP token: letters, digits and "
+                "!#$%&'*+-.^_`|~, no spaces or colons (RFC 9110)")
+    return None
 
 
 def check_path(path: str) -> str | None:

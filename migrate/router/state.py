@@ -67,7 +67,7 @@ from migrate.router.errors import (
     UnknownContext,
     UnknownRoute,
 )
-from migrate.router.shadow import ShadowSettings, check_path
+from migrate.router.shadow import ShadowSettings, check_header, check_path
 from migrate.router.slo import Slo
 from migrate.router.table import Matcher, Route, check_route
 
@@ -453,8 +453,10 @@ class StateStore:
     ) -> int:
         """Mirror `percent` % of the context's requests to the other side.
 
-        Settings left as None keep their current value. `safe_writes` are
-        "METHOD /rule" of the context's write routes that may be copied.
+        Settings left as None keep their current value, an empty list
+        clears one. `ignore_headers` are header names (HTTP tokens);
+        `safe_writes` are "METHOD /rule" of the context's write routes that
+        may be copied.
         """
         whole = isinstance(percent, int) and not isinstance(percent, bool)
         if not whole or not 0 <= percent <= 100:
@@ -474,7 +476,7 @@ class StateStore:
                 ),
                 ignore_headers=(
                     before.ignore_headers if ignore_headers is None
-                    else tuple(h.strip() for h in ignore_headers if h.strip())
+                    else _checked_headers(context, ignore_headers)
                 ),
                 noise=before.noise if noise is None else noise,
                 safe_writes=(
@@ -1094,6 +1096,16 @@ def _checked_paths(context: str, paths: Iterable[str]) -> tuple[str, ...]:
         if problem is not None:
             raise InvalidSetting(context, "shadow ignore path", path, problem)
         checked.append(path)
+    return tuple(checked)
+
+
+def _checked_headers(context: str, names: Iterable[str]) -> tuple[str, ...]:
+    checked = []
+    for name in names:
+        problem = check_header(name)
+        if problem is not None:
+            raise InvalidSetting(context, "shadow ignore header", name, problem)
+        checked.append(name)
     return tuple(checked)
 
 

@@ -7,9 +7,10 @@ actor and reason, whatever the door.
 
 Raising a context's (or a route's) read weight first asks the gate, a
 callable `gate(context) -> str | None` (`raise_gate`: the contracts, then
-the last data check, everywhere but in tests of the store); its refusal
-is raised as `GateRefused` and nothing changes. Lowering a weight never
-waits for a gate: backing out must always work.
+the last data check, everywhere but in tests of the store); a gate that
+cannot look says no. Its refusal is raised as `GateRefused` and nothing
+changes. Lowering a weight never waits for a gate: backing out must
+always work.
 
 What these functions do not do: move writes (that needs the fenced flip
 of `migrate shift --writes`), nor check that the gate's answer still
@@ -48,19 +49,35 @@ def contracts_gate(settings: Settings | None, unknown: str = "") -> Gate:
 
 def raise_gate(settings: Settings | None, unknown: str = "") -> Gate:
     """What a shift of reads towards a service asks: its contracts' yes,
-    then that the last check of its copy (`migrate verify`, a backfill, a
-    rollout's parity gate) found no difference. A context whose copy was
-    never checked since extraction has its extraction's check."""
+    then the copy gate's."""
     contracts = contracts_gate(settings, unknown)
+    copy = None if settings is None else copy_gate(settings)
 
     def gate(context: str) -> str | None:
         refused = contracts(context)
-        if refused is not None or settings is None:
+        if refused is not None or copy is None:
             return refused
+        return copy(context)
 
+    return gate
+
+
+def copy_gate(settings: Settings) -> Gate:
+    """That the last check of the context's copy (`migrate verify`, a
+    backfill, a rollout's parity gate) found no difference. A context whose
+    copy was never checked since extraction has its extraction's check; a
+    record that cannot be read refuses, as contracts that cannot be
+    checked do."""
+
+    def gate(context: str) -> str | None:
+        from migrate.errors import UnreadableParityRecord
         from migrate.sync.parity_records import last_parity
 
-        record = last_parity(settings, context)
+        try:
+            record = last_parity(settings, context)
+        except UnreadableParityRecord as error:
+            return f"{context}'s copy cannot be judged: {error}"
+
         if record is None or record.ok:
             return None
 

@@ -5,26 +5,24 @@ service's copy with the monolith's tables; each writes what it found to
 `<MIGRATE_HOME>/parity/<context>.json`, replacing the one before, so the
 dashboard (and a gate) can say "in parity as of 10:02" without running a
 comparison of its own. The record is what was true when it was written:
-it says nothing about changes since, and no record means "unknown".
+it says nothing about changes since, and no record means "unknown"; a
+record that cannot be read is an error, so no gate passes on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from migrate.errors import ParityError
+from migrate.errors import ParityError, UnreadableParityRecord
 from migrate.manifest import Context
 from migrate.settings import Settings
 from migrate.sync.backfill import Parity, parity
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,20 +81,28 @@ def verify_and_record(
 
 
 def last_parity(settings: Settings, context: str) -> ParityRecord | None:
-    """The latest record, or None if no comparison was ever kept."""
+    """The latest record, or None if no comparison was ever kept;
+    UnreadableParityRecord when one was kept and cannot be read, which is
+    not the same as none: a gate must not take it for a pass."""
     path = parity_path(settings, context)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except OSError as error:
+        raise UnreadableParityRecord(context, path, str(error)) from None
     except ValueError as error:
-        log.warning("ignoring the unreadable parity record %s: %s", path, error)
-        return None
+        raise UnreadableParityRecord(context, path, f"not JSON: {error}") from None
 
-    return ParityRecord(
-        data["context"],
-        data["checked_at"],
-        data["by"],
-        tuple(data["differences"]),
-        {table: (pair[0], pair[1]) for table, pair in data["counts"].items()},
-    )
+    try:
+        return ParityRecord(
+            str(data["context"]),
+            str(data["checked_at"]),
+            str(data["by"]),
+            tuple(str(d) for d in data["differences"]),
+            {str(t): (int(p[0]), int(p[1])) for t, p in data["counts"].items()},
+        )
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise UnreadableParityRecord(
+            context, path, f"not a parity record ({type(error).__name__}: {error})"
+        ) from None

@@ -179,6 +179,30 @@ def test_an_unknown_process_is_refused_with_the_list_of_processes(
     )
 
 
+def test_an_unknown_context_is_refused_with_the_list_of_contexts(
+    workspace: dict[str, str], logs: Path
+) -> None:
+    answer = migrate(workspace, "logs", "--context", "nosuch")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        "error: there is no context 'nosuch'; the contexts are billing, catalog, "
+        "customers, ordering, shipping"
+    )
+
+
+def test_a_malformed_trace_id_is_refused_with_the_shape_of_one(
+    workspace: dict[str, str], logs: Path
+) -> None:
+    answer = migrate(workspace, "logs", "--trace", "garbage")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == (
+        "error: 'garbage' is not a trace id; X-Ray's look like "
+        "1-5f84c7a1-0123456789abcdef01234567"
+    )
+
+
 def test_a_malformed_since_is_bad_usage_naming_the_value(
     workspace: dict[str, str], logs: Path
 ) -> None:

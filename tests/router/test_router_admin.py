@@ -169,10 +169,138 @@ def test_a_rollout_paused_through_the_api_is_in_the_ledger(
     assert store.rollout("billing").state == "paused"  # type: ignore[union-attr]
 
 
-def test_an_unknown_rollout_action_is_refused_by_name(
-    running: tuple[str, AdminClient],
+def _call(
+    client: AdminClient, method: str, path: str, body: bytes | None = None
+) -> requests.Response:
+    return requests.request(
+        method, client.url + path, data=body, timeout=10,
+        headers={"Authorization": f"Bearer {TOKEN}",
+                 "Content-Type": "application/json"},
+    )
+
+
+def test_an_unknown_rollout_action_is_a_bad_request_naming_the_actions(
+    store: StateStore, running: tuple[str, AdminClient],
+) -> None:
+    _, client = running
+    store.start_rollout("billing", (1, 5), 300, "ops", "canary")
+    before = store.history("billing")
+
+    answer = _call(client, "POST", "/admin/contexts/billing/rollout",
+                   b'{"action": "skip"}')
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "bad_request",
+        "message": "field 'action' 'skip': action is pause, resume or stop",
+    }
+    assert store.history("billing") == before
+
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(("call", "body", "message"), [
+    ("weight", b"[1]", "body [1]: a body is a JSON object"),
+    ("weight", b'"x"', "body 'x': a body is a JSON object"),
+    ("weight", b"{weight", "body b'{weight': not JSON (Expecting property name "
+                          "enclosed in double quotes: line 1 column 2 (char 1)); "
+                          "a body is a JSON object"),
+    ("weight", b"{}", "field 'weight' is missing: weight is a whole percent 0-100"),
+    ("weight", b'{"weight": 0, "route": 123}',
+     "field 'route' 123: route is text naming a read route of the context, "
+     "as 'GET /invoices/<int:invoice_id>'"),
+    ("weight", b'{"weight": 0, "rotue": "GET /invoices/<int:invoice_id>"}',
+     "field 'rotue' 'GET /invoices/<int:invoice_id>': not taken here; the fields "
+     "are weight, route, actor, reason"),
+    ("weight", b'{"weight": 0, "actor": 123}',
+     "field 'actor' 123: actor is text of at most 500 characters"),
+    ("weight", b'{"weight": 0, "reason": ["x"]}',
+     "field 'reason' ['x']: reason is text of at most 500 characters"),
+    ("weight", f'{{"weight": 0, "reason": "{LONG}"}}'.encode(),
+     f"field 'reason' {repr(LONG)[:60]}… (100,000 characters): reason is text "
+     "of at most 500 characters"),
+    ("rollback", b"[]", "body []: a body is a JSON object"),
+    ("rollback", b'{"actor": ["ana"]}',
+     "field 'actor' ['ana']: actor is text of at most 500 characters"),
+    ("rollout", b"[]", "body []: a body is a JSON object"),
+    ("rollout", b'{"reason": "lunch"}',
+     "field 'action' is missing: action is pause, resume or stop"),
+    ("rollout", b'{"action": 1}', "field 'action' 1: action is pause, resume or stop"),
+])
+def test_a_body_the_call_does_not_take_is_a_bad_request_naming_the_field(
+    store: StateStore, running: tuple[str, AdminClient], call: str, body: bytes,
+    message: str,
+) -> None:
+    _, client = running
+    store.set_weight("billing", 30, "ops", "canary")
+    store.start_rollout("billing", (1, 5), 300, "ops", "canary")
+    before = store.history("billing")
+
+    answer = _call(client, "POST", f"/admin/contexts/billing/{call}", body)
+
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "bad_request", "message": message}
+    assert store.history("billing") == before
+
+
+def test_a_reason_of_500_characters_reaches_the_ledger(
+    store: StateStore, running: tuple[str, AdminClient]
+) -> None:
+    _, client = running
+    store.set_weight("billing", 30, "ops", "canary")
+
+    client.post("/admin/contexts/billing/weight",
+                {"weight": 10, "actor": "script:ana", "reason": "y" * 500})
+
+    assert store.history("billing")[-1].reason == "y" * 500
+
+
+@pytest.mark.parametrize("path", ["/admin/shadow/nosuch", "/admin/slo/nosuch"])
+def test_an_unknown_context_is_refused_naming_the_known_ones(
+    running: tuple[str, AdminClient], path: str
 ) -> None:
     _, client = running
 
-    with pytest.raises(AdminUnavailable, match="it is pause, resume or stop"):
-        client.post("/admin/contexts/billing/rollout", {"action": "skip"})
+    answer = _call(client, "GET", path)
+
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "error": "unknown_context",
+        "message": "context 'nosuch' is not registered with the router; "
+                   "known contexts: billing",
+    }
+
+
+def test_a_context_registered_after_the_router_started_is_known_at_once(
+    store: StateStore, running: tuple[str, AdminClient], billing: EchoBackend
+) -> None:
+    _, client = running
+    store.set_backend("shipping", billing.url)
+    store.register_routes("shipping", "shipping", [
+        ("GET", "/shipments/<int:shipment_id>", "shipment_id"),
+    ])
+
+    found = client.shadow("shipping")
+
+    assert found["context"] == "shipping"
+
+
+@pytest.mark.parametrize("arguments", [("diffs", "nosuch"),
+                                       ("diffs", "nosuch", "--json"),
+                                       ("slo", "nosuch")])
+def test_the_cli_refuses_an_unknown_context_while_the_router_runs(
+    store: StateStore, running: tuple[str, AdminClient], arguments: tuple[str, ...]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", *arguments],
+        capture_output=True, text=True, cwd=REPOSITORY, timeout=120,
+        env={**os.environ, "MIGRATE_HOME": str(Path(store.path).parent),
+             "MIGRATE_ROUTER_TOKEN": TOKEN},
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: context 'nosuch' is not registered with the router; "
+        "known contexts: billing"
+    )

@@ -65,6 +65,74 @@ def test_a_share_out_of_range_is_refused_with_its_rule_and_changes_nothing(
     assert StateStore(home / "router.db").history("billing") == before
 
 
+@pytest.mark.parametrize(("name", "shown"), [("Bad Header:", "'Bad Header:'"),
+                                             ("X\nY", "'X\\nY'"), ("", "''")])
+def test_an_ignored_header_that_is_not_an_http_token_is_refused_naming_it(
+    home: Path, name: str, shown: str
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--ignore-header", "X-Ok",
+                    "--ignore-header", name)
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: shadow ignore header {shown} for billing: a header name is an "
+        "HTTP token: letters, digits and !#$%&'*+-.^_`|~, no spaces or colons "
+        "(RFC 9110)"
+    )
+    assert StateStore(home / "router.db").history("billing") == before
+
+
+def _shadow(home: Path) -> dict[str, object]:
+    settings: dict[str, object] = StateStore(home / "router.db").status()[
+        "billing"].shadow.as_json()
+    return settings
+
+
+def test_ignore_rules_are_kept_through_off_and_on_until_cleared(home: Path) -> None:
+    _migrate(home, "shadow", "billing", "10", "--ignore", "$.generated_at",
+             "--ignore-header", "X-Request-Id")
+    _migrate(home, "shadow", "billing", "0")
+
+    again = _migrate(home, "shadow", "billing", "10")
+    kept = _shadow(home)
+    cleared = _migrate(home, "shadow", "billing", "10", "--no-ignores")
+
+    assert again.returncode == 0, again.stderr
+    assert (kept["ignore_paths"], kept["ignore_headers"]) == (
+        ("$.generated_at",), ("X-Request-Id",))
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.strip() == "billing shadow: 10 % of requests."
+    assert (_shadow(home)["ignore_paths"], _shadow(home)["ignore_headers"]) == (
+        (), ())
+
+
+def test_clearing_the_ignore_rules_while_giving_some_is_refused(home: Path) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--no-ignores", "--ignore",
+                    "$.generated_at", "--ignore-header", "X-Request-Id")
+
+    assert done.returncode == 2
+    assert ("--no-ignores clears the ignore lists; it takes no --ignore and "
+            "--ignore-header") in done.stderr
+    assert StateStore(home / "router.db").history("billing") == before
+
+
+def test_a_reason_longer_than_the_ledger_keeps_is_refused_naming_the_rule(
+    home: Path,
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--reason", "x" * 501)
+
+    assert done.returncode == 2
+    assert ("(501 characters): a reason is text of at most 500 characters"
+            in done.stderr)
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_slo_sets_the_objective_from_human_units(home: Path) -> None:
     done = _migrate(home, "slo", "billing", "--max-error-rate", "1%",
                     "--max-p99", "250ms", "--window", "1m", "--json")
@@ -83,6 +151,20 @@ def test_a_bad_slo_value_is_one_error_line_naming_it(home: Path) -> None:
     assert done.stderr.strip() == (
         "error: error rate 'lots': a rate is like 1% or 0.01"
     )
+
+
+def test_removing_the_slo_while_setting_one_is_refused_naming_the_options(
+    home: Path,
+) -> None:
+    _migrate(home, "slo", "billing", "--max-p99", "250ms")
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "slo", "billing", "--off", "--max-p99", "5ms",
+                    "--window", "1m")
+
+    assert done.returncode == 2
+    assert "--off removes the SLO; it takes no --max-p99, --window" in done.stderr
+    assert StateStore(home / "router.db").history("billing") == before
 
 
 def test_override_secret_prints_a_secret_and_keeps_its_hash(home: Path) -> None:
@@ -113,6 +195,34 @@ def test_pausing_a_running_rollout_records_it(home: Path) -> None:
     assert rollout is not None and (rollout.state, rollout.reason) == (
         "paused", "lunch"
     )
+
+
+def test_a_rollout_action_reports_the_rollout_as_json(home: Path) -> None:
+    StateStore(home / "router.db").start_rollout("billing", (1, 5), 60, "ana", "go")
+
+    done = _migrate(home, "rollout", "pause", "billing", "--reason", "lunch",
+                    "--json")
+
+    payload = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert (payload["context"], payload["action"]) == ("billing", "pause")
+    assert (payload["rollout"]["state"], payload["rollout"]["reason"],
+            payload["rollout"]["steps"]) == ("paused", "lunch", [1, 5])
+
+
+def test_override_secret_gives_the_secret_as_json_and_null_once_off(
+    home: Path,
+) -> None:
+    made = _migrate(home, "override-secret", "--json")
+    secret = json.loads(made.stdout)["secret"]
+    kept = StateStore(home / "router.db").snapshot().override_secret
+    off = _migrate(home, "override-secret", "--off", "--json")
+
+    assert made.returncode == 0, made.stderr
+    assert len(secret) >= 16 and kept is not None and secret not in kept
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout) == {"secret": None}
+    assert StateStore(home / "router.db").snapshot().override_secret is None
 
 
 def test_diffs_without_a_running_router_says_so(home: Path) -> None:
@@ -321,3 +431,15 @@ def test_history_of_an_unknown_context_names_the_known_ones(
     assert done.stderr.strip() == (
         "error: context 'biling' is not registered with the router; "
         "known contexts: billing")
+
+
+def test_an_unknown_context_has_the_admin_api_s_code_under_json(home: Path) -> None:
+    done = _migrate(home, "slo", "nosuch", "--json")
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {
+        "error": "unknown_context",
+        "message": "context 'nosuch' is not registered with the router; "
+                   "known contexts: billing",
+        "exit_code": 1,
+    }

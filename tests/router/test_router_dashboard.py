@@ -280,6 +280,27 @@ def test_a_weight_that_is_not_a_percent_is_refused_by_name(
     }
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ({"reason": ["x"]}, "field 'reason' ['x']: reason is text of at most 500 "
+                        "characters"),
+    ({"reason": "x" * 501}, f"field 'reason' {repr('x' * 501)[:60]}… (501 "
+                            "characters): reason is text of at most 500 characters"),
+    ({"reason": "why", "weigth": 10}, "field 'weigth' 10: not taken here; the "
+                                      "fields are weight, reason"),
+])
+def test_a_body_the_page_would_not_send_is_a_bad_request_naming_the_field(
+    dashboard: Dashboard, body: dict[str, Any], message: str
+) -> None:
+    browser, csrf = dashboard.login()
+    before = dashboard.ledger()
+
+    answer = dashboard.act(browser, "billing", "rollback", body, csrf=csrf)
+
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "bad_request", "message": message}
+    assert dashboard.ledger() == before
+
+
 def test_rolling_back_sends_every_read_to_the_monolith(dashboard: Dashboard) -> None:
     dashboard.store.set_weight("billing", 30, "ops", "canary")
     browser, csrf = dashboard.login()

@@ -36,7 +36,7 @@ from migrate.schema import upgrade
 from migrate.seed import synthetic
 from migrate.seed.load import seed
 from migrate.settings import Settings
-from migrate.sync.parity_records import last_parity
+from migrate.sync.parity_records import last_parity, parity_path
 from migrate.system import System
 from monolith.billing.tables import invoices
 from monolith.host import Monolith
@@ -250,6 +250,24 @@ def test_a_plain_shift_is_refused_while_the_last_check_of_the_copy_failed(
     assert "invoices: 1 of 1 chunks differ" in refused.stderr
     assert allowed.returncode == 0, allowed.stderr
     assert verified.shifts()[-1] == ("migrate shift", "25")
+
+
+def test_a_plain_shift_is_refused_while_the_record_of_the_last_check_is_unreadable(
+    verified: Running,
+) -> None:
+    record = parity_path(verified.system.settings, "billing")
+    kept = record.read_text()
+    record.write_text('{"context": "billing", "checked')
+    try:
+        refused = verified.migrate("shift", "billing", "10")
+    finally:
+        record.write_text(kept)
+
+    assert refused.returncode == 1
+    assert (f"billing's copy cannot be judged: billing's parity record {record} "
+            "cannot be read (not JSON") in refused.stderr
+    assert "run `migrate verify billing`" in refused.stderr
+    assert verified.weight() == 0
 
 
 def test_an_operator_pauses_resumes_and_stops_a_running_shift(

@@ -247,3 +247,63 @@ def test_a_negative_weight_says_weights_run_0_to_100(
 
     assert answer.returncode == 1
     assert answer.stderr.strip() == "error: weight -5 for billing: weights run 0-100"
+
+
+def test_a_refused_weight_has_the_admin_api_s_code_under_json(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "shift", "billing", "abc", "--json")
+
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == "error: weight 'abc' for billing: weights run 0-100"
+    assert json.loads(answer.stdout) == {
+        "error": "invalid_weight",
+        "message": "weight 'abc' for billing: weights run 0-100",
+        "exit_code": 1,
+    }
+
+
+def test_a_gate_s_refusal_has_the_admin_api_s_code_under_json(
+    workspace: dict[str, str],
+) -> None:
+    from migrate.router.state import StateStore
+
+    home = Path(workspace["MIGRATE_HOME"])
+    home.mkdir(parents=True)
+    state = StateStore(home / "router.db")
+    state.set_backend("monolith", "http://127.0.0.1:8701")
+    state.set_backend("billing", "http://127.0.0.1:8711")
+    state.register_routes("billing", "billing", [
+        ("GET", "/invoices/<int:invoice_id>", "invoice_id"),
+    ])
+
+    answer = migrate(workspace, "shift", "billing", "10", "--json")
+
+    payload = json.loads(answer.stdout)
+    assert answer.returncode == 1
+    assert (payload["error"], payload["exit_code"]) == ("gate_refused", 1)
+    assert "billing's contracts do not allow it" in payload["message"]
+    assert state.status()["billing"].read_weight == 0
+
+
+def test_an_error_of_the_cli_alone_is_named_in_snake_case_under_json(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "verify", "billing", "--json")
+
+    assert answer.returncode == 1
+    assert json.loads(answer.stdout)["error"] == "not_extracted"
+
+
+def test_a_usage_error_click_catches_exits_2_with_its_code_under_json(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "traces", "--limit", "abc", "--json")
+
+    assert answer.returncode == 2
+    assert "'abc' is not a valid integer" in answer.stderr
+    assert json.loads(answer.stdout) == {
+        "error": "usage_error",
+        "message": "Invalid value for '--limit': 'abc' is not a valid integer range.",
+        "exit_code": 2,
+    }

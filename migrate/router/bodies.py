@@ -1,0 +1,99 @@
+"""What the admin API and the dashboard take as a request body.
+
+A body is one JSON object; an empty body counts as `{}`. Each call names
+the fields it takes, each with its type, whether it is required and the
+rule a good value follows. A field the call does not take is refused, not
+ignored: a misspelt "route" would otherwise shift the whole context. A
+field sent as null counts as left out. Text that reaches the ledger (an
+actor, a reason) holds at most `MAX_TEXT` characters.
+
+`read` raises the first problem it finds as `InvalidBody` (400
+`bad_request`), naming the field, the value and the rule, before the call
+changes anything. Whether a value is right for the state (a weight of 140,
+a route the context lacks) is for the call itself to judge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from migrate.router.errors import InvalidBody
+
+# Long enough for a sentence and a ticket link; short enough that one
+# request cannot bloat the ledger every router reads.
+MAX_TEXT = 500
+# How much of an offending value a message quotes.
+SHOWN = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One field of a body. `kind` None takes any JSON value (the call
+    judges it); a str field may list its `choices` or cap its length."""
+
+    rule: str
+    kind: type | None = str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int | None = None
+
+
+def text(what: str, required: bool = False) -> Field:
+    """A free-text field that reaches the ledger, capped at MAX_TEXT."""
+    return Field(f"{what} is text of at most {MAX_TEXT} characters",
+                 required=required, max_length=MAX_TEXT)
+
+
+def read(raw: bytes | None, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The body's fields by name, those left out as None; InvalidBody on
+    the first field (or the body) that breaks its rule."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as error:
+        raise InvalidBody(
+            None, f"body {shown(raw or b'')}: not JSON ({error}); a body is "
+            "a JSON object"
+        ) from None
+
+    if not isinstance(body, dict):
+        raise InvalidBody(None, f"body {shown(body)}: a body is a JSON object")
+
+    for name, value in body.items():
+        if name not in fields:
+            raise InvalidBody(
+                name, f"field {name!r} {shown(value)}: not taken here; the "
+                f"fields are {', '.join(fields)}"
+            )
+
+    for name, field in fields.items():
+        _check(name, body.get(name), field)
+
+    return {name: body.get(name) for name in fields}
+
+
+def _check(name: str, value: Any, field: Field) -> None:
+    if value is None:
+        if field.required:
+            raise InvalidBody(name, f"field {name!r} is missing: {field.rule}")
+        return
+
+    if field.kind is not None and not isinstance(value, field.kind):
+        raise InvalidBody(name, f"field {name!r} {shown(value)}: {field.rule}")
+
+    if field.choices and value not in field.choices:
+        raise InvalidBody(name, f"field {name!r} {shown(value)}: {field.rule}")
+
+    if field.max_length is not None and len(value) > field.max_length:
+        raise InvalidBody(
+            name, f"field {name!r} {shown(value)} ({len(value):,} characters): "
+            f"{field.rule}"
+        )
+
+
+def shown(value: object) -> str:
+    """The value as a message quotes it: its repr, cut short."""
+    quoted = repr(value)
+    return quoted if len(quoted) <= SHOWN else quoted[:SHOWN] + "…"
