@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -543,7 +543,12 @@ def _shift_in_steps(
     patience: str | None, reason: str, as_json: bool,
 ) -> None:
     from migrate.router.commands import parse_rate
-    from migrate.router.rollout import parse_duration, parse_steps
+    from migrate.router.rollout import (
+        Interrupted,
+        ended_by_signals,
+        parse_duration,
+        parse_steps,
+    )
     from migrate.shift import shift_reads
 
     weights = parse_steps(steps)
@@ -551,11 +556,19 @@ def _shift_in_steps(
     limit = parse_rate(max_diff_rate, "max diff rate")
     waiting = parse_duration(patience) if patience is not None else None
     system.manifest.context(context)
-    with _Steps(as_json) as progress:
-        report = shift_reads(
-            system, context, weights, interval, max_diff_rate=limit,
-            patience=waiting, reason=reason or "operator", progress=progress.say,
-        )
+    try:
+        with _Steps(as_json) as progress, ended_by_signals():
+            report = shift_reads(
+                system, context, weights, interval, max_diff_rate=limit,
+                patience=waiting, reason=reason or "operator",
+                progress=progress.say,
+            )
+    except Interrupted as interrupted:
+        # The walk has recorded its rollout as stopped; say where it left
+        # the reads, and exit as a process ended by that signal would.
+        at = system.state.status()[context].read_weight
+        _fail(f"rollout of {context} stopped with its reads at {at} %: "
+              f"{interrupted}", 128 + interrupted.signum, "Interrupted")
     payload = {
         "context": context,
         "steps": list(report.steps),
@@ -861,7 +874,7 @@ def run() -> None:
         _fail(str(error), 1, type(error).__name__)
 
 
-def _fail(message: str, code: int, kind: str) -> None:
+def _fail(message: str, code: int, kind: str) -> NoReturn:
     """One line on stderr; with --json, the same as a JSON object on stdout."""
     click.echo(f"error: {message}", err=True)
     if "--json" in sys.argv:

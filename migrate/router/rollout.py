@@ -25,7 +25,9 @@ shows it), its weight changes go to the ledger like any other.
 A judge or a gate that fails with the kit's error (the router's admin API
 unreachable, a database gone) stops the rollout where it is, with that
 error as its reason: what cannot be judged does not move. An interrupted
-rollout (Ctrl-C) is recorded as stopped.
+rollout is recorded as stopped, in the ledger with the signal that ended
+it: SIGINT (Ctrl-C) always, SIGTERM and SIGHUP inside `ended_by_signals`,
+which `migrate shift` walks in.
 
 The SLO is enforced by the router whether or not a rollout runs, so a
 breach sets the weight to 0 at once whatever state the rollout is in
@@ -37,11 +39,15 @@ roll back on a gate's refusal (a broken contract is not an outage).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import FrameType
 
 from migrate.errors import MigrateError
 from migrate.router.errors import InvalidSetting
@@ -139,6 +145,53 @@ def parse_duration(text: str) -> float:
         raise InvalidSetting(None, "duration", text, "a duration is above 0 s")
 
     return seconds
+
+
+class Interrupted(BaseException):
+    """The process walking a rollout was told to end by a signal.
+
+    A BaseException, as KeyboardInterrupt is, so that no `except Exception`
+    between the signal and the walk can swallow it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal}")
+
+
+@contextlib.contextmanager
+def ended_by_signals(
+    signums: Sequence[int] = (signal.SIGTERM, signal.SIGHUP),
+) -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise `Interrupted` as SIGINT raises
+    KeyboardInterrupt, so a walk ended by `kill` or a closed terminal is
+    recorded as stopped, with why, instead of dying with its rollout left
+    running. A signal the process ignores stays ignored (`nohup` keeps a
+    walk going when its terminal closes), and only the first signal
+    raises: a second one must not cut the recording of the first short.
+    Outside the main thread, where Python runs no signal handler, it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    raised = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Interrupted(signum)
+
+    before = {n: signal.getsignal(n) for n in signums}
+    for signum, handler in before.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 class _Ended(Exception):
@@ -241,8 +294,11 @@ class _Walk:
             store.update_rollout(context, state=STOPPED, reason=reason)
             self._say(reason)
             return self._report(False, reason)
-        except BaseException:
-            store.update_rollout(context, state=STOPPED, reason="interrupted")
+        except BaseException as interrupted:
+            why = _interruption(interrupted)
+            store.update_rollout(context, state=STOPPED, reason=why,
+                                 actor=self.actor)
+            self._say(f"stopped: {why}")
             raise
 
         store.update_rollout(context, state=DONE, reason="every step done")
@@ -437,6 +493,14 @@ def shadow_gate(client: object, limit: float = 0.01) -> Gate:
         )
 
     return shadow_differences
+
+
+def _interruption(error: BaseException) -> str:
+    if isinstance(error, Interrupted):
+        return str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted by SIGINT"
+    return f"interrupted: {type(error).__name__}: {error}"
 
 
 def _steps(steps: Sequence[int]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 
@@ -11,7 +13,9 @@ from router_servers import EchoBackend, RunningRouter, eventually
 from migrate.router.buckets import goes_to_service
 from migrate.router.errors import InvalidSetting
 from migrate.router.rollout import (
+    Interrupted,
     RolloutReport,
+    ended_by_signals,
     parse_duration,
     parse_steps,
     pause_rollout,
@@ -216,6 +220,47 @@ class TestSteps:
 
         with pytest.raises(InvalidSetting, match="one rollout of a context"):
             _walk(guarded, FakeTime())
+
+
+class TestSignals:
+    def test_a_walk_ended_by_sigterm_is_stopped_in_the_ledger_with_why(
+        self, guarded: StateStore
+    ) -> None:
+        time = FakeTime()
+
+        def terminated(now: float) -> None:
+            if now == 10:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        time.on_sleep = terminated
+
+        with pytest.raises(Interrupted), ended_by_signals():
+            _walk(guarded, time)
+
+        rows = [(e.actor, e.before, e.after, e.reason)
+                for e in guarded.history("billing") if e.what == "rollout"]
+        assert rows == [("migrate shift", "running", "stopped",
+                         "interrupted by SIGTERM")]
+        assert guarded.rollout("billing").state == "stopped"  # type: ignore[union-attr]
+
+    def test_a_signal_the_process_ignores_stays_ignored(self) -> None:
+        before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            with ended_by_signals():
+                os.kill(os.getpid(), signal.SIGHUP)
+                ignored = signal.getsignal(signal.SIGHUP)
+        finally:
+            signal.signal(signal.SIGHUP, before)
+
+        assert ignored == signal.SIG_IGN
+
+    def test_the_handlers_before_are_put_back(self) -> None:
+        before = signal.getsignal(signal.SIGTERM)
+
+        with ended_by_signals():
+            pass
+
+        assert signal.getsignal(signal.SIGTERM) == before
 
 
 class TestParsing:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -282,6 +283,34 @@ def test_an_operator_pauses_resumes_and_stops_a_running_shift(
     assert verified.weight() == 50
     assert verified.shifts()[-3:] == [
         ("test", "0"), ("migrate shift", "20"), ("migrate shift", "50")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_shift_ended_by_a_signal_records_its_rollout_as_stopped_and_why(
+    verified: Running, signum: int,
+) -> None:
+    name = signal.Signals(signum).name
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signum)
+        _, errors = shift.communicate(timeout=30)
+    finally:
+        shift.kill()
+
+    rollout = verified.state.rollout("billing")
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert shift.returncode == 128 + signum
+    assert errors.strip().splitlines()[-1:] == [
+        f"error: rollout of billing stopped with its reads at 10 %: "
+        f"interrupted by {name}"]
+    assert rollout is not None
+    assert (rollout.state, rollout.reason) == ("stopped", f"interrupted by {name}")
+    assert ended[-1:] == [
+        ("migrate shift", "running", "stopped", f"interrupted by {name}")]
+    assert verified.weight() == 10
 
 
 def test_an_slo_breach_mid_shift_rolls_back_to_zero_and_ends_it(
