@@ -728,6 +728,9 @@ def status(as_json: bool) -> None:
     from migrate.sync.lag import lag_by_direction
 
     system = _system()
+    # A rollout whose walker was killed outright would read as running
+    # forever; status is where an operator looks, so it is ended here.
+    system.state.end_stale_rollouts("migrate status")
     contexts = system.state.status()
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {

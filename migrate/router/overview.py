@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.router.proxy import UNMATCHED, Latency
-from migrate.router.state import PHASES, ContextStatus, LedgerEntry
+from migrate.router.state import PHASES, ContextStatus, LedgerEntry, walker_gone
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -263,7 +263,9 @@ class Overview:
                 "steps": list(rollout.steps),
                 "step": rollout.step,
                 "reason": rollout.reason,
-                "active": rollout.active,
+                "active": rollout.active and not walker_gone(rollout),
+                # Shown, not ended: the overview changes nothing.
+                "walker_gone": walker_gone(rollout),
             },
             "fallbacks": fallbacks,
             "shadow_results": self._shadow(name),

@@ -27,7 +27,10 @@ unreachable, a database gone) stops the rollout where it is, with that
 error as its reason: what cannot be judged does not move. An interrupted
 rollout is recorded as stopped, in the ledger with the signal that ended
 it: SIGINT (Ctrl-C) always, SIGTERM and SIGHUP inside `ended_by_signals`,
-which `migrate shift` walks in.
+which `migrate shift` walks in. A walk killed outright (SIGKILL, a crash)
+cannot say so: the store keeps the walking process's pid and host with
+the rollout, and a rollout whose walker is gone is ended as stale by the
+next rollout of the context or by `migrate status`.
 
 The SLO is enforced by the router whether or not a rollout runs, so a
 breach sets the weight to 0 at once whatever state the rollout is in
@@ -42,8 +45,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -272,7 +277,8 @@ class _Walk:
         store, context = self.store, self.context
         self.weight = store.status()[context].read_weight
         store.start_rollout(context, self.steps, self.every, self.actor,
-                            self.reason or "rollout")
+                            self.reason or "rollout", pid=os.getpid(),
+                            host=socket.gethostname())
         self._say(f"rollout of {context} over {_steps(self.steps)}, every "
                   f"{self.every:g} s, from {self.weight} %")
         try:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
@@ -24,7 +29,15 @@ from migrate.router.rollout import (
     stop_rollout,
 )
 from migrate.router.slo import BREACH, INCONCLUSIVE, OK, Slo, Verdict
-from migrate.router.state import PAUSED, ROLLED_BACK, RUNNING, WAITING, StateStore
+from migrate.router.state import (
+    PAUSED,
+    ROLLED_BACK,
+    RUNNING,
+    STOPPED,
+    WAITING,
+    StateStore,
+    walker_gone,
+)
 
 StartRouter = Callable[..., RunningRouter]
 
@@ -261,6 +274,105 @@ class TestSignals:
             pass
 
         assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has come and gone."""
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait(30)
+    return finished.pid
+
+
+def _rollout_rows(store: StateStore) -> list[tuple[str, str | None, str | None, str]]:
+    return [(e.actor, e.before, e.after, e.reason)
+            for e in store.history("billing") if e.what == "rollout"]
+
+
+class TestStaleRollouts:
+    def test_a_walk_records_its_process_with_the_rollout(
+        self, guarded: StateStore
+    ) -> None:
+        seen: list[tuple[int | None, str | None]] = []
+        time = FakeTime()
+        time.on_sleep = lambda now: seen.append(
+            (guarded.rollout("billing").pid,  # type: ignore[union-attr]
+             guarded.rollout("billing").host)  # type: ignore[union-attr]
+        )
+
+        _walk(guarded, time)
+
+        assert set(seen) == {(os.getpid(), socket.gethostname())}
+
+    def test_a_rollout_whose_walker_is_gone_is_ended_in_the_ledger(
+        self, guarded: StateStore
+    ) -> None:
+        pid = _ended_pid()
+        host = socket.gethostname()
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "canary", pid=pid,
+                              host=host)
+
+        ended = guarded.end_stale_rollouts("migrate status")
+
+        why = f"the process walking it (pid {pid} on {host}) is gone"
+        assert [(r.context, r.state, r.reason) for r in ended] == [
+            ("billing", STOPPED, why)]
+        assert _rollout_rows(guarded) == [
+            ("migrate status", "running", "stopped", why)]
+        assert guarded.end_stale_rollouts("migrate status") == ()
+
+    def test_a_new_rollout_ends_a_stale_one_instead_of_being_refused(
+        self, guarded: StateStore
+    ) -> None:
+        pid = _ended_pid()
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "first", pid=pid,
+                              host=socket.gethostname())
+
+        report = _walk(guarded, FakeTime())
+
+        assert report.finished
+        assert _rollout_rows(guarded)[0][:3] == ("migrate shift", "running",
+                                                 "stopped")
+        assert f"pid {pid}" in _rollout_rows(guarded)[0][3]
+
+    @pytest.mark.parametrize("where", ["alive here", "another host", "unknown"])
+    def test_a_walker_that_may_be_alive_keeps_its_rollout(
+        self, guarded: StateStore, where: str
+    ) -> None:
+        pid, host = {
+            "alive here": (os.getpid(), socket.gethostname()),
+            "another host": (_ended_pid(), "elsewhere.example"),
+            "unknown": (None, None),
+        }[where]
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "first", pid=pid,
+                              host=host)
+
+        ended = guarded.end_stale_rollouts("migrate status")
+
+        assert ended == ()
+        assert not walker_gone(guarded.rollout("billing"))  # type: ignore[arg-type]
+        with pytest.raises(InvalidSetting, match="one rollout of a context"):
+            _walk(guarded, FakeTime())
+
+    def test_a_state_file_from_before_walkers_were_kept_gets_their_columns(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as old:
+            old.execute(
+                "CREATE TABLE rollouts (context TEXT PRIMARY KEY, steps TEXT "
+                "NOT NULL, every REAL NOT NULL, step INTEGER NOT NULL, state "
+                "TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, "
+                "started_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+            )
+            old.execute("INSERT INTO rollouts VALUES ('billing', '[1, 5]', 60, 0, "
+                        "'running', 'go', 'ana', 'then', 'then')")
+
+        store = StateStore(path)
+
+        kept = store.rollout("billing")
+        assert kept is not None
+        assert (kept.state, kept.pid, kept.host) == (RUNNING, None, None)
+        assert store.end_stale_rollouts("migrate status") == ()
 
 
 class TestParsing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -311,6 +312,31 @@ def test_a_shift_ended_by_a_signal_records_its_rollout_as_stopped_and_why(
     assert ended[-1:] == [
         ("migrate shift", "running", "stopped", f"interrupted by {name}")]
     assert verified.weight() == 10
+
+
+def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signal.SIGKILL)
+        shift.wait(30)
+        status = verified.migrate("status", "--json")
+        again = verified.migrate("shift", "billing", "--steps", "20", "--every", "1s")
+    finally:
+        shift.kill()
+
+    why = f"the process walking it (pid {shift.pid} on {socket.gethostname()}) is gone"
+    shown = json.loads(status.stdout)["contexts"]["billing"]["rollout"]
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert (shown["state"], shown["reason"]) == ("stopped", why)
+    assert ended[-1:] == [("migrate status", "running", "stopped", why)]
+    assert again.returncode == 0, again.stderr
+    assert verified.weight() == 20
+    assert verified.rollout_state() == "done"
 
 
 def test_an_slo_breach_mid_shift_rolls_back_to_zero_and_ends_it(
