@@ -439,17 +439,22 @@ class StateStore:
 
     def roll_back(self, context: str, actor: str, reason: str) -> int:
         """Every read of the context back to the monolith, and any rollout
-        of it marked rolled back, in one transaction."""
+        of it ended as rolled back (a ledger row of its own), in one
+        transaction."""
         with self._changing() as connection:
             current = _require_context(connection, context)
+            rollout = _rollout_of(connection, context)
+            if rollout is not None and rollout.active:
+                connection.execute(
+                    "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
+                    "WHERE context = ?",
+                    (ROLLED_BACK, reason, _now(), context),
+                )
+                # Before the weight's row, which stays the change's last word.
+                _record(connection, actor, context, "rollout", rollout.state,
+                        ROLLED_BACK, reason)
             _clear_route_weights(connection, context, actor, reason)
-            revision = _update(connection, current, "read_weight", 0, actor, reason)
-            connection.execute(
-                "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
-                "WHERE context = ? AND state IN (?, ?, ?)",
-                (ROLLED_BACK, reason, _now(), context, *sorted(ACTIVE_ROLLOUT_STATES)),
-            )
-            return revision
+            return _update(connection, current, "read_weight", 0, actor, reason)
 
     def set_keyless_side(
         self, context: str, side: str, actor: str, reason: str

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
 
+from migrate.router import steering
 from migrate.router.buckets import goes_to_service
 from migrate.router.errors import InvalidSetting
 from migrate.router.rollout import (
@@ -373,6 +374,47 @@ class TestStaleRollouts:
         assert kept is not None
         assert (kept.state, kept.pid, kept.host) == (RUNNING, None, None)
         assert store.end_stale_rollouts("migrate status") == ()
+
+
+class TestInstantRollback:
+    def test_shifting_a_context_to_zero_ends_its_rollout_in_the_ledger(
+        self, guarded: StateStore
+    ) -> None:
+        # The walker was killed outright: nothing else would end it.
+        guarded.start_rollout("billing", (10, 20), 60, "ana", "canary",
+                              pid=_ended_pid(), host="elsewhere.example")
+        guarded.set_weight("billing", 10, "migrate shift", "rollout step 1/2")
+
+        steering.shift_reads(guarded, "billing", 0, "migrate shift",
+                             "customers complain", gate=None)
+
+        rollout = guarded.rollout("billing")
+        assert rollout is not None
+        assert (rollout.state, rollout.reason) == (ROLLED_BACK, "customers complain")
+        assert _rollout_rows(guarded) == [
+            ("migrate shift", "running", "rolled back", "customers complain")]
+        assert guarded.status()["billing"].read_weight == 0
+
+    def test_a_walk_sees_the_rollback_and_stops(self, guarded: StateStore) -> None:
+        time = FakeTime()
+        time.on_sleep = lambda now: now == 10 and steering.shift_reads(
+            guarded, "billing", 0, "ana", "customers complain", gate=None)
+
+        report = _walk(guarded, time)
+
+        assert not report.finished
+        assert (report.weight, report.reason) == (
+            0, "rolled back: customers complain")
+
+    def test_one_route_shifted_to_zero_leaves_the_rollout_running(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.start_rollout("billing", (10, 20), 60, "ana", "canary")
+
+        steering.shift_reads(guarded, "billing", 0, "ana", "one route back",
+                             gate=None, route="GET /invoices/<int:invoice_id>")
+
+        assert guarded.rollout("billing").state == RUNNING  # type: ignore[union-attr]
 
 
 class TestParsing:

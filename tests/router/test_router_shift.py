@@ -339,6 +339,31 @@ def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
     assert verified.rollout_state() == "done"
 
 
+def test_shifting_to_zero_ends_the_rollout_of_a_killed_shift(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signal.SIGKILL)
+        shift.wait(30)
+        back = verified.migrate("shift", "billing", "0",
+                                "--reason", "customers complain")
+    finally:
+        shift.kill()
+
+    rollout = verified.state.rollout("billing")
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert back.returncode == 0, back.stderr
+    assert rollout is not None
+    assert (rollout.state, rollout.reason) == ("rolled back", "customers complain")
+    assert ended[-1:] == [
+        ("migrate shift", "running", "rolled back", "customers complain")]
+    assert verified.weight() == 0
+
+
 def test_an_slo_breach_mid_shift_rolls_back_to_zero_and_ends_it(
     verified: Running,
 ) -> None:
