@@ -15,6 +15,11 @@ asks, in order:
    shadow differences) or None. The first refusal stops the rollout where
    it is, with that reason.
 
+A rollout only raises the weight. Steps at or below the weight it starts
+from are passed over, each said so (running `--steps 1,5,25,50,100` again
+after a stop at 25 % goes on to 50 %); a last step below that weight is
+refused before anything starts, as the walk would end lower than asked.
+
 While it waits between steps it watches the state store: the router
 rolling the context back (an SLO breach seen by the router itself), an
 operator changing the weight by hand, or `stop_rollout` ends it at once
@@ -237,6 +242,16 @@ def rollout(
     gates = tuple(gates)
     store.history(context)  # raises UnknownContext, naming the known ones
     status = store.status()[context]
+    if steps[-1] < status.read_weight:
+        # Walking there would lower the weight: not what a rollout is for.
+        raise InvalidSetting(
+            context, "steps", ",".join(map(str, steps)),
+            f"its reads are at {status.read_weight} %, above the last step "
+            f"({steps[-1]} %); a progressive shift only goes up: lower them "
+            f"with `migrate shift {context} {steps[-1]}`, or roll back with "
+            f"`migrate shift {context} 0`",
+        )
+
     if judge is not None and status.slo is None:
         raise InvalidSetting(
             context, "rollout", ",".join(map(str, steps)),
@@ -284,7 +299,8 @@ class _Walk:
         try:
             for index, weight in enumerate(self.steps):
                 if weight <= self.weight:
-                    self._say(f"step {index + 1}: already at {self.weight} %")
+                    self._say(f"step {index + 1} ({weight} %): passed, the reads "
+                              f"are at {self.weight} %")
                     continue
 
                 self._before_step(index, weight)

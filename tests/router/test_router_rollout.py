@@ -225,6 +225,36 @@ class TestSteps:
         assert report.reason == "stopped: enough for today"
         assert report.weight == 1
 
+    def test_steps_that_end_below_the_weight_are_refused_naming_both(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.set_weight("billing", 30, "ana", "canary")
+
+        with pytest.raises(InvalidSetting) as refused:
+            _walk(guarded, FakeTime(), steps=(10, 20))
+
+        assert str(refused.value) == (
+            "steps '10,20' for billing: its reads are at 30 %, above the last "
+            "step (20 %); a progressive shift only goes up: lower them with "
+            "`migrate shift billing 20`, or roll back with `migrate shift "
+            "billing 0`")
+        assert guarded.status()["billing"].read_weight == 30
+        assert guarded.rollout("billing") is None
+
+    def test_steps_already_passed_are_said_and_the_walk_goes_on(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.set_weight("billing", 5, "ana", "canary")
+
+        report = _walk(guarded, FakeTime(), steps=(1, 5, 25))
+
+        assert report.finished
+        assert report.weight == 25
+        assert report.events[1:3] == (
+            "step 1 (1 %): passed, the reads are at 5 %",
+            "step 2 (5 %): passed, the reads are at 5 %",
+        )
+
     def test_a_judged_rollout_needs_an_slo(self, store: StateStore) -> None:
         with pytest.raises(InvalidSetting, match="migrate slo billing"):
             _walk(store, FakeTime())

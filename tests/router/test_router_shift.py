@@ -432,6 +432,21 @@ def test_falling_steps_are_refused_naming_them(running: Running) -> None:
     assert running.weight() == 0
 
 
+def test_steps_below_the_current_weight_are_refused_naming_both(
+    running: Running,
+) -> None:
+    running.state.set_weight("billing", 30, "test", "canary")
+
+    done = running.migrate("shift", "billing", "--steps", "20")
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: steps '20' for billing: its reads are at 30 %, above the last "
+        "step (20 %); a progressive shift only goes up: lower them with "
+        "`migrate shift billing 20`, or roll back with `migrate shift billing 0`")
+    assert running.weight() == 30
+
+
 def test_a_shift_with_no_router_running_says_so(
     tmp_path: Path, running: Running,
 ) -> None:
