@@ -746,7 +746,7 @@ def status(as_json: bool) -> None:
             "routes": [f"{r.method} {r.rule}" for r in s.routes],
             "shadow": s.shadow.as_json(),
             "slo": dataclasses.asdict(s.slo) if s.slo else None,
-            "rollout": dataclasses.asdict(s.rollout) if s.rollout else None,
+            "rollout": _rollout_json(s.rollout) if s.rollout else None,
         }
         for name, s in contexts.items()
     }
@@ -775,6 +775,12 @@ def status(as_json: bool) -> None:
         out.print(table if contexts else "No context is extracted yet.")
 
     _emit(as_json, payload_all, human)
+
+
+def _rollout_json(rollout: Any) -> dict[str, Any]:
+    # `step` counts from 1 as the table does (0 before the first step), out
+    # of the weights in `steps`; the store keeps an index.
+    return {**dataclasses.asdict(rollout), "step": rollout.step + 1}
 
 
 def _guards(status: Any) -> list[str]:

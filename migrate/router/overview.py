@@ -304,7 +304,8 @@ class Overview:
             "rollout": None if rollout is None else {
                 "state": rollout.state,
                 "steps": list(rollout.steps),
-                "step": rollout.step,
+                # From 1, as `migrate status` counts; 0 before the first.
+                "step": rollout.step + 1,
                 "reason": rollout.reason,
                 "active": rollout.active and not walker_gone(rollout),
                 # Shown, not ended: the overview changes nothing.
