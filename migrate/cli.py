@@ -482,8 +482,9 @@ def shift(
     With --steps, each step waits --every, and before each the router's SLO
     verdict and the gates are asked (contracts verified, shadow differences
     under --max-diff-rate, data in parity); the first refusal stops the
-    shift where it is (exit 1). `migrate rollout pause|resume|stop` act on
-    it; an SLO breach rolls it back to 0 % at once."""
+    shift where it is (exit 1). --steps needs CONTEXT's SLO (`migrate slo
+    CONTEXT`) and only goes up. `migrate rollout pause|resume|stop` act on
+    it; an SLO breach rolls it back to 0 % at once, as WEIGHT 0 does."""
     if weight is not None and weight.startswith("--"):
         raise click.UsageError(f"no such option: {weight}")
     if sum((writes, weight is not None, steps is not None)) != 1:
