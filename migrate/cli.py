@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -488,8 +488,9 @@ def shift(
     With --steps, each step waits --every, and before each the router's SLO
     verdict and the gates are asked (contracts verified, shadow differences
     under --max-diff-rate, data in parity); the first refusal stops the
-    shift where it is (exit 1). `migrate rollout pause|resume|stop` act on
-    it; an SLO breach rolls it back to 0 % at once."""
+    shift where it is (exit 1). --steps needs CONTEXT's SLO (`migrate slo
+    CONTEXT`) and only goes up. `migrate rollout pause|resume|stop` act on
+    it; an SLO breach rolls it back to 0 % at once, as WEIGHT 0 does."""
     if weight is not None and weight.startswith("--"):
         raise click.UsageError(f"no such option: {weight}")
     if sum((writes, weight is not None, steps is not None)) != 1:
@@ -550,7 +551,12 @@ def _shift_in_steps(
     patience: str | None, reason: str, as_json: bool,
 ) -> None:
     from migrate.router.commands import parse_rate
-    from migrate.router.rollout import parse_duration, parse_steps
+    from migrate.router.rollout import (
+        Interrupted,
+        ended_by_signals,
+        parse_duration,
+        parse_steps,
+    )
     from migrate.shift import shift_reads
 
     weights = parse_steps(steps)
@@ -558,11 +564,19 @@ def _shift_in_steps(
     limit = parse_rate(max_diff_rate, "max diff rate")
     waiting = parse_duration(patience) if patience is not None else None
     system.manifest.context(context)
-    with _Steps(as_json) as progress:
-        report = shift_reads(
-            system, context, weights, interval, max_diff_rate=limit,
-            patience=waiting, reason=reason or "operator", progress=progress.say,
-        )
+    try:
+        with _Steps(as_json) as progress, ended_by_signals():
+            report = shift_reads(
+                system, context, weights, interval, max_diff_rate=limit,
+                patience=waiting, reason=reason or "operator",
+                progress=progress.say,
+            )
+    except Interrupted as interrupted:
+        # The walk has recorded its rollout as stopped; say where it left
+        # the reads, and exit as a process ended by that signal would.
+        at = system.state.status()[context].read_weight
+        _fail(f"rollout of {context} stopped with its reads at {at} %: "
+              f"{interrupted}", 128 + interrupted.signum, "interrupted")
     payload = {
         "context": context,
         "steps": list(report.steps),
@@ -723,6 +737,9 @@ def status(as_json: bool) -> None:
     from migrate.sync.lag import lag_by_direction
 
     system = _system()
+    # A rollout whose walker was killed outright would read as running
+    # forever; status is where an operator looks, so it is ended here.
+    system.state.end_stale_rollouts("migrate status")
     contexts = system.state.status()
     lags = {name: lag_by_direction(system, name) for name in contexts}
     payload = {
@@ -738,7 +755,7 @@ def status(as_json: bool) -> None:
             "routes": [f"{r.method} {r.rule}" for r in s.routes],
             "shadow": s.shadow.as_json(),
             "slo": dataclasses.asdict(s.slo) if s.slo else None,
-            "rollout": dataclasses.asdict(s.rollout) if s.rollout else None,
+            "rollout": _rollout_json(s.rollout) if s.rollout else None,
         }
         for name, s in contexts.items()
     }
@@ -767,6 +784,12 @@ def status(as_json: bool) -> None:
         out.print(table if contexts else "No context is extracted yet.")
 
     _emit(as_json, payload_all, human)
+
+
+def _rollout_json(rollout: Any) -> dict[str, Any]:
+    # `step` counts from 1 as the table does (0 before the first step), out
+    # of the weights in `steps`; the store keeps an index.
+    return {**dataclasses.asdict(rollout), "step": rollout.step + 1}
 
 
 def _guards(status: Any) -> list[str]:
@@ -884,7 +907,7 @@ def error_code(error: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
-def _fail(message: str, exit_code: int, code: str) -> None:
+def _fail(message: str, exit_code: int, code: str) -> NoReturn:
     """One line on stderr; with --json, the same as a JSON object on stdout."""
     click.echo(f"error: {message}", err=True)
     _say_json(code, message, exit_code)

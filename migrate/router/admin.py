@@ -96,6 +96,13 @@ class AdminApi:
         self.overview = Overview(router, settings, unknown)
         self.dashboard = Dashboard(router, self._token, self.overview, self.gate)
 
+    def start(self) -> None:
+        """Start what runs beside the calls: the dashboard's rates timer."""
+        self.overview.start()
+
+    async def stop(self) -> None:
+        await self.overview.stop()
+
     def listening_on(self, host: str, port: int) -> None:
         self.dashboard.listening_on(host, port)
 

@@ -2,11 +2,13 @@
 
 Live figures come from the router's own counters: answers, server errors
 and latency histograms per (context, backend), and reads that fell back to
-the monolith. Those count since start, so the overview keeps snapshots of
-them (at most one a second, when someone looks) and subtracts the one
-taken a window ago (60 s): a rate is over the last minute, not since the
-router started. The span actually covered is reported with the figures:
-shorter just after start, longer when nobody looked for a while.
+the monolith. Those count since start, so the overview keeps a snapshot of
+them every second, on a timer of its own (`Overview.start`), and
+subtracts the one taken a window ago (60 s): a rate is over the last
+minute, not since the router started nor since someone last looked. The
+span actually covered is reported with the figures: shorter just after
+start, and at most a second or so longer than the window otherwise. The
+timer copies a few counters once a second; a request pays nothing for it.
 
 The slow facts are read off the event loop (`asyncio.to_thread`) and each
 is kept for a few seconds (5 s), so a page that polls every two seconds
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.router.proxy import UNMATCHED, Latency
-from migrate.router.state import PHASES, ContextStatus, LedgerEntry
+from migrate.router.state import PHASES, ContextStatus, LedgerEntry, walker_gone
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60.0
+SAMPLE_SECONDS = 1.0
 KEPT_SECONDS = 5.0
 LEDGER_ROWS = 15
 SHADOW_SAMPLES = 5
@@ -81,6 +84,15 @@ class RecentRates:
             tuple[float, dict[tuple[str, str], _Counts], dict[str, int]]
         ] = collections.deque([(clock(), {}, {})])
 
+    def sample(
+        self, latency: Mapping[tuple[str, str], Latency],
+        fallbacks: Mapping[str, int],
+    ) -> None:
+        """Keep the counters as they are now, unless a snapshot was kept
+        less than a second ago. Called every second, it keeps a baseline
+        about a window old at hand, however rarely anyone looks."""
+        self._keep(self._clock(), _counts(latency), fallbacks)
+
     def rates(
         self, latency: Mapping[tuple[str, str], Latency],
         fallbacks: Mapping[str, int],
@@ -88,14 +100,9 @@ class RecentRates:
         """(seconds covered, rates per context and backend, fallbacks per
         context) over the window ending now."""
         now = self._clock()
-        current = {
-            key: (seen.count, seen.errors, tuple(seen.buckets))
-            for key, seen in list(latency.items())
-        }
+        current = _counts(latency)
         started, before, fallen_before = self._baseline(now)
-        if now - self._samples[-1][0] >= 1.0:
-            self._samples.append((now, current, dict(fallbacks)))
-        self._trim(now)
+        self._keep(now, current, fallbacks)
 
         span = max(now - started, 1e-9)
         found = [
@@ -119,10 +126,25 @@ class RecentRates:
             chosen = sample
         return chosen
 
+    def _keep(self, now: float, counts: dict[tuple[str, str], _Counts],
+              fallbacks: Mapping[str, int]) -> None:
+        if now - self._samples[-1][0] >= SAMPLE_SECONDS:
+            self._samples.append((now, counts, dict(fallbacks)))
+        self._trim(now)
+
     def _trim(self, now: float) -> None:
         # Keep one snapshot older than the window: the next baseline.
         while len(self._samples) > 1 and now - self._samples[1][0] >= self.window:
             self._samples.popleft()
+
+
+def _counts(
+    latency: Mapping[tuple[str, str], Latency],
+) -> dict[tuple[str, str], _Counts]:
+    return {
+        key: (seen.count, seen.errors, tuple(seen.buckets))
+        for key, seen in list(latency.items())
+    }
 
 
 def _rates(
@@ -212,6 +234,27 @@ class Overview:
         self._kept = _Kept(kept)
         self._engines: dict[str, Engine] = {}
         self._system: System | None = None
+        self._sampling: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Keep snapshots of the router's counters every second, on the
+        running loop, until `stop`."""
+        if self._sampling is None:
+            self._sampling = asyncio.get_running_loop().create_task(
+                self._keep_sampling(), name="overview-rates"
+            )
+
+    async def stop(self) -> None:
+        sampling, self._sampling = self._sampling, None
+        if sampling is not None:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
+
+    async def _keep_sampling(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            stats = self.router.stats
+            self.recent.sample(stats.latency, stats.fallbacks)
 
     def forget(self) -> None:
         """Read every slow fact afresh next time: after an operator's move
@@ -261,9 +304,12 @@ class Overview:
             "rollout": None if rollout is None else {
                 "state": rollout.state,
                 "steps": list(rollout.steps),
-                "step": rollout.step,
+                # From 1, as `migrate status` counts; 0 before the first.
+                "step": rollout.step + 1,
                 "reason": rollout.reason,
-                "active": rollout.active,
+                "active": rollout.active and not walker_gone(rollout),
+                # Shown, not ended: the overview changes nothing.
+                "walker_gone": walker_gone(rollout),
             },
             "fallbacks": fallbacks,
             "shadow_results": self._shadow(name),

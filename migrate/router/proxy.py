@@ -1386,6 +1386,7 @@ async def serve(
     router = Router(store, settings)
     await router.start()
     servers: list[asyncio.Server] = []
+    api: AdminApi | None = None
     try:
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
@@ -1395,6 +1396,7 @@ async def serve(
         log.info("router listening on http://%s:%s", address[0], address[1])
         if admin is not None:
             api = AdminApi(router, admin[2])
+            api.start()
             admin_server = await serve_http(api.handle, admin[0], admin[1],
                                             max_body=MiB)
             servers.append(admin_server)
@@ -1411,6 +1413,8 @@ async def serve(
     finally:
         for server in servers:
             server.close()
+        if api is not None:
+            await api.stop()
         await router.stop()
 
 

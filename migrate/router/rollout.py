@@ -15,6 +15,11 @@ asks, in order:
    shadow differences) or None. The first refusal stops the rollout where
    it is, with that reason.
 
+A rollout only raises the weight. Steps at or below the weight it starts
+from are passed over, each said so (running `--steps 1,5,25,50,100` again
+after a stop at 25 % goes on to 50 %); a last step below that weight is
+refused before anything starts, as the walk would end lower than asked.
+
 While it waits between steps it watches the state store: the router
 rolling the context back (an SLO breach seen by the router itself), an
 operator changing the weight by hand, or `stop_rollout` ends it at once
@@ -25,7 +30,12 @@ shows it), its weight changes go to the ledger like any other.
 A judge or a gate that fails with the kit's error (the router's admin API
 unreachable, a database gone) stops the rollout where it is, with that
 error as its reason: what cannot be judged does not move. An interrupted
-rollout (Ctrl-C) is recorded as stopped.
+rollout is recorded as stopped, in the ledger with the signal that ended
+it: SIGINT (Ctrl-C) always, SIGTERM and SIGHUP inside `ended_by_signals`,
+which `migrate shift` walks in. A walk killed outright (SIGKILL, a crash)
+cannot say so: the store keeps the walking process's pid and host with
+the rollout, and a rollout whose walker is gone is ended as stale by the
+next rollout of the context or by `migrate status`.
 
 The SLO is enforced by the router whether or not a rollout runs, so a
 breach sets the weight to 0 at once whatever state the rollout is in
@@ -37,11 +47,17 @@ roll back on a gate's refusal (a broken contract is not an outage).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import re
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import FrameType
 
 from migrate.errors import MigrateError
 from migrate.router.errors import InvalidSetting
@@ -141,6 +157,53 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+class Interrupted(BaseException):
+    """The process walking a rollout was told to end by a signal.
+
+    A BaseException, as KeyboardInterrupt is, so that no `except Exception`
+    between the signal and the walk can swallow it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal}")
+
+
+@contextlib.contextmanager
+def ended_by_signals(
+    signums: Sequence[int] = (signal.SIGTERM, signal.SIGHUP),
+) -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise `Interrupted` as SIGINT raises
+    KeyboardInterrupt, so a walk ended by `kill` or a closed terminal is
+    recorded as stopped, with why, instead of dying with its rollout left
+    running. A signal the process ignores stays ignored (`nohup` keeps a
+    walk going when its terminal closes), and only the first signal
+    raises: a second one must not cut the recording of the first short.
+    Outside the main thread, where Python runs no signal handler, it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    raised = False
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Interrupted(signum)
+
+    before = {n: signal.getsignal(n) for n in signums}
+    for signum, handler in before.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 class _Ended(Exception):
     """The rollout must stop: `reason` says why, `rolled_back` if at 0 %."""
 
@@ -179,6 +242,16 @@ def rollout(
     gates = tuple(gates)
     store.history(context)  # raises UnknownContext, naming the known ones
     status = store.status()[context]
+    if steps[-1] < status.read_weight:
+        # Walking there would lower the weight: not what a rollout is for.
+        raise InvalidSetting(
+            context, "steps", ",".join(map(str, steps)),
+            f"its reads are at {status.read_weight} %, above the last step "
+            f"({steps[-1]} %); a progressive shift only goes up: lower them "
+            f"with `migrate shift {context} {steps[-1]}`, or roll back with "
+            f"`migrate shift {context} 0`",
+        )
+
     if judge is not None and status.slo is None:
         raise InvalidSetting(
             context, "rollout", ",".join(map(str, steps)),
@@ -219,13 +292,15 @@ class _Walk:
         store, context = self.store, self.context
         self.weight = store.status()[context].read_weight
         store.start_rollout(context, self.steps, self.every, self.actor,
-                            self.reason or "rollout")
+                            self.reason or "rollout", pid=os.getpid(),
+                            host=socket.gethostname())
         self._say(f"rollout of {context} over {_steps(self.steps)}, every "
                   f"{self.every:g} s, from {self.weight} %")
         try:
             for index, weight in enumerate(self.steps):
                 if weight <= self.weight:
-                    self._say(f"step {index + 1}: already at {self.weight} %")
+                    self._say(f"step {index + 1} ({weight} %): passed, the reads "
+                              f"are at {self.weight} %")
                     continue
 
                 self._before_step(index, weight)
@@ -241,8 +316,11 @@ class _Walk:
             store.update_rollout(context, state=STOPPED, reason=reason)
             self._say(reason)
             return self._report(False, reason)
-        except BaseException:
-            store.update_rollout(context, state=STOPPED, reason="interrupted")
+        except BaseException as interrupted:
+            why = _interruption(interrupted)
+            store.update_rollout(context, state=STOPPED, reason=why,
+                                 actor=self.actor)
+            self._say(f"stopped: {why}")
             raise
 
         store.update_rollout(context, state=DONE, reason="every step done")
@@ -437,6 +515,14 @@ def shadow_gate(client: object, limit: float = 0.01) -> Gate:
         )
 
     return shadow_differences
+
+
+def _interruption(error: BaseException) -> str:
+    if isinstance(error, Interrupted):
+        return str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted by SIGINT"
+    return f"interrupted: {type(error).__name__}: {error}"
 
 
 def _steps(steps: Sequence[int]) -> str:

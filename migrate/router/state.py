@@ -25,6 +25,15 @@ the secret), and the progress of a rollout (`rollouts`; its steps are
 ledgered as weight changes, an operator's pause, resume or stop as a
 rollout change).
 
+A rollout is walked by one process, whose pid and host the store keeps
+with it. A walk killed outright (SIGKILL, a crash, a reboot) cannot
+record its own end, so an active rollout whose walker no longer exists on
+this host is *stale*: `end_stale_rollouts` ends it, in the ledger, and a
+new rollout of the context ends it first rather than being refused. A
+walker on another host is taken to be alive, as is one whose pid was
+reused since: the rollout then waits for `migrate rollout stop` or
+`migrate shift <context> 0`, never the other way round.
+
 Each context is in one phase of its migration (`PHASES`): extracted when
 its routes are registered, syncing once extraction has backfilled and
 verified its copy (`mark_synced`), shadow while a share of its requests is
@@ -48,6 +57,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -141,7 +151,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     reason TEXT NOT NULL,
     actor TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    walker_pid INTEGER,
+    walker_host TEXT
 );
 CREATE TABLE IF NOT EXISTS phases (
     context TEXT PRIMARY KEY REFERENCES contexts (context),
@@ -156,6 +168,12 @@ KEYLESS_SIDES = ("monolith", "service")
 EXTRACTED, SYNCING, SHADOW = "extracted", "syncing", "shadow"
 SHIFTING_READS, WRITES_MOVED, FINISHED = "shifting reads", "writes moved", "finished"
 PHASES = (EXTRACTED, SYNCING, SHADOW, SHIFTING_READS, WRITES_MOVED, FINISHED)
+# Columns added since the first release, for state files made before them:
+# (table, column, its declaration).
+_ADDED_COLUMNS = (
+    ("rollouts", "walker_pid", "INTEGER"),
+    ("rollouts", "walker_host", "TEXT"),
+)
 _OVERRIDE_SECRET = "override_secret_sha256"
 
 
@@ -222,10 +240,29 @@ class Rollout:
     actor: str
     started_at: str
     updated_at: str
+    pid: int | None = None  # the process walking it, where it was recorded
+    host: str | None = None
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_ROLLOUT_STATES
+
+    @property
+    def walker(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def walker_gone(rollout: Rollout) -> bool:
+    """True when the rollout is active and the process walking it, on this
+    host, no longer exists; False when that cannot be known (another host,
+    no pid recorded)."""
+    if not rollout.active or rollout.pid is None:
+        return False
+
+    if rollout.host != socket.gethostname():
+        return False
+
+    return not _process_exists(rollout.pid)
 
 
 RUNNING, PAUSED, WAITING = "running", "paused", "waiting"
@@ -291,6 +328,7 @@ class StateStore:
             connection.execute("PRAGMA journal_mode=WAL")
             # Several processes may open a new file at once; one creates it.
             connection.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            _add_missing_columns(connection)
 
     # Changes -----------------------------------------------------------
 
@@ -401,17 +439,22 @@ class StateStore:
 
     def roll_back(self, context: str, actor: str, reason: str) -> int:
         """Every read of the context back to the monolith, and any rollout
-        of it marked rolled back, in one transaction."""
+        of it ended as rolled back (a ledger row of its own), in one
+        transaction."""
         with self._changing() as connection:
             current = _require_context(connection, context)
+            rollout = _rollout_of(connection, context)
+            if rollout is not None and rollout.active:
+                connection.execute(
+                    "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
+                    "WHERE context = ?",
+                    (ROLLED_BACK, reason, _now(), context),
+                )
+                # Before the weight's row, which stays the change's last word.
+                _record(connection, actor, context, "rollout", rollout.state,
+                        ROLLED_BACK, reason)
             _clear_route_weights(connection, context, actor, reason)
-            revision = _update(connection, current, "read_weight", 0, actor, reason)
-            connection.execute(
-                "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
-                "WHERE context = ? AND state IN (?, ?, ?)",
-                (ROLLED_BACK, reason, _now(), context, *sorted(ACTIVE_ROLLOUT_STATES)),
-            )
-            return revision
+            return _update(connection, current, "read_weight", 0, actor, reason)
 
     def set_keyless_side(
         self, context: str, side: str, actor: str, reason: str
@@ -560,27 +603,32 @@ class StateStore:
 
     def start_rollout(
         self, context: str, steps: Iterable[int], every: float, actor: str,
-        reason: str,
+        reason: str, *, pid: int | None = None, host: str | None = None,
     ) -> Rollout:
-        """Record a new rollout of the context, replacing a finished one."""
+        """Record a new rollout of the context, walked by process `pid` on
+        `host`, replacing a finished or stale one."""
         steps = tuple(steps)
         with self._changing() as connection:
             _require_context(connection, context)
             current = _rollout_of(connection, context)
-            if current is not None and current.active:
+            if current is not None and walker_gone(current):
+                _end_stale(connection, current, actor)
+            elif current is not None and current.active:
+                walked = f", walked by {current.walker}" if current.pid else ""
                 raise InvalidSetting(
                     context, "rollout", f"{current.state} at step "
-                    f"{current.step + 1} of {len(current.steps)}",
-                    "one rollout of a context at a time; stop it first",
+                    f"{current.step + 1} of {len(current.steps)}{walked}",
+                    "one rollout of a context at a time; stop it first "
+                    f"(`migrate rollout stop {context}`)",
                 )
 
             now = _now()
             connection.execute(
                 "INSERT OR REPLACE INTO rollouts (context, steps, every, step, "
-                "state, reason, actor, started_at, updated_at) "
-                "VALUES (?, ?, ?, -1, ?, ?, ?, ?, ?)",
+                "state, reason, actor, started_at, updated_at, walker_pid, "
+                "walker_host) VALUES (?, ?, ?, -1, ?, ?, ?, ?, ?, ?, ?)",
                 (context, json.dumps(steps), every, RUNNING, reason, actor, now,
-                 now),
+                 now, pid, host),
             )
             rollout = _rollout_of(connection, context)
             assert rollout is not None
@@ -629,6 +677,24 @@ class StateStore:
         """The context's latest rollout, finished or not."""
         with self._reading() as connection:
             return _rollout_of(connection, context)
+
+    def end_stale_rollouts(self, actor: str) -> tuple[Rollout, ...]:
+        """End, as stopped and in the ledger, every active rollout whose
+        walker is gone from this host; returns them as they ended."""
+        with self._reading() as connection:
+            stale = [r for r in _rollouts(connection) if walker_gone(r)]
+        if not stale:
+            return ()
+
+        ended = []
+        with self._changing() as connection:
+            for seen in stale:
+                current = _rollout_of(connection, seen.context)
+                # Looked at again under the write lock: a new walk may
+                # have begun since.
+                if current is not None and walker_gone(current):
+                    ended.append(_end_stale(connection, current, actor))
+        return tuple(ended)
 
     def set_writer(self, context: str, writer: str, actor: str, reason: str) -> int:
         """Send the context's writes to `writer`: the monolith or its service."""
@@ -1064,11 +1130,79 @@ def _rollout_of(connection: sqlite3.Connection, context: str) -> Rollout | None:
     if row is None:
         return None
 
+    return _rollout(row)
+
+
+def _rollouts(connection: sqlite3.Connection) -> list[Rollout]:
+    return [_rollout(row) for row in connection.execute("SELECT * FROM rollouts")]
+
+
+def _rollout(row: sqlite3.Row) -> Rollout:
     return Rollout(
         row["context"], tuple(json.loads(row["steps"])), row["every"], row["step"],
         row["state"], row["reason"], row["actor"], row["started_at"],
-        row["updated_at"],
+        row["updated_at"], row["walker_pid"], row["walker_host"],
     )
+
+
+def _end_stale(
+    connection: sqlite3.Connection, rollout: Rollout, actor: str
+) -> Rollout:
+    reason = f"the process walking it ({rollout.walker}) is gone"
+    connection.execute(
+        "UPDATE rollouts SET state = ?, reason = ?, updated_at = ? "
+        "WHERE context = ?",
+        (STOPPED, reason, _now(), rollout.context),
+    )
+    _record(connection, actor, rollout.context, "rollout", rollout.state, STOPPED,
+            reason)
+    ended = _rollout_of(connection, rollout.context)
+    assert ended is not None
+    return ended
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # Another user's process: it exists.
+        return True
+
+    # A zombie has ended; only its parent has not collected it yet.
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    def missing() -> list[tuple[str, str, str]]:
+        return [
+            (table, column, declared) for table, column, declared in _ADDED_COLUMNS
+            if column not in {
+                row["name"]
+                for row in connection.execute(f"PRAGMA table_info({table})")
+            }
+        ]
+
+    if not missing():
+        return
+
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Asked again under the write lock: another process may have added
+        # them meanwhile.
+        for table, column, declared in missing():
+            # Names from this module's own table above, never caller input.
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declared}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _check_slo(context: str, slo: Slo) -> None:

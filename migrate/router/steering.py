@@ -10,7 +10,8 @@ callable `gate(context) -> str | None` (`raise_gate`: the contracts, then
 the last data check, everywhere but in tests of the store); a gate that
 cannot look says no. Its refusal is raised as `GateRefused` and nothing
 changes. Lowering a weight never waits for a gate: backing out must
-always work.
+always work. A context's weight set to 0 is a rollback: any rollout of
+the context ends with it.
 
 What these functions do not do: move writes (that needs the fenced flip
 of `migrate shift --writes`), nor check that the gate's answer still
@@ -135,7 +136,12 @@ def shift_reads(
                      weight, refused)
             raise GateRefused(context, weight, refused)
 
-    revision = store.set_weight(context, weight, actor, reason, route=route)
+    if weight == 0 and route is None:
+        # 0 is the instant rollback: it ends the context's rollout too,
+        # whether or not the process walking it is still there to notice.
+        revision = store.roll_back(context, actor, reason)
+    else:
+        revision = store.set_weight(context, weight, actor, reason, route=route)
     log.info("%s shifted %s%s to %s %% (%s)", actor, context,
              f" {route}" if route else "", weight, reason)
     return revision

@@ -373,7 +373,23 @@ def test_status_json_shows_weights_shadow_slo_and_the_rollout(
     rollout = billing["rollout"]
     assert (rollout["state"], rollout["steps"], rollout["every"], rollout["step"],
             rollout["actor"], rollout["reason"]) == (
-        "running", [1, 5, 25], 300, -1, "ana", "canary")
+        "running", [1, 5, 25], 300, 0, "ana", "canary")
+
+
+def test_status_counts_a_rollout_s_steps_from_1_in_json_as_in_the_table(
+    extracted: dict[str, str],
+) -> None:
+    state = _state(extracted)
+    state.start_rollout("billing", (1, 5, 25), 300, "ana", "canary")
+    state.set_weight("billing", 25, "migrate shift", "rollout step 3/3")
+    state.update_rollout("billing", state="running", reason="at 25 %", step=2)
+
+    data = _run(extracted, "status", "--json")
+    table = _run({**extracted, "COLUMNS": "300"}, "status")
+
+    rollout = json.loads(data.stdout)["contexts"]["billing"]["rollout"]
+    assert (rollout["step"], rollout["steps"]) == (3, [1, 5, 25])
+    assert "rollout running at 25 % (step 3 of 3): at 25 %" in table.stdout
 
 
 def test_status_shows_people_the_shadow_slo_and_rollout(

@@ -374,3 +374,20 @@ def test_live_rates_count_the_requests_of_the_window(
                if (b["context"], b["backend"]) == ("billing", "monolith")]
     assert (seen["requests"], seen["errors"], seen["error_rate"]) == (7, 0, 0.0)
     assert seen["p99_ms"] is not None
+
+
+def test_a_rollout_s_step_counts_from_1_as_migrate_status_counts_it(
+    dashboard: Dashboard,
+) -> None:
+    dashboard.store.start_rollout("billing", (1, 5, 25), 300, "ops", "canary")
+    dashboard.store.update_rollout("billing", state="running", reason="at 5 %",
+                                   step=1)
+    browser, _ = dashboard.login()
+
+    data = browser.get(f"{dashboard.url}/dashboard/data", timeout=30).json()
+    live = browser.get(f"{dashboard.url}/dashboard/live", timeout=30).text
+
+    (billing,) = [c for c in data["contexts"] if c["name"] == "billing"]
+    assert (billing["rollout"]["step"], billing["rollout"]["steps"]) == (
+        2, [1, 5, 25])
+    assert "1 → 5 → 25 %, step 2 of 3" in live

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from migrate.router.overview import RecentRates
+import time
+
+from router_servers import EchoBackend, RunningRouter
+
+from migrate.router.overview import Overview, RecentRates
 from migrate.router.proxy import Latency
 
 
@@ -76,3 +80,50 @@ def test_fallbacks_are_counted_over_the_same_window() -> None:
     _, _, fallbacks = recent.rates({}, {"billing": 6})
 
     assert fallbacks == {"billing": 2}
+
+
+def test_snapshots_kept_every_second_bound_the_window_however_rarely_one_looks(
+) -> None:
+    clock = Clock()
+    recent = RecentRates(window=60, clock=clock)
+    seen = Latency()
+    _answers(seen, 100, 2.0, failed=100)  # a bad minute, long ago
+    for _ in range(300):  # five minutes in which nobody looks
+        clock.now += 1
+        recent.sample({("billing", "billing"): seen}, {})
+    _answers(seen, 5, 0.002)
+
+    span, (rates,), _ = recent.rates({("billing", "billing"): seen}, {})
+
+    assert span == 60
+    assert (rates.requests, rates.errors) == (5, 0)
+
+
+def test_a_running_overview_keeps_its_window_on_its_own_timer(
+    monolith: EchoBackend, router: RunningRouter,
+) -> None:
+    overview = Overview(router.router, None, "no system in this test",
+                        rates=RecentRates(window=2))
+    router.on_loop(_started(overview))
+    try:
+        monolith.status = 500
+        for n in range(5):
+            assert router.get(f"/invoices/{n}").status_code == 500
+        monolith.status = 200
+        # Nobody looks while the bad answers age out of the window.
+        time.sleep(3.5)
+        for n in range(3):
+            assert router.get(f"/invoices/{n}").ok
+
+        found = router.on_loop(overview.gather())
+    finally:
+        router.on_loop(overview.stop())
+
+    (seen,) = [b for b in found["backends"]
+               if (b["context"], b["backend"]) == ("billing", "monolith")]
+    assert found["window_seconds"] <= 3
+    assert (seen["requests"], seen["errors"]) == (3, 0)
+
+
+async def _started(overview: Overview) -> None:
+    overview.start()

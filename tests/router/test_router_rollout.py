@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
 
+from migrate.router import steering
 from migrate.router.buckets import goes_to_service
 from migrate.router.errors import InvalidSetting
 from migrate.router.rollout import (
+    Interrupted,
     RolloutReport,
+    ended_by_signals,
     parse_duration,
     parse_steps,
     pause_rollout,
@@ -20,7 +30,15 @@ from migrate.router.rollout import (
     stop_rollout,
 )
 from migrate.router.slo import BREACH, INCONCLUSIVE, OK, Slo, Verdict
-from migrate.router.state import PAUSED, ROLLED_BACK, RUNNING, WAITING, StateStore
+from migrate.router.state import (
+    PAUSED,
+    ROLLED_BACK,
+    RUNNING,
+    STOPPED,
+    WAITING,
+    StateStore,
+    walker_gone,
+)
 
 StartRouter = Callable[..., RunningRouter]
 
@@ -207,6 +225,36 @@ class TestSteps:
         assert report.reason == "stopped: enough for today"
         assert report.weight == 1
 
+    def test_steps_that_end_below_the_weight_are_refused_naming_both(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.set_weight("billing", 30, "ana", "canary")
+
+        with pytest.raises(InvalidSetting) as refused:
+            _walk(guarded, FakeTime(), steps=(10, 20))
+
+        assert str(refused.value) == (
+            "steps '10,20' for billing: its reads are at 30 %, above the last "
+            "step (20 %); a progressive shift only goes up: lower them with "
+            "`migrate shift billing 20`, or roll back with `migrate shift "
+            "billing 0`")
+        assert guarded.status()["billing"].read_weight == 30
+        assert guarded.rollout("billing") is None
+
+    def test_steps_already_passed_are_said_and_the_walk_goes_on(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.set_weight("billing", 5, "ana", "canary")
+
+        report = _walk(guarded, FakeTime(), steps=(1, 5, 25))
+
+        assert report.finished
+        assert report.weight == 25
+        assert report.events[1:3] == (
+            "step 1 (1 %): passed, the reads are at 5 %",
+            "step 2 (5 %): passed, the reads are at 5 %",
+        )
+
     def test_a_judged_rollout_needs_an_slo(self, store: StateStore) -> None:
         with pytest.raises(InvalidSetting, match="migrate slo billing"):
             _walk(store, FakeTime())
@@ -216,6 +264,187 @@ class TestSteps:
 
         with pytest.raises(InvalidSetting, match="one rollout of a context"):
             _walk(guarded, FakeTime())
+
+
+class TestSignals:
+    def test_a_walk_ended_by_sigterm_is_stopped_in_the_ledger_with_why(
+        self, guarded: StateStore
+    ) -> None:
+        time = FakeTime()
+
+        def terminated(now: float) -> None:
+            if now == 10:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        time.on_sleep = terminated
+
+        with pytest.raises(Interrupted), ended_by_signals():
+            _walk(guarded, time)
+
+        rows = [(e.actor, e.before, e.after, e.reason)
+                for e in guarded.history("billing") if e.what == "rollout"]
+        assert rows == [("migrate shift", "running", "stopped",
+                         "interrupted by SIGTERM")]
+        assert guarded.rollout("billing").state == "stopped"  # type: ignore[union-attr]
+
+    def test_a_signal_the_process_ignores_stays_ignored(self) -> None:
+        before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            with ended_by_signals():
+                os.kill(os.getpid(), signal.SIGHUP)
+                ignored = signal.getsignal(signal.SIGHUP)
+        finally:
+            signal.signal(signal.SIGHUP, before)
+
+        assert ignored == signal.SIG_IGN
+
+    def test_the_handlers_before_are_put_back(self) -> None:
+        before = signal.getsignal(signal.SIGTERM)
+
+        with ended_by_signals():
+            pass
+
+        assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has come and gone."""
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait(30)
+    return finished.pid
+
+
+def _rollout_rows(store: StateStore) -> list[tuple[str, str | None, str | None, str]]:
+    return [(e.actor, e.before, e.after, e.reason)
+            for e in store.history("billing") if e.what == "rollout"]
+
+
+class TestStaleRollouts:
+    def test_a_walk_records_its_process_with_the_rollout(
+        self, guarded: StateStore
+    ) -> None:
+        seen: list[tuple[int | None, str | None]] = []
+        time = FakeTime()
+        time.on_sleep = lambda now: seen.append(
+            (guarded.rollout("billing").pid,  # type: ignore[union-attr]
+             guarded.rollout("billing").host)  # type: ignore[union-attr]
+        )
+
+        _walk(guarded, time)
+
+        assert set(seen) == {(os.getpid(), socket.gethostname())}
+
+    def test_a_rollout_whose_walker_is_gone_is_ended_in_the_ledger(
+        self, guarded: StateStore
+    ) -> None:
+        pid = _ended_pid()
+        host = socket.gethostname()
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "canary", pid=pid,
+                              host=host)
+
+        ended = guarded.end_stale_rollouts("migrate status")
+
+        why = f"the process walking it (pid {pid} on {host}) is gone"
+        assert [(r.context, r.state, r.reason) for r in ended] == [
+            ("billing", STOPPED, why)]
+        assert _rollout_rows(guarded) == [
+            ("migrate status", "running", "stopped", why)]
+        assert guarded.end_stale_rollouts("migrate status") == ()
+
+    def test_a_new_rollout_ends_a_stale_one_instead_of_being_refused(
+        self, guarded: StateStore
+    ) -> None:
+        pid = _ended_pid()
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "first", pid=pid,
+                              host=socket.gethostname())
+
+        report = _walk(guarded, FakeTime())
+
+        assert report.finished
+        assert _rollout_rows(guarded)[0][:3] == ("migrate shift", "running",
+                                                 "stopped")
+        assert f"pid {pid}" in _rollout_rows(guarded)[0][3]
+
+    @pytest.mark.parametrize("where", ["alive here", "another host", "unknown"])
+    def test_a_walker_that_may_be_alive_keeps_its_rollout(
+        self, guarded: StateStore, where: str
+    ) -> None:
+        pid, host = {
+            "alive here": (os.getpid(), socket.gethostname()),
+            "another host": (_ended_pid(), "elsewhere.example"),
+            "unknown": (None, None),
+        }[where]
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "first", pid=pid,
+                              host=host)
+
+        ended = guarded.end_stale_rollouts("migrate status")
+
+        assert ended == ()
+        assert not walker_gone(guarded.rollout("billing"))  # type: ignore[arg-type]
+        with pytest.raises(InvalidSetting, match="one rollout of a context"):
+            _walk(guarded, FakeTime())
+
+    def test_a_state_file_from_before_walkers_were_kept_gets_their_columns(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as old:
+            old.execute(
+                "CREATE TABLE rollouts (context TEXT PRIMARY KEY, steps TEXT "
+                "NOT NULL, every REAL NOT NULL, step INTEGER NOT NULL, state "
+                "TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, "
+                "started_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+            )
+            old.execute("INSERT INTO rollouts VALUES ('billing', '[1, 5]', 60, 0, "
+                        "'running', 'go', 'ana', 'then', 'then')")
+
+        store = StateStore(path)
+
+        kept = store.rollout("billing")
+        assert kept is not None
+        assert (kept.state, kept.pid, kept.host) == (RUNNING, None, None)
+        assert store.end_stale_rollouts("migrate status") == ()
+
+
+class TestInstantRollback:
+    def test_shifting_a_context_to_zero_ends_its_rollout_in_the_ledger(
+        self, guarded: StateStore
+    ) -> None:
+        # The walker was killed outright: nothing else would end it.
+        guarded.start_rollout("billing", (10, 20), 60, "ana", "canary",
+                              pid=_ended_pid(), host="elsewhere.example")
+        guarded.set_weight("billing", 10, "migrate shift", "rollout step 1/2")
+
+        steering.shift_reads(guarded, "billing", 0, "migrate shift",
+                             "customers complain", gate=None)
+
+        rollout = guarded.rollout("billing")
+        assert rollout is not None
+        assert (rollout.state, rollout.reason) == (ROLLED_BACK, "customers complain")
+        assert _rollout_rows(guarded) == [
+            ("migrate shift", "running", "rolled back", "customers complain")]
+        assert guarded.status()["billing"].read_weight == 0
+
+    def test_a_walk_sees_the_rollback_and_stops(self, guarded: StateStore) -> None:
+        time = FakeTime()
+        time.on_sleep = lambda now: now == 10 and steering.shift_reads(
+            guarded, "billing", 0, "ana", "customers complain", gate=None)
+
+        report = _walk(guarded, time)
+
+        assert not report.finished
+        assert (report.weight, report.reason) == (
+            0, "rolled back: customers complain")
+
+    def test_one_route_shifted_to_zero_leaves_the_rollout_running(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.start_rollout("billing", (10, 20), 60, "ana", "canary")
+
+        steering.shift_reads(guarded, "billing", 0, "ana", "one route back",
+                             gate=None, route="GET /invoices/<int:invoice_id>")
+
+        assert guarded.rollout("billing").state == RUNNING  # type: ignore[union-attr]
 
 
 class TestParsing:

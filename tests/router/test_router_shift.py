@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -302,6 +304,84 @@ def test_an_operator_pauses_resumes_and_stops_a_running_shift(
         ("test", "0"), ("migrate shift", "20"), ("migrate shift", "50")]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_shift_ended_by_a_signal_records_its_rollout_as_stopped_and_why(
+    verified: Running, signum: int,
+) -> None:
+    name = signal.Signals(signum).name
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signum)
+        _, errors = shift.communicate(timeout=30)
+    finally:
+        shift.kill()
+
+    rollout = verified.state.rollout("billing")
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert shift.returncode == 128 + signum
+    assert errors.strip().splitlines()[-1:] == [
+        f"error: rollout of billing stopped with its reads at 10 %: "
+        f"interrupted by {name}"]
+    assert rollout is not None
+    assert (rollout.state, rollout.reason) == ("stopped", f"interrupted by {name}")
+    assert ended[-1:] == [
+        ("migrate shift", "running", "stopped", f"interrupted by {name}")]
+    assert verified.weight() == 10
+
+
+def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signal.SIGKILL)
+        shift.wait(30)
+        status = verified.migrate("status", "--json")
+        again = verified.migrate("shift", "billing", "--steps", "20", "--every", "1s")
+    finally:
+        shift.kill()
+
+    why = f"the process walking it (pid {shift.pid} on {socket.gethostname()}) is gone"
+    shown = json.loads(status.stdout)["contexts"]["billing"]["rollout"]
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert (shown["state"], shown["reason"]) == ("stopped", why)
+    assert ended[-1:] == [("migrate status", "running", "stopped", why)]
+    assert again.returncode == 0, again.stderr
+    assert verified.weight() == 20
+    assert verified.rollout_state() == "done"
+
+
+def test_shifting_to_zero_ends_the_rollout_of_a_killed_shift(
+    verified: Running,
+) -> None:
+    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
+    try:
+        assert eventually(lambda: verified.weight() == 10, 30)
+
+        shift.send_signal(signal.SIGKILL)
+        shift.wait(30)
+        back = verified.migrate("shift", "billing", "0",
+                                "--reason", "customers complain")
+    finally:
+        shift.kill()
+
+    rollout = verified.state.rollout("billing")
+    ended = [(e.actor, e.before, e.after, e.reason)
+             for e in verified.state.history("billing") if e.what == "rollout"]
+    assert back.returncode == 0, back.stderr
+    assert rollout is not None
+    assert (rollout.state, rollout.reason) == ("rolled back", "customers complain")
+    assert ended[-1:] == [
+        ("migrate shift", "running", "rolled back", "customers complain")]
+    assert verified.weight() == 0
+
+
 def test_an_slo_breach_mid_shift_rolls_back_to_zero_and_ends_it(
     verified: Running,
 ) -> None:
@@ -368,6 +448,21 @@ def test_falling_steps_are_refused_naming_them(running: Running) -> None:
     assert done.stderr.strip() == (
         "error: steps '50,20': steps rise, each above the last")
     assert running.weight() == 0
+
+
+def test_steps_below_the_current_weight_are_refused_naming_both(
+    running: Running,
+) -> None:
+    running.state.set_weight("billing", 30, "test", "canary")
+
+    done = running.migrate("shift", "billing", "--steps", "20")
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: steps '20' for billing: its reads are at 30 %, above the last "
+        "step (20 %); a progressive shift only goes up: lower them with "
+        "`migrate shift billing 20`, or roll back with `migrate shift billing 0`")
+    assert running.weight() == 30
 
 
 def test_a_shift_with_no_router_running_says_so(
