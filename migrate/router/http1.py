@@ -14,6 +14,11 @@ What the client side guarantees:
   Content-Lengths, an unknown transfer coding or a malformed chunk is
   answered 400 and the connection closed, so no backend ever sees a body
   framed two ways (request smuggling);
+- a request's line and headers are held to `MAX_HEAD` bytes (64 KiB; Envoy
+  takes 60 by default) and `MAX_HEADERS` headers (100, as Apache and
+  Envoy): past either the router answers 431 and closes, having kept no
+  more than that of the head, so a huge header costs it nothing and never
+  reaches a backend;
 - a request body is read whole, up to the body limit, before the handler
   runs (413 past it, and the connection closed): a write can then be sent
   again, and a shadow copy made, without asking the client twice;
@@ -67,6 +72,10 @@ _HIGH_WATER = 1024 * 1024
 _LINGER = 1.0
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A request's line and headers, in bytes, and its headers, in number: what
+# the router keeps of a head before it answers 431 instead.
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100
 
 
 class Request:
@@ -215,9 +224,12 @@ class _ClientConnection(asyncio.Protocol):
     """
 
     def __init__(self, handler: Handler, max_body: int, scheme: str,
-                 timeouts: ClientTimeouts):
+                 timeouts: ClientTimeouts, max_head: int = MAX_HEAD):
         self._handler = handler
         self._max_body = max_body
+        self._max_head = max_head
+        # What the head being read may still take, in bytes.
+        self._room = max_head
         self._scheme = scheme
         self._timeouts = timeouts
         self._waiting = _IDLE
@@ -275,7 +287,19 @@ class _ClientConnection(asyncio.Protocol):
             return
 
         try:
-            self._parser.feed_data(data)
+            if self._waiting == _BODY:
+                self._parser.feed_data(data)
+                return
+
+            # A head is charged for its bytes before llhttp reads them:
+            # httptools holds a header's value until the header ends, so a
+            # check in on_header would come after the memory is spent.
+            room = self._room - len(data)
+            if room >= 0:
+                self._room = room
+                self._parser.feed_data(data)
+            else:
+                self._feed_head(data)
         except httptools.HttpParserUpgrade:
             self._refuse(501, "upgrade_unsupported",
                          "the router does not pass on protocol upgrades")
@@ -284,6 +308,43 @@ class _ClientConnection(asyncio.Protocol):
                 raise
         except httptools.HttpParserError as error:
             self._refuse(400, "bad_request", f"malformed request: {error}")
+
+    def _feed_head(self, data: bytes) -> None:
+        """Feed a chunk larger than the head's room, a room's worth at a
+        time: a part after which the head is still not whole is too much.
+
+        The room is given back whole as each head ends (on_headers_complete)
+        and a body's bytes are not charged, so the start of a head that
+        arrives in one read with the end of the request before it goes
+        free: a pipelined head may take that much more (a read is 250 KB
+        at most under uvloop), never an unbounded amount.
+        """
+        view = memoryview(data)
+        while view:
+            if self._waiting == _BODY:
+                self._parser.feed_data(view)
+                return
+
+            room = self._room
+            if len(view) <= room:
+                self._room = room - len(view)
+                self._parser.feed_data(view)
+                return
+
+            self._room = 0
+            self._parser.feed_data(view[:room])
+            if self._stopped:
+                return
+
+            if not self._room:
+                self._refuse(
+                    431, "headers_too_large",
+                    f"request line and headers of more than {self._max_head} "
+                    f"bytes; the router takes {self._max_head} at most",
+                )
+                return
+
+            view = view[room:]
 
     # Parser callbacks --------------------------------------------------
 
@@ -310,6 +371,15 @@ class _ClientConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._room = self._max_head
+        if len(self._headers) > MAX_HEADERS:
+            self._refuse(
+                431, "too_many_headers",
+                f"{len(self._headers)} request headers; the router takes "
+                f"{MAX_HEADERS} at most",
+            )
+            raise _Stop()
+
         if self._framed:
             self._waiting = _BODY
             self._since = self._loop.time()  # type: ignore[union-attr]
@@ -540,12 +610,13 @@ async def serve_http(
     backlog: int = 1024,
     scheme: str = "http",
     timeouts: ClientTimeouts | None = None,
+    max_head: int = MAX_HEAD,
 ) -> asyncio.Server:
     """Listen on host:port and answer every request through `handler`."""
     loop = asyncio.get_running_loop()
     limits = timeouts or ClientTimeouts()
     return await loop.create_server(
-        lambda: _ClientConnection(handler, max_body, scheme, limits),
+        lambda: _ClientConnection(handler, max_body, scheme, limits, max_head),
         host,
         port,
         backlog=backlog,

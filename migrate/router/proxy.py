@@ -84,6 +84,7 @@ from migrate.observe.tracing import FLUSH_SECONDS, RequestSegment, RequestTracer
 from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
+    MAX_HEAD,
     Answer,
     ClientTimeouts,
     Headers,
@@ -159,6 +160,7 @@ class Settings:
     # waits for a flip: a service takes seconds to start on a busy host.
     retry_timeout: float = 30.0
     max_body: int = 10 * MiB
+    max_head: int = MAX_HEAD
     poll_interval: float = 0.2
     hold_poll: float = 0.05
     connections: int = 512
@@ -1389,6 +1391,7 @@ async def serve(
     try:
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
+                                  max_head=settings.max_head,
                                   timeouts=settings.client_timeouts)
         servers.append(server)
         address = server.sockets[0].getsockname()
@@ -1432,6 +1435,7 @@ class RunningRouter:
         await router.start()
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
+                                  max_head=settings.max_head,
                                   timeouts=settings.client_timeouts)
         return cls(router, server)
 
