@@ -14,6 +14,9 @@ What the client side guarantees:
   Content-Lengths, an unknown transfer coding or a malformed chunk is
   answered 400 and the connection closed, so no backend ever sees a body
   framed two ways (request smuggling);
+- as RFC 9112 asks, an HTTP/1.1 request without a Host header, and any
+  request with two, is answered 400; a request line of a version other
+  than HTTP/1.1 or 1.0 (HTTP/2.0, HTTP/0.9) is answered 505;
 - a request's line and headers are held to `MAX_HEAD` bytes (64 KiB; Envoy
   takes 60 by default) and `MAX_HEADERS` headers (100, as Apache and
   Envoy): past either the router answers 431 and closes, having kept no
@@ -72,6 +75,10 @@ _HIGH_WATER = 1024 * 1024
 _LINGER = 1.0
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_VERSIONS = ("1.1", "1.0")
+# llhttp's reasons for a version it does not parse (HTTP/1.2, HTTP/3.0) and
+# for HTTP/2's preface (PRI * HTTP/2.0): a version the router does not speak.
+_VERSION_ERRORS = frozenset({"Invalid HTTP version", "Pause on PRI/Upgrade"})
 # A request's line and headers, in bytes, and its headers, in number: what
 # the router keeps of a head before it answers 431 instead.
 MAX_HEAD = 64 * 1024
@@ -248,6 +255,9 @@ class _ClientConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._framed = False
+        self._hosts = 0
+        self._expect = False
+        self._version = "1.1"
         self.transport: asyncio.Transport | None = None
         self.client = "unknown"
 
@@ -307,7 +317,14 @@ class _ClientConnection(asyncio.Protocol):
             if not self._stopped:
                 raise
         except httptools.HttpParserError as error:
-            self._refuse(400, "bad_request", f"malformed request: {error}")
+            if str(error) in _VERSION_ERRORS:
+                self._refuse(
+                    505, "version_unsupported",
+                    f"the request line's HTTP version is not one the router "
+                    f"speaks ({error}); it speaks HTTP/1.1 and HTTP/1.0",
+                )
+            else:
+                self._refuse(400, "bad_request", f"malformed request: {error}")
 
     def _feed_head(self, data: bytes) -> None:
         """Feed a chunk larger than the head's room, a room's worth at a
@@ -356,37 +373,69 @@ class _ClientConnection(asyncio.Protocol):
         self._body = []
         self._size = 0
         self._framed = False
+        self._hosts = 0
+        self._expect = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered == b"content-length":
+        if lowered == b"host":
+            self._hosts += 1
+        elif lowered == b"content-length":
             self._framed = True
             if int(value) > self._max_body:
                 self._too_large(int(value))
         elif lowered == b"transfer-encoding":
             self._framed = True
+        elif lowered == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._room = self._max_head
-        if len(self._headers) > MAX_HEADERS:
-            self._refuse(
-                431, "too_many_headers",
-                f"{len(self._headers)} request headers; the router takes "
-                f"{MAX_HEADERS} at most",
-            )
-            raise _Stop()
-
+        version = self._version = self._parser.get_http_version()
+        if (
+            self._hosts != 1 or version != "1.1"
+            or len(self._headers) > MAX_HEADERS
+        ):
+            self._judge_head(version)
         if self._framed:
             self._waiting = _BODY
             self._since = self._loop.time()  # type: ignore[union-attr]
-        for name, value in self._headers:
-            if name.lower() == b"expect" and value.lower() == b"100-continue":
-                if not self._queue and not self._busy and self.transport:
-                    self.transport.write(_CONTINUE)
+        if self._expect and not self._queue and not self._busy and self.transport:
+            self.transport.write(_CONTINUE)
+
+    def _judge_head(self, version: str) -> None:
+        """Refuse a head that is whole but not what HTTP/1.1 allows (RFC
+        9112): a version the router does not speak, too many headers, or a
+        Host missing from an HTTP/1.1 request or given twice, which a
+        backend and a cache in between could each read their own way."""
+        count = len(self._headers)
+        if version not in _VERSIONS:
+            self._refuse(
+                505, "version_unsupported",
+                f"HTTP/{version} is not a version the router speaks; it "
+                "speaks HTTP/1.1 and HTTP/1.0",
+            )
+        elif count > MAX_HEADERS:
+            self._refuse(
+                431, "too_many_headers",
+                f"{count} request headers; the router takes {MAX_HEADERS} at most",
+            )
+        elif self._hosts > 1:
+            self._refuse(
+                400, "repeated_host",
+                f"{self._hosts} Host headers; a request has exactly one",
+            )
+        elif not self._hosts and version == "1.1":
+            self._refuse(400, "missing_host",
+                         "an HTTP/1.1 request without a Host header")
+        else:
+            return
+
+        raise _Stop()
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -409,7 +458,7 @@ class _ClientConnection(asyncio.Protocol):
             self.client,
             scheme=self._scheme,
             keep_alive=parser.should_keep_alive(),
-            version=parser.get_http_version(),
+            version=self._version,
         )
         self._enqueue(request)
 

@@ -1279,6 +1279,11 @@ def request_head(
               b"X-Forwarded-Proto: ", request.scheme.encode(), b"\r\n")
     if host:
         lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+    elif host is None:
+        # Only an HTTP/1.0 client may send no Host (the wire layer refuses
+        # the rest), but the head goes on as HTTP/1.1, which must have one:
+        # empty, as RFC 9112 has it for a target without an authority.
+        lines.append(b"Host: \r\n")
     body = request.body
     if body is not None or request.method in _WITH_BODY:
         lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))

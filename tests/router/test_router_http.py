@@ -71,6 +71,63 @@ def test_an_ambiguously_framed_request_is_refused_with_400(
     assert monolith.received == []
 
 
+HOSTLESS = {
+    "no host in HTTP/1.1": (
+        b"GET /orders HTTP/1.1\r\nAccept: */*\r\n\r\n", b"missing_host"
+    ),
+    "two hosts": (
+        b"GET /orders HTTP/1.1\r\nHost: shop\r\nHost: admin\r\n\r\n",
+        b"repeated_host",
+    ),
+    "two hosts in HTTP/1.0": (
+        b"GET /orders HTTP/1.0\r\nHost: shop\r\nhost: admin\r\n\r\n",
+        b"repeated_host",
+    ),
+}
+
+
+@pytest.mark.parametrize(("attempt", "code"), HOSTLESS.values(), ids=HOSTLESS.keys())
+def test_a_request_without_exactly_one_host_is_refused_with_400(
+    router: RunningRouter, monolith: EchoBackend, attempt: bytes, code: bytes
+) -> None:
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [400]
+    assert b'"%s"' % code in answer
+    assert b"Connection: close" in answer
+    assert monolith.received == []
+
+
+def test_an_http_1_0_request_may_come_without_a_host(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    answer = raw_exchange(router.port, b"GET /orders HTTP/1.0\r\n\r\n")
+
+    assert statuses(answer) == [200]
+    # Sent on as HTTP/1.1, which must have a Host: an empty one.
+    assert [seen["headers"]["Host"] for seen in monolith.received] == [""]  # type: ignore[index]
+
+
+VERSIONS = {
+    "HTTP/2.0": b"GET /orders HTTP/2.0\r\nHost: shop\r\n\r\n",
+    "HTTP/0.9": b"GET /orders HTTP/0.9\r\nHost: shop\r\n\r\n",
+    "HTTP/1.2": b"GET /orders HTTP/1.2\r\nHost: shop\r\n\r\n",
+    "HTTP/3.0": b"GET /orders HTTP/3.0\r\nHost: shop\r\n\r\n",
+    "HTTP/2's preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("attempt", VERSIONS.values(), ids=VERSIONS.keys())
+def test_a_version_the_router_does_not_speak_is_refused_with_505(
+    router: RunningRouter, monolith: EchoBackend, attempt: bytes
+) -> None:
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [505]
+    assert b'"version_unsupported"' in answer
+    assert monolith.received == []
+
+
 def test_a_smuggled_request_after_a_refusal_is_never_forwarded(
     router: RunningRouter, monolith: EchoBackend
 ) -> None:
