@@ -175,6 +175,9 @@ class Answer:
 
 
 Handler = Callable[[Request], Awaitable[Answer]]
+# Told of each answer the wire layer makes itself: its status, its error
+# code, and the seconds since the request began.
+Refused = Callable[[int, str, float], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,8 +234,10 @@ class _ClientConnection(asyncio.Protocol):
     """
 
     def __init__(self, handler: Handler, max_body: int, scheme: str,
-                 timeouts: ClientTimeouts, max_head: int = MAX_HEAD):
+                 timeouts: ClientTimeouts, max_head: int = MAX_HEAD,
+                 refused: Refused | None = None):
         self._handler = handler
+        self._refused = refused
         self._max_body = max_body
         self._max_head = max_head
         # What the head being read may still take, in bytes.
@@ -241,6 +246,7 @@ class _ClientConnection(asyncio.Protocol):
         self._timeouts = timeouts
         self._waiting = _IDLE
         self._since = 0.0
+        self._began = 0.0
         self._served = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -271,7 +277,7 @@ class _ClientConnection(asyncio.Protocol):
             self.client = str(peer[0])
         self._parser = httptools.HttpRequestParser(self)
         loop = self._loop = asyncio.get_running_loop()
-        self._since = loop.time()
+        self._since = self._began = loop.time()
         self._timer = loop.call_at(self._since + self._timeouts.head, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -367,7 +373,7 @@ class _ClientConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._waiting = _HEAD
-        self._since = self._loop.time()  # type: ignore[union-attr]
+        self._since = self._began = self._loop.time()  # type: ignore[union-attr]
         self._url = b""
         self._headers = []
         self._body = []
@@ -475,6 +481,9 @@ class _ClientConnection(asyncio.Protocol):
     def _refuse(self, status: int, code: str, message: str) -> None:
         self._stopped = True
         self._enqueue(_Refusal(status, code, message))
+        if self._refused is not None:
+            seconds = self._loop.time() - self._began  # type: ignore[union-attr]
+            self._refused(status, code, seconds)
 
     def _enqueue(self, item: Request | _Refusal) -> None:
         self._queue.append(item)
@@ -507,6 +516,9 @@ class _ClientConnection(asyncio.Protocol):
                     answer = await self._handler(item)
                 except Exception:
                     log.exception("no answer for %s %r", item.method, item.target)
+                    if self._refused is not None:
+                        # When the request began is not kept for this.
+                        self._refused(502, "router_error", 0.0)
                     if not self._closed:
                         transport.write(_Refusal(
                             502, "router_error", "the router failed on this request"
@@ -660,12 +672,16 @@ async def serve_http(
     scheme: str = "http",
     timeouts: ClientTimeouts | None = None,
     max_head: int = MAX_HEAD,
+    refused: Refused | None = None,
 ) -> asyncio.Server:
-    """Listen on host:port and answer every request through `handler`."""
+    """Listen on host:port and answer every request through `handler`;
+    `refused` is told of each answer the wire layer makes itself (400, 408,
+    413, 431, 501, 505, and 502 when the handler fails)."""
     loop = asyncio.get_running_loop()
     limits = timeouts or ClientTimeouts()
     return await loop.create_server(
-        lambda: _ClientConnection(handler, max_body, scheme, limits, max_head),
+        lambda: _ClientConnection(handler, max_body, scheme, limits, max_head,
+                                  refused),
         host,
         port,
         backlog=backlog,

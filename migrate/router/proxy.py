@@ -751,6 +751,13 @@ class Router:
                        answer.backend)
         return answer
 
+    def refused_by_wire(self, status: int, code: str, seconds: float) -> None:
+        """Count an answer the wire layer made itself (`http1`): a request
+        refused before it was routed, so under no route group."""
+        stats = self.stats
+        stats.bump(stats.refused, code)
+        stats.latency_of(UNMATCHED, ROUTER).observe(seconds, status >= 500)
+
     def _to_service(
         self, request: Request, lane: _Lane, side: bool | None
     ) -> bool:
@@ -1397,7 +1404,8 @@ async def serve(
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
                                   max_head=settings.max_head,
-                                  timeouts=settings.client_timeouts)
+                                  timeouts=settings.client_timeouts,
+                                  refused=router.refused_by_wire)
         servers.append(server)
         address = server.sockets[0].getsockname()
         log.info("router listening on http://%s:%s", address[0], address[1])
@@ -1441,7 +1449,8 @@ class RunningRouter:
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
                                   max_head=settings.max_head,
-                                  timeouts=settings.client_timeouts)
+                                  timeouts=settings.client_timeouts,
+                                  refused=router.refused_by_wire)
         return cls(router, server)
 
     async def stop(self) -> None:
