@@ -42,7 +42,14 @@ What the backend side guarantees:
 - connections are reused while the backend keeps them alive, and dropped
   after `idle_timeout` seconds unused (below the keep-alive timeout of the
   usual servers, so the backend never closes one as the router sends);
-- connecting and each read of an answer time out after `timeout` seconds;
+- an answer must begin within `timeout` seconds of the exchange starting,
+  waiting for a free connection and connecting included, and each later
+  read of it come within `timeout` seconds of the one before; a backend
+  that stalls costs one timeout, never two;
+- a kept-alive connection the backend had closed fails without a byte of
+  answer; a request safe to send twice is then sent on a new connection,
+  within what is left of the same time. A request that timed out is not
+  sent again here: the backend has it, and is only slow;
 - an answer with a body over 256 KiB, or of unknown length, is streamed:
   its chunks are passed on as they come, and the backend is paused while
   a slow client has not taken 1 MiB of them.
@@ -702,6 +709,7 @@ class UpstreamError(Exception):
     def __init__(self, backend: str, problem: str, *, timed_out: bool, sent: bool):
         super().__init__(f"{backend}: {problem}")
         self.backend = backend
+        self.problem = problem
         self.timed_out = timed_out
         self.sent = sent
 
@@ -813,6 +821,8 @@ class _UpstreamConnection(asyncio.Protocol):
         self._headers_ready: asyncio.Future[UpstreamAnswer] | None = None
         self._received = 0
         self._last_read = 0.0
+        # When the answer's first byte is due, on the loop's clock.
+        self.due = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._bodiless = False
         self._interim = False
@@ -841,8 +851,12 @@ class _UpstreamConnection(asyncio.Protocol):
         return self._headers_ready is None or self._headers_ready.done()
 
     def exchange(
-        self, data: bytes, bodiless: bool, timeout: float
+        self, data: bytes, bodiless: bool, timeout: float,
+        due: float | None = None,
     ) -> asyncio.Future[UpstreamAnswer]:
+        """Send a request; its answer's first byte is due `timeout` seconds
+        from now, or at `due` when the exchange began before (a connection
+        was waited for or made first)."""
         loop = self.loop
         assert self.transport is not None
         self._answer = UpstreamAnswer(self)
@@ -850,8 +864,9 @@ class _UpstreamConnection(asyncio.Protocol):
         self._received = 0
         self._bodiless = bodiless
         self._chunked = False
-        self._last_read = loop.time()
-        self._timer = loop.call_at(self._last_read + timeout, self._check, timeout)
+        now = self._last_read = loop.time()
+        due = self.due = now + timeout if due is None else due
+        self._timer = loop.call_at(due, self._check, timeout)
         self.transport.write(data)
         return self._headers_ready
 
@@ -942,9 +957,9 @@ class _UpstreamConnection(asyncio.Protocol):
 
     def _check(self, timeout: float) -> None:
         loop = self.loop
-        quiet = loop.time() - self._last_read
-        if quiet < timeout:
-            self._timer = loop.call_at(self._last_read + timeout, self._check, timeout)
+        due = self._last_read + timeout if self._received else self.due
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._check, timeout)
             return
 
         self._timer = None
@@ -1023,22 +1038,30 @@ class Upstream:
 
         A reused connection the backend had already closed fails without a
         byte of answer; with `retry_stale` the request is sent once more on
-        a new connection (for requests that are safe to send twice).
+        a new connection (for requests that are safe to send twice), by the
+        time the first answer was due. One that timed out is not.
         """
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         connection = self._idle_connection()
         if connection is None:
-            connection = await self._connect()
-            return await connection.exchange(data, bodiless, self.timeout)
+            due = loop.time() + self.timeout
+            connection = await self._connect(due)
+            return await connection.exchange(data, bodiless, self.timeout, due)
 
         try:
             return await connection.exchange(data, bodiless, self.timeout)
-        except UpstreamError:
-            if not (retry_stale and connection.fresh_failure):
+        except UpstreamError as error:
+            # A backend that took the request and said nothing for the
+            # whole timeout is stalled, not a stale connection: sending
+            # again would make the caller wait a second timeout.
+            if error.timed_out or not (retry_stale and connection.fresh_failure):
                 raise
-        connection = await self._connect()
-        return await connection.exchange(data, bodiless, self.timeout)
+
+            due = connection.due
+        connection = await self._connect(due)
+        return await connection.exchange(data, bodiless, self.timeout, due)
 
     def _idle_connection(self) -> _UpstreamConnection | None:
         idle = self._idle
@@ -1056,40 +1079,60 @@ class Upstream:
             return connection
         return None
 
-    async def _connect(self) -> _UpstreamConnection:
+    async def _connect(self, due: float) -> _UpstreamConnection:
+        """A connection to send on: one freed while waiting for the pool's
+        limit, or a new one; by `due` (the loop's clock), else UpstreamError."""
         loop = self._loop or asyncio.get_running_loop()
-        while self._open >= self.limit:
-            waiter = loop.create_future()
-            self._waiting.append(waiter)
-            await waiter
-            connection = self._idle_connection()
-            if connection is not None:
-                return connection
-
-        self._open += 1
+        opening = False
+        opened: _UpstreamConnection | None = None
         try:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that
             # lands as the connection is made (CPython gh-86296), and the
             # cancelled request would carry on.
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(due):
+                while self._open >= self.limit:
+                    connection = await self._freed(loop)
+                    if connection is not None:
+                        return connection
+
+                self._open += 1
+                opening = True
                 _, opened = await loop.create_connection(
                     lambda: _UpstreamConnection(self, loop), self.host, self.port,
                     ssl=self._ssl,
                 )
         except TimeoutError:
-            self._open -= 1
-            self._wake_one()
+            problem = (
+                f"no connection within {self.timeout} s" if opening
+                else f"all {self.limit} connections busy for {self.timeout} s"
+            )
             raise UpstreamError(
-                self.name, f"no connection within {self.timeout} s",
-                timed_out=True, sent=False,
+                self.name, problem, timed_out=True, sent=False
             ) from None
         except OSError as error:
-            self._open -= 1
-            self._wake_one()
             raise UpstreamError(
                 self.name, f"cannot connect: {error}", timed_out=False, sent=False
             ) from None
+        finally:
+            if opening and opened is None:
+                self._open -= 1
+                self._wake_one()
         return opened
+
+    async def _freed(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> _UpstreamConnection | None:
+        """Wait for a connection to come back to the pool or close."""
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Woken as the deadline struck: the wake is someone else's.
+                self._wake_one()
+            raise
+        return self._idle_connection()
 
     def _release(self, connection: _UpstreamConnection) -> None:
         if self._closed:

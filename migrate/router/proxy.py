@@ -1169,9 +1169,12 @@ class Router:
 
 def _unreachable(error: UpstreamError, timeout: float) -> _Refused:
     if error.timed_out:
+        # The problem says which wait ran out: for a free connection, for
+        # a connection, or for the answer.
         return _Refused(
             504, "backend_timeout",
-            f"backend '{error.backend}' did not answer within {timeout} s",
+            f"backend '{error.backend}' timed out after {timeout} s: "
+            f"{error.problem}",
             backend=error.backend,
         )
 
