@@ -83,6 +83,7 @@ _LINGER = 1.0
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _VERSIONS = ("1.1", "1.0")
+_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})
 # llhttp's reasons for a version it does not parse (HTTP/1.2, HTTP/3.0) and
 # for HTTP/2's preface (PRI * HTTP/2.0): a version the router does not speak.
 _VERSION_ERRORS = frozenset({"Invalid HTTP version", "Pause on PRI/Upgrade"})
@@ -394,16 +395,18 @@ class _ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered == b"host":
-            self._hosts += 1
-        elif lowered == b"content-length":
-            self._framed = True
-            if int(value) > self._max_body:
-                self._too_large(int(value))
-        elif lowered == b"transfer-encoding":
-            self._framed = True
-        elif lowered == b"expect" and value.lower() == b"100-continue":
-            self._expect = True
+        # One look-up for the headers that matter: most headers are others.
+        if lowered in _WATCHED:
+            if lowered == b"host":
+                self._hosts += 1
+            elif lowered == b"content-length":
+                self._framed = True
+                if int(value) > self._max_body:
+                    self._too_large(int(value))
+            elif lowered == b"transfer-encoding":
+                self._framed = True
+            elif value.lower() == b"100-continue":
+                self._expect = True
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
