@@ -14,6 +14,14 @@ What the client side guarantees:
   Content-Lengths, an unknown transfer coding or a malformed chunk is
   answered 400 and the connection closed, so no backend ever sees a body
   framed two ways (request smuggling);
+- as RFC 9112 asks, an HTTP/1.1 request without a Host header, and any
+  request with two, is answered 400; a request line of a version other
+  than HTTP/1.1 or 1.0 (HTTP/2.0, HTTP/0.9) is answered 505;
+- a request's line and headers are held to `MAX_HEAD` bytes (64 KiB; Envoy
+  takes 60 by default) and `MAX_HEADERS` headers (100, as Apache and
+  Envoy): past either the router answers 431 and closes, having kept no
+  more than that of the head, so a huge header costs it nothing and never
+  reaches a backend;
 - a request body is read whole, up to the body limit, before the handler
   runs (413 past it, and the connection closed): a write can then be sent
   again, and a shadow copy made, without asking the client twice;
@@ -34,7 +42,14 @@ What the backend side guarantees:
 - connections are reused while the backend keeps them alive, and dropped
   after `idle_timeout` seconds unused (below the keep-alive timeout of the
   usual servers, so the backend never closes one as the router sends);
-- connecting and each read of an answer time out after `timeout` seconds;
+- an answer must begin within `timeout` seconds of the exchange starting,
+  waiting for a free connection and connecting included, and each later
+  read of it come within `timeout` seconds of the one before; a backend
+  that stalls costs one timeout, never two;
+- a kept-alive connection the backend had closed fails without a byte of
+  answer; a request safe to send twice is then sent on a new connection,
+  within what is left of the same time. A request that timed out is not
+  sent again here: the backend has it, and is only slow;
 - an answer with a body over 256 KiB, or of unknown length, is streamed:
   its chunks are passed on as they come, and the backend is paused while
   a slow client has not taken 1 MiB of them.
@@ -67,6 +82,15 @@ _HIGH_WATER = 1024 * 1024
 _LINGER = 1.0
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_VERSIONS = ("1.1", "1.0")
+_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect"})
+# llhttp's reasons for a version it does not parse (HTTP/1.2, HTTP/3.0) and
+# for HTTP/2's preface (PRI * HTTP/2.0): a version the router does not speak.
+_VERSION_ERRORS = frozenset({"Invalid HTTP version", "Pause on PRI/Upgrade"})
+# A request's line and headers, in bytes, and its headers, in number: what
+# the router keeps of a head before it answers 431 instead.
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100
 
 
 class Request:
@@ -159,6 +183,9 @@ class Answer:
 
 
 Handler = Callable[[Request], Awaitable[Answer]]
+# Told of each answer the wire layer makes itself: its status, its error
+# code, and the seconds since the request began.
+Refused = Callable[[int, str, float], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,13 +242,19 @@ class _ClientConnection(asyncio.Protocol):
     """
 
     def __init__(self, handler: Handler, max_body: int, scheme: str,
-                 timeouts: ClientTimeouts):
+                 timeouts: ClientTimeouts, max_head: int = MAX_HEAD,
+                 refused: Refused | None = None):
         self._handler = handler
+        self._refused = refused
         self._max_body = max_body
+        self._max_head = max_head
+        # What the head being read may still take, in bytes.
+        self._room = max_head
         self._scheme = scheme
         self._timeouts = timeouts
         self._waiting = _IDLE
         self._since = 0.0
+        self._began = 0.0
         self._served = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,6 +269,9 @@ class _ClientConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._framed = False
+        self._hosts = 0
+        self._expect = False
+        self._version = "1.1"
         self.transport: asyncio.Transport | None = None
         self.client = "unknown"
 
@@ -249,7 +285,7 @@ class _ClientConnection(asyncio.Protocol):
             self.client = str(peer[0])
         self._parser = httptools.HttpRequestParser(self)
         loop = self._loop = asyncio.get_running_loop()
-        self._since = loop.time()
+        self._since = self._began = loop.time()
         self._timer = loop.call_at(self._since + self._timeouts.head, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -275,7 +311,19 @@ class _ClientConnection(asyncio.Protocol):
             return
 
         try:
-            self._parser.feed_data(data)
+            if self._waiting == _BODY:
+                self._parser.feed_data(data)
+                return
+
+            # A head is charged for its bytes before llhttp reads them:
+            # httptools holds a header's value until the header ends, so a
+            # check in on_header would come after the memory is spent.
+            room = self._room - len(data)
+            if room >= 0:
+                self._room = room
+                self._parser.feed_data(data)
+            else:
+                self._feed_head(data)
         except httptools.HttpParserUpgrade:
             self._refuse(501, "upgrade_unsupported",
                          "the router does not pass on protocol upgrades")
@@ -283,40 +331,127 @@ class _ClientConnection(asyncio.Protocol):
             if not self._stopped:
                 raise
         except httptools.HttpParserError as error:
-            self._refuse(400, "bad_request", f"malformed request: {error}")
+            if str(error) in _VERSION_ERRORS:
+                self._refuse(
+                    505, "version_unsupported",
+                    f"the request line's HTTP version is not one the router "
+                    f"speaks ({error}); it speaks HTTP/1.1 and HTTP/1.0",
+                )
+            else:
+                self._refuse(400, "bad_request", f"malformed request: {error}")
+
+    def _feed_head(self, data: bytes) -> None:
+        """Feed a chunk larger than the head's room, a room's worth at a
+        time: a part after which the head is still not whole is too much.
+
+        The room is given back whole as each head ends (on_headers_complete)
+        and a body's bytes are not charged, so the start of a head that
+        arrives in one read with the end of the request before it goes
+        free: a pipelined head may take that much more (a read is 250 KB
+        at most under uvloop), never an unbounded amount.
+        """
+        view = memoryview(data)
+        while view:
+            if self._waiting == _BODY:
+                self._parser.feed_data(view)
+                return
+
+            room = self._room
+            if len(view) <= room:
+                self._room = room - len(view)
+                self._parser.feed_data(view)
+                return
+
+            self._room = 0
+            self._parser.feed_data(view[:room])
+            if self._stopped:
+                return
+
+            if not self._room:
+                self._refuse(
+                    431, "headers_too_large",
+                    f"request line and headers of more than {self._max_head} "
+                    f"bytes; the router takes {self._max_head} at most",
+                )
+                return
+
+            view = view[room:]
 
     # Parser callbacks --------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._waiting = _HEAD
-        self._since = self._loop.time()  # type: ignore[union-attr]
+        self._since = self._began = self._loop.time()  # type: ignore[union-attr]
         self._url = b""
         self._headers = []
         self._body = []
         self._size = 0
         self._framed = False
+        self._hosts = 0
+        self._expect = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered == b"content-length":
-            self._framed = True
-            if int(value) > self._max_body:
-                self._too_large(int(value))
-        elif lowered == b"transfer-encoding":
-            self._framed = True
+        # One look-up for the headers that matter: most headers are others.
+        if lowered in _WATCHED:
+            if lowered == b"host":
+                self._hosts += 1
+            elif lowered == b"content-length":
+                self._framed = True
+                if int(value) > self._max_body:
+                    self._too_large(int(value))
+            elif lowered == b"transfer-encoding":
+                self._framed = True
+            elif value.lower() == b"100-continue":
+                self._expect = True
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._room = self._max_head
+        version = self._version = self._parser.get_http_version()
+        if (
+            self._hosts != 1 or version != "1.1"
+            or len(self._headers) > MAX_HEADERS
+        ):
+            self._judge_head(version)
         if self._framed:
             self._waiting = _BODY
             self._since = self._loop.time()  # type: ignore[union-attr]
-        for name, value in self._headers:
-            if name.lower() == b"expect" and value.lower() == b"100-continue":
-                if not self._queue and not self._busy and self.transport:
-                    self.transport.write(_CONTINUE)
+        if self._expect and not self._queue and not self._busy and self.transport:
+            self.transport.write(_CONTINUE)
+
+    def _judge_head(self, version: str) -> None:
+        """Refuse a head that is whole but not what HTTP/1.1 allows (RFC
+        9112): a version the router does not speak, too many headers, or a
+        Host missing from an HTTP/1.1 request or given twice, which a
+        backend and a cache in between could each read their own way."""
+        count = len(self._headers)
+        if version not in _VERSIONS:
+            self._refuse(
+                505, "version_unsupported",
+                f"HTTP/{version} is not a version the router speaks; it "
+                "speaks HTTP/1.1 and HTTP/1.0",
+            )
+        elif count > MAX_HEADERS:
+            self._refuse(
+                431, "too_many_headers",
+                f"{count} request headers; the router takes {MAX_HEADERS} at most",
+            )
+        elif self._hosts > 1:
+            self._refuse(
+                400, "repeated_host",
+                f"{self._hosts} Host headers; a request has exactly one",
+            )
+        elif not self._hosts and version == "1.1":
+            self._refuse(400, "missing_host",
+                         "an HTTP/1.1 request without a Host header")
+        else:
+            return
+
+        raise _Stop()
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -339,7 +474,7 @@ class _ClientConnection(asyncio.Protocol):
             self.client,
             scheme=self._scheme,
             keep_alive=parser.should_keep_alive(),
-            version=parser.get_http_version(),
+            version=self._version,
         )
         self._enqueue(request)
 
@@ -356,6 +491,9 @@ class _ClientConnection(asyncio.Protocol):
     def _refuse(self, status: int, code: str, message: str) -> None:
         self._stopped = True
         self._enqueue(_Refusal(status, code, message))
+        if self._refused is not None:
+            seconds = self._loop.time() - self._began  # type: ignore[union-attr]
+            self._refused(status, code, seconds)
 
     def _enqueue(self, item: Request | _Refusal) -> None:
         self._queue.append(item)
@@ -388,6 +526,9 @@ class _ClientConnection(asyncio.Protocol):
                     answer = await self._handler(item)
                 except Exception:
                     log.exception("no answer for %s %r", item.method, item.target)
+                    if self._refused is not None:
+                        # When the request began is not kept for this.
+                        self._refused(502, "router_error", 0.0)
                     if not self._closed:
                         transport.write(_Refusal(
                             502, "router_error", "the router failed on this request"
@@ -540,12 +681,17 @@ async def serve_http(
     backlog: int = 1024,
     scheme: str = "http",
     timeouts: ClientTimeouts | None = None,
+    max_head: int = MAX_HEAD,
+    refused: Refused | None = None,
 ) -> asyncio.Server:
-    """Listen on host:port and answer every request through `handler`."""
+    """Listen on host:port and answer every request through `handler`;
+    `refused` is told of each answer the wire layer makes itself (400, 408,
+    413, 431, 501, 505, and 502 when the handler fails)."""
     loop = asyncio.get_running_loop()
     limits = timeouts or ClientTimeouts()
     return await loop.create_server(
-        lambda: _ClientConnection(handler, max_body, scheme, limits),
+        lambda: _ClientConnection(handler, max_body, scheme, limits, max_head,
+                                  refused),
         host,
         port,
         backlog=backlog,
@@ -566,6 +712,7 @@ class UpstreamError(Exception):
     def __init__(self, backend: str, problem: str, *, timed_out: bool, sent: bool):
         super().__init__(f"{backend}: {problem}")
         self.backend = backend
+        self.problem = problem
         self.timed_out = timed_out
         self.sent = sent
 
@@ -677,6 +824,8 @@ class _UpstreamConnection(asyncio.Protocol):
         self._headers_ready: asyncio.Future[UpstreamAnswer] | None = None
         self._received = 0
         self._last_read = 0.0
+        # When the answer's first byte is due, on the loop's clock.
+        self.due = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._bodiless = False
         self._interim = False
@@ -705,8 +854,12 @@ class _UpstreamConnection(asyncio.Protocol):
         return self._headers_ready is None or self._headers_ready.done()
 
     def exchange(
-        self, data: bytes, bodiless: bool, timeout: float
+        self, data: bytes, bodiless: bool, timeout: float,
+        due: float | None = None,
     ) -> asyncio.Future[UpstreamAnswer]:
+        """Send a request; its answer's first byte is due `timeout` seconds
+        from now, or at `due` when the exchange began before (a connection
+        was waited for or made first)."""
         loop = self.loop
         assert self.transport is not None
         self._answer = UpstreamAnswer(self)
@@ -714,8 +867,9 @@ class _UpstreamConnection(asyncio.Protocol):
         self._received = 0
         self._bodiless = bodiless
         self._chunked = False
-        self._last_read = loop.time()
-        self._timer = loop.call_at(self._last_read + timeout, self._check, timeout)
+        now = self._last_read = loop.time()
+        due = self.due = now + timeout if due is None else due
+        self._timer = loop.call_at(due, self._check, timeout)
         self.transport.write(data)
         return self._headers_ready
 
@@ -806,9 +960,9 @@ class _UpstreamConnection(asyncio.Protocol):
 
     def _check(self, timeout: float) -> None:
         loop = self.loop
-        quiet = loop.time() - self._last_read
-        if quiet < timeout:
-            self._timer = loop.call_at(self._last_read + timeout, self._check, timeout)
+        due = self._last_read + timeout if self._received else self.due
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._check, timeout)
             return
 
         self._timer = None
@@ -887,22 +1041,30 @@ class Upstream:
 
         A reused connection the backend had already closed fails without a
         byte of answer; with `retry_stale` the request is sent once more on
-        a new connection (for requests that are safe to send twice).
+        a new connection (for requests that are safe to send twice), by the
+        time the first answer was due. One that timed out is not.
         """
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         connection = self._idle_connection()
         if connection is None:
-            connection = await self._connect()
-            return await connection.exchange(data, bodiless, self.timeout)
+            due = loop.time() + self.timeout
+            connection = await self._connect(due)
+            return await connection.exchange(data, bodiless, self.timeout, due)
 
         try:
             return await connection.exchange(data, bodiless, self.timeout)
-        except UpstreamError:
-            if not (retry_stale and connection.fresh_failure):
+        except UpstreamError as error:
+            # A backend that took the request and said nothing for the
+            # whole timeout is stalled, not a stale connection: sending
+            # again would make the caller wait a second timeout.
+            if error.timed_out or not (retry_stale and connection.fresh_failure):
                 raise
-        connection = await self._connect()
-        return await connection.exchange(data, bodiless, self.timeout)
+
+            due = connection.due
+        connection = await self._connect(due)
+        return await connection.exchange(data, bodiless, self.timeout, due)
 
     def _idle_connection(self) -> _UpstreamConnection | None:
         idle = self._idle
@@ -920,40 +1082,60 @@ class Upstream:
             return connection
         return None
 
-    async def _connect(self) -> _UpstreamConnection:
+    async def _connect(self, due: float) -> _UpstreamConnection:
+        """A connection to send on: one freed while waiting for the pool's
+        limit, or a new one; by `due` (the loop's clock), else UpstreamError."""
         loop = self._loop or asyncio.get_running_loop()
-        while self._open >= self.limit:
-            waiter = loop.create_future()
-            self._waiting.append(waiter)
-            await waiter
-            connection = self._idle_connection()
-            if connection is not None:
-                return connection
-
-        self._open += 1
+        opening = False
+        opened: _UpstreamConnection | None = None
         try:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that
             # lands as the connection is made (CPython gh-86296), and the
             # cancelled request would carry on.
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(due):
+                while self._open >= self.limit:
+                    connection = await self._freed(loop)
+                    if connection is not None:
+                        return connection
+
+                self._open += 1
+                opening = True
                 _, opened = await loop.create_connection(
                     lambda: _UpstreamConnection(self, loop), self.host, self.port,
                     ssl=self._ssl,
                 )
         except TimeoutError:
-            self._open -= 1
-            self._wake_one()
+            problem = (
+                f"no connection within {self.timeout} s" if opening
+                else f"all {self.limit} connections busy for {self.timeout} s"
+            )
             raise UpstreamError(
-                self.name, f"no connection within {self.timeout} s",
-                timed_out=True, sent=False,
+                self.name, problem, timed_out=True, sent=False
             ) from None
         except OSError as error:
-            self._open -= 1
-            self._wake_one()
             raise UpstreamError(
                 self.name, f"cannot connect: {error}", timed_out=False, sent=False
             ) from None
+        finally:
+            if opening and opened is None:
+                self._open -= 1
+                self._wake_one()
         return opened
+
+    async def _freed(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> _UpstreamConnection | None:
+        """Wait for a connection to come back to the pool or close."""
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Woken as the deadline struck: the wake is someone else's.
+                self._wake_one()
+            raise
+        return self._idle_connection()
 
     def _release(self, connection: _UpstreamConnection) -> None:
         if self._closed:

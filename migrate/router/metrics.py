@@ -8,7 +8,9 @@ router's own (`proxy.Latency`, cumulative buckets at `LATENCY_BOUNDS`), so
 `migrate status`.
 
 A request is counted under the backend that answered it; one the router
-answered itself (refused, unreachable backend, no route) under `router`.
+answered itself (refused, unreachable backend, no route) under `router`,
+and a refusal by its code too, the wire layer's included (`http1`: 400,
+408, 413, 431, 501, 505), which count under the context `(unmatched)`.
 """
 
 from __future__ import annotations

@@ -84,6 +84,7 @@ from migrate.observe.tracing import FLUSH_SECONDS, RequestSegment, RequestTracer
 from migrate.router import shadow as diff
 from migrate.router.buckets import boundary, murmur2
 from migrate.router.http1 import (
+    MAX_HEAD,
     Answer,
     ClientTimeouts,
     Headers,
@@ -159,6 +160,7 @@ class Settings:
     # waits for a flip: a service takes seconds to start on a busy host.
     retry_timeout: float = 30.0
     max_body: int = 10 * MiB
+    max_head: int = MAX_HEAD
     poll_interval: float = 0.2
     hold_poll: float = 0.05
     connections: int = 512
@@ -749,6 +751,13 @@ class Router:
                        answer.backend)
         return answer
 
+    def refused_by_wire(self, status: int, code: str, seconds: float) -> None:
+        """Count an answer the wire layer made itself (`http1`): a request
+        refused before it was routed, so under no route group."""
+        stats = self.stats
+        stats.bump(stats.refused, code)
+        stats.latency_of(UNMATCHED, ROUTER).observe(seconds, status >= 500)
+
     def _to_service(
         self, request: Request, lane: _Lane, side: bool | None
     ) -> bool:
@@ -1160,9 +1169,12 @@ class Router:
 
 def _unreachable(error: UpstreamError, timeout: float) -> _Refused:
     if error.timed_out:
+        # The problem says which wait ran out: for a free connection, for
+        # a connection, or for the answer.
         return _Refused(
             504, "backend_timeout",
-            f"backend '{error.backend}' did not answer within {timeout} s",
+            f"backend '{error.backend}' timed out after {timeout} s: "
+            f"{error.problem}",
             backend=error.backend,
         )
 
@@ -1277,6 +1289,11 @@ def request_head(
               b"X-Forwarded-Proto: ", request.scheme.encode(), b"\r\n")
     if host:
         lines += (b"X-Forwarded-Host: ", host, b"\r\n")
+    elif host is None:
+        # Only an HTTP/1.0 client may send no Host (the wire layer refuses
+        # the rest), but the head goes on as HTTP/1.1, which must have one:
+        # empty, as RFC 9112 has it for a target without an authority.
+        lines.append(b"Host: \r\n")
     body = request.body
     if body is not None or request.method in _WITH_BODY:
         lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
@@ -1390,7 +1407,9 @@ async def serve(
     try:
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
-                                  timeouts=settings.client_timeouts)
+                                  max_head=settings.max_head,
+                                  timeouts=settings.client_timeouts,
+                                  refused=router.refused_by_wire)
         servers.append(server)
         address = server.sockets[0].getsockname()
         log.info("router listening on http://%s:%s", address[0], address[1])
@@ -1436,7 +1455,9 @@ class RunningRouter:
         await router.start()
         server = await serve_http(router.handle, host, port,
                                   max_body=settings.max_body,
-                                  timeouts=settings.client_timeouts)
+                                  max_head=settings.max_head,
+                                  timeouts=settings.client_timeouts,
+                                  refused=router.refused_by_wire)
         return cls(router, server)
 
     async def stop(self) -> None:

@@ -191,6 +191,62 @@ async def _cancel_the_rest() -> None:
         await asyncio.wait(rest, timeout=5)
 
 
+class RawBackend:
+    """A backend on asyncio streams that answers every request 200 `ok`,
+    and misbehaves as real ones do when told to.
+
+    After `stall()` it takes requests and never answers, as a process
+    stopped with SIGSTOP does (its kernel still accepts connections). With
+    `one_per_connection` it closes a connection, without a word, on the
+    second request sent on it: a backend that dropped a kept-alive
+    connection just as the router sent on it.
+    """
+
+    def __init__(self, one_per_connection: bool = False):
+        self.one_per_connection = one_per_connection
+        self.connections = 0
+        self.requests = 0
+        self._stalled = threading.Event()
+        self._thread = LoopThread()
+        self._server = self._thread.call(
+            asyncio.start_server(self._serve, "127.0.0.1", 0)
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                self.requests += 1
+                if self._stalled.is_set():
+                    await reader.read()
+                    return
+                if self.one_per_connection and answered:
+                    return
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+                answered += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.stop()
+
+
 class RunningRouter:
     """The kit's router on its own thread and event loop, on port 0."""
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from router_servers import EchoBackend
+from router_servers import EchoBackend, raw_exchange, statuses
 
 from migrate.router.admin import AdminClient, admin_file
 from migrate.router.errors import AdminUnavailable
+from migrate.router.http1 import MAX_HEAD
 from migrate.router.slo import Slo
 from migrate.router.state import StateStore
 
@@ -64,6 +65,20 @@ def test_a_call_without_the_token_is_refused(
 
     assert (bare.status_code, wrong.status_code) == (401, 401)
     assert "billing" not in bare.text
+
+
+def test_a_huge_head_is_refused_before_the_token_is_asked_for(
+    running: tuple[str, AdminClient],
+) -> None:
+    _, client = running
+    port = int(client.url.rsplit(":", 1)[1])
+
+    answer = raw_exchange(
+        port, b"GET /admin/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD
+    )
+
+    assert statuses(answer) == [431]
+    assert b'"headers_too_large"' in answer
 
 
 def test_the_admin_api_is_not_on_the_routed_port(

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from router_servers import EchoBackend, RunningRouter, closed_port, eventually
+import requests
+from router_servers import (
+    EchoBackend,
+    RawBackend,
+    RunningRouter,
+    closed_port,
+    eventually,
+)
 
 from migrate.router.slo import BREACH, INCONCLUSIVE, OK, Slo, Window
 from migrate.router.state import StateStore
@@ -54,6 +61,81 @@ class TestCircuitBreaker:
 
         assert answers == ["billing", "billing", "billing"]
         assert router.router.breakers["billing"].state == "closed"
+
+
+@pytest.fixture
+def stalling(store: StateStore) -> Iterator[RawBackend]:
+    backend = RawBackend()
+    store.set_backend("billing", backend.url)
+    store.set_weight("billing", 100, "ops", "all reads")
+    yield backend
+    backend.stop()
+
+
+class TestStalledService:
+    """A service that takes a read and never answers costs the read one
+    upstream timeout, whatever the pool was doing, then the monolith answers."""
+
+    def test_a_read_on_a_kept_alive_connection_waits_one_timeout(
+        self, stalling: RawBackend, start_router: StartRouter
+    ) -> None:
+        router = start_router(upstream_timeout=1.0)
+        assert router.backend_of("/invoices/1") == "billing"
+        stalling.stall()
+
+        started = time.monotonic()
+        backend = router.backend_of("/invoices/2")
+        took = time.monotonic() - started
+
+        assert backend == "monolith"
+        assert 0.9 < took < 1.5
+        # Not sent again on a new connection: the stall was not a stale one.
+        assert (stalling.connections, stalling.requests) == (1, 2)
+
+    def test_waiting_for_a_free_connection_counts_against_the_timeout(
+        self, stalling: RawBackend, start_router: StartRouter
+    ) -> None:
+        router = start_router(upstream_timeout=1.0, connections=1)
+        stalling.stall()
+        took: list[float] = []
+        backends: list[str] = []
+
+        def read(invoice: int) -> None:
+            started = time.monotonic()
+            with requests.Session() as session:
+                answer = session.get(f"{router.url}/invoices/{invoice}", timeout=10)
+            took.append(time.monotonic() - started)
+            backends.append(answer.headers["X-Migrate-Backend"])
+
+        readers = [threading.Thread(target=read, args=(n,)) for n in (1, 2)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(10)
+
+        assert backends == ["monolith", "monolith"]
+        assert max(took) < 1.5
+        assert stalling.requests == 1
+
+    def test_a_kept_alive_connection_the_service_dropped_is_tried_again_at_once(
+        self, store: StateStore, start_router: StartRouter
+    ) -> None:
+        dropping = RawBackend(one_per_connection=True)
+        store.set_backend("billing", dropping.url)
+        store.set_weight("billing", 100, "ops", "all reads")
+        try:
+            router = start_router(upstream_timeout=1.0)
+            first = router.backend_of("/invoices/1")
+
+            started = time.monotonic()
+            second = router.backend_of("/invoices/2")
+            took = time.monotonic() - started
+        finally:
+            dropping.stop()
+
+        assert (first, second) == ("billing", "billing")
+        assert took < 0.5
+        assert (dropping.connections, dropping.requests) == (2, 3)
 
 
 class TestWriteRetries:

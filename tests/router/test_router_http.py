@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from router_servers import EchoBackend, RunningRouter, raw_exchange, statuses
 
-from migrate.router.http1 import ClientTimeouts, Upstream
+from migrate.router.http1 import MAX_HEAD, MAX_HEADERS, ClientTimeouts, Upstream
 
 
 def _posts(backend: EchoBackend) -> list[dict[str, object]]:
@@ -68,6 +68,63 @@ def test_an_ambiguously_framed_request_is_refused_with_400(
 
     assert statuses(answer) == [400]
     assert b"Connection: close" in answer
+    assert monolith.received == []
+
+
+HOSTLESS = {
+    "no host in HTTP/1.1": (
+        b"GET /orders HTTP/1.1\r\nAccept: */*\r\n\r\n", b"missing_host"
+    ),
+    "two hosts": (
+        b"GET /orders HTTP/1.1\r\nHost: shop\r\nHost: admin\r\n\r\n",
+        b"repeated_host",
+    ),
+    "two hosts in HTTP/1.0": (
+        b"GET /orders HTTP/1.0\r\nHost: shop\r\nhost: admin\r\n\r\n",
+        b"repeated_host",
+    ),
+}
+
+
+@pytest.mark.parametrize(("attempt", "code"), HOSTLESS.values(), ids=HOSTLESS.keys())
+def test_a_request_without_exactly_one_host_is_refused_with_400(
+    router: RunningRouter, monolith: EchoBackend, attempt: bytes, code: bytes
+) -> None:
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [400]
+    assert b'"%s"' % code in answer
+    assert b"Connection: close" in answer
+    assert monolith.received == []
+
+
+def test_an_http_1_0_request_may_come_without_a_host(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    answer = raw_exchange(router.port, b"GET /orders HTTP/1.0\r\n\r\n")
+
+    assert statuses(answer) == [200]
+    # Sent on as HTTP/1.1, which must have a Host: an empty one.
+    assert [seen["headers"]["Host"] for seen in monolith.received] == [""]  # type: ignore[index]
+
+
+VERSIONS = {
+    "HTTP/2.0": b"GET /orders HTTP/2.0\r\nHost: shop\r\n\r\n",
+    "HTTP/0.9": b"GET /orders HTTP/0.9\r\nHost: shop\r\n\r\n",
+    "HTTP/1.2": b"GET /orders HTTP/1.2\r\nHost: shop\r\n\r\n",
+    "HTTP/3.0": b"GET /orders HTTP/3.0\r\nHost: shop\r\n\r\n",
+    "HTTP/2's preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("attempt", VERSIONS.values(), ids=VERSIONS.keys())
+def test_a_version_the_router_does_not_speak_is_refused_with_505(
+    router: RunningRouter, monolith: EchoBackend, attempt: bytes
+) -> None:
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [505]
+    assert b'"version_unsupported"' in answer
     assert monolith.received == []
 
 
@@ -173,6 +230,79 @@ def test_a_declared_body_over_the_limit_is_refused_at_once(
     )
 
     assert statuses(answer) == [413]
+    assert monolith.received == []
+
+
+def test_a_head_over_the_limit_is_refused_with_431_before_it_ends(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    # The header never ends: the router must not wait for it to.
+    attempt = b"GET /orders HTTP/1.1\r\nHost: shop\r\nX-Big: " + b"a" * MAX_HEAD
+
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [431]
+    assert b'"headers_too_large"' in answer
+    assert b"more than %d bytes" % MAX_HEAD in answer
+    assert b"Connection: close" in answer
+    assert monolith.received == []
+
+
+def test_a_head_sent_in_pieces_is_charged_for_each(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    with socket.create_connection(("127.0.0.1", router.port), timeout=5) as sock:
+        sock.sendall(b"GET /orders HTTP/1.1\r\nHost: shop\r\n")
+        for _ in range(MAX_HEAD // 1000 + 1):
+            sock.sendall(b"X-Part: " + b"p" * 990 + b"\r\n")
+            time.sleep(0.001)
+
+        answer, _ = _read_until_closed(sock, 5)
+
+    assert statuses(answer) == [431]
+    assert monolith.received == []
+
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_HEAD, 200), (MAX_HEAD + 1, 431)])
+def test_a_head_of_the_limit_is_forwarded_and_one_byte_more_refused(
+    router: RunningRouter, monolith: EchoBackend, size: int, status: int
+) -> None:
+    start = b"GET /orders HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n" + b"".join(
+        b"X-Part-%d: %s\r\n" % (n, b"p" * 1000) for n in range(60)
+    )
+    filler = size - len(start) - len(b"X-Fill: \r\n\r\n")
+    request = start + b"X-Fill: " + b"f" * filler + b"\r\n\r\n"
+    assert len(request) == size
+
+    answer = raw_exchange(router.port, request)
+
+    assert statuses(answer) == [status]
+    assert len(monolith.received) == (status == 200)
+
+
+def test_a_body_larger_than_the_head_limit_is_not_taken_for_a_head(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    body = b"b" * (3 * MAX_HEAD)
+    request = (b"POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n"
+               b"Connection: close\r\n\r\n%s" % (len(body), body))
+
+    answer = raw_exchange(router.port, request)
+
+    assert statuses(answer) == [200]
+    assert _posts(monolith)[0]["body"] == body.decode()
+
+
+def test_too_many_headers_are_refused_with_431(
+    router: RunningRouter, monolith: EchoBackend
+) -> None:
+    headers = b"".join(b"X-N%d: 1\r\n" % n for n in range(MAX_HEADERS))
+    attempt = b"GET /orders HTTP/1.1\r\nHost: shop\r\n" + headers + b"\r\n"
+
+    answer = raw_exchange(router.port, attempt)
+
+    assert statuses(answer) == [431]
+    assert b"%d request headers" % (MAX_HEADERS + 1) in answer
     assert monolith.received == []
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from router_servers import EchoBackend
+from router_servers import EchoBackend, raw_exchange
 from workspaces import unavailable
 
 from migrate.router.admin import AdminClient
+from migrate.router.http1 import MAX_HEAD
 from migrate.router.slo import Slo
 from migrate.router.state import StateStore
 
@@ -104,6 +105,31 @@ def test_a_server_error_counts_as_an_error_of_its_backend(
     assert samples[("migrate_router_requests_total", key)] == 2
     assert samples[("migrate_router_backend_failures_total",
                     frozenset({"backend": "monolith"}.items()))] == 1
+
+
+def test_requests_refused_by_the_wire_layer_are_counted_by_code(
+    running: tuple[str, AdminClient], monolith: EchoBackend,
+) -> None:
+    url, client = running
+    port = int(url.rsplit(":", 1)[1])
+
+    raw_exchange(port, b"POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 4"
+                       b"\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    raw_exchange(port, b"GET /orders HTTP/1.1\r\n\r\n")
+    raw_exchange(port, b"GET /orders HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD)
+    samples = _samples(_scrape(client))
+
+    def refused(code: str) -> float:
+        return samples[("migrate_router_refused_total",
+                        frozenset({"code": code}.items()))]
+
+    assert refused("bad_request") == 1
+    assert refused("missing_host") == 1
+    assert refused("headers_too_large") == 1
+    router = frozenset({"context": "(unmatched)", "backend": "router"}.items())
+    assert samples[("migrate_router_requests_total", router)] == 3
+    assert samples[("migrate_router_request_errors_total", router)] == 0
+    assert monolith.received == []
 
 
 def test_the_slo_verdict_is_a_metric(
