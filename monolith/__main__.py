@@ -23,6 +23,8 @@ log = logging.getLogger("monolith")
 CATCH_UP_SECONDS = 2.0
 IN_PROCESS = "in-process"
 AS_FUNCTIONS = "functions"
+# Open connections the monolith serves at once (waitress's default is 100).
+CONNECTIONS = 1000
 
 
 def main() -> None:
@@ -51,6 +53,13 @@ def main() -> None:
         host=args.host,
         port=args.port,
         threads=args.threads,
+        # A router in front keeps up to 512 connections to the monolith
+        # alive; past waitress's default of 100 it would stop accepting,
+        # and a burst of reads falling back from a dead service would wait
+        # in the listen queue until they timed out. poll(), because select()
+        # cannot watch descriptors past 1024.
+        connection_limit=CONNECTIONS,
+        asyncore_use_poll=True,
         ident="monolith",
         _quiet=True,
     )
