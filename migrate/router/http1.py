@@ -11,9 +11,10 @@ What the client side guarantees:
 
 - llhttp runs strict: a request with both Content-Length and
   Transfer-Encoding, a Content-Length that is not one decimal number, two
-  Content-Lengths, an unknown transfer coding or a malformed chunk is
-  answered 400 and the connection closed, so no backend ever sees a body
-  framed two ways (request smuggling);
+  Content-Lengths, a Transfer-Encoding other than one `chunked` (or any
+  in HTTP/1.0) or a malformed chunk is answered 400 and the connection
+  closed, so no backend ever sees a body framed two ways (request
+  smuggling);
 - as RFC 9112 asks, an HTTP/1.1 request without a Host header, and any
   request with two, is answered 400; a request line of a version other
   than HTTP/1.1 or 1.0 (HTTP/2.0, HTTP/0.9) is answered 505;
@@ -271,6 +272,7 @@ class _ClientConnection(asyncio.Protocol):
         self._framed = False
         self._hosts = 0
         self._expect = False
+        self._coded = False
         self._version = "1.1"
         self.transport: asyncio.Transport | None = None
         self.client = "unknown"
@@ -387,6 +389,7 @@ class _ClientConnection(asyncio.Protocol):
         self._body = []
         self._size = 0
         self._framed = False
+        self._coded = False
         self._hosts = 0
         self._expect = False
 
@@ -404,10 +407,25 @@ class _ClientConnection(asyncio.Protocol):
                 if int(value) > self._max_body:
                     self._too_large(int(value))
             elif lowered == b"transfer-encoding":
-                self._framed = True
+                self._transfer_coding(value)
             elif value.lower() == b"100-continue":
                 self._expect = True
         self._headers.append((name, value))
+
+    def _transfer_coding(self, value: bytes) -> None:
+        # Chunked alone: the router decodes no other coding, so a body
+        # coded otherwise ("gzip, chunked") would reach the backend as
+        # something other than what its headers say. Given twice, it is a
+        # framing two parsers may read their own way.
+        if self._coded or value.strip().lower() != b"chunked":
+            self._refuse(
+                400, "bad_request",
+                f"Transfer-Encoding {value.decode('latin-1')!r}"
+                f"{' given twice' if self._coded else ''}: the router takes "
+                "one Transfer-Encoding, chunked",
+            )
+            raise _Stop()
+        self._coded = self._framed = True
 
     def on_headers_complete(self) -> None:
         self._room = self._max_head
@@ -448,6 +466,12 @@ class _ClientConnection(asyncio.Protocol):
         elif not self._hosts and version == "1.1":
             self._refuse(400, "missing_host",
                          "an HTTP/1.1 request without a Host header")
+        elif self._coded and version == "1.0":
+            # HTTP/1.0 has no chunked coding: RFC 9112 calls such framing
+            # faulty, and a backend speaking 1.0 would read it otherwise.
+            self._refuse(400, "bad_request",
+                         "an HTTP/1.0 request with a Transfer-Encoding; "
+                         "HTTP/1.0 bodies are framed by Content-Length")
         else:
             return
 

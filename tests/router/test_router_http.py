@@ -45,6 +45,18 @@ SMUGGLING = {
         b"POST /orders HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: xchunked\r\n"
         b"\r\n0\r\n\r\n"
     ),
+    "an unknown coding before chunked": (
+        b"POST /orders HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: foo, chunked"
+        b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    ),
+    "gzip before chunked": (
+        b"POST /orders HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip, chunked"
+        b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    ),
+    "chunked in HTTP/1.0": (
+        b"POST /orders HTTP/1.0\r\nHost: shop\r\nTransfer-Encoding: chunked"
+        b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    ),
     "chunked twice": (
         b"POST /orders HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
