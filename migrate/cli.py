@@ -527,10 +527,12 @@ def shift(
 
     # Refused as the admin API refuses it (invalid_weight), not as a usage
     # error: the value is the operator's, the command line is fine.
-    try:
-        percent = int(weight)  # type: ignore[arg-type]
-    except ValueError:
-        raise InvalidWeight(context, weight) from None
+    # ASCII digits only: int() would also take " 10" and a full-width "０".
+    text = str(weight)
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidWeight(context, weight)
+    percent = int(text)
 
     if not 0 <= percent <= 100:
         raise InvalidWeight(context, percent)
@@ -607,6 +609,7 @@ def rollback(context: str, reason: str, as_json: bool) -> None:
     from migrate.sync.flip import roll_back
 
     system = _system()
+    system.manifest.context(context)
     with _Steps(as_json) as steps:
         report = roll_back(system, context, reason=reason, progress=steps.say)
     moved = report.writes_moved

@@ -14,10 +14,11 @@ which is how the CLI on the same machine finds them.
     GET  /admin/slo/<context>              the SLO's verdict right now
     GET  /admin/shadow/<context>           shadow counts per route, samples
     GET  /admin/overview                   what the dashboard shows, as JSON
-    POST /admin/contexts/<context>/weight  {"weight", "route"?, "actor", "reason"}
-    POST /admin/contexts/<context>/rollback  {"actor", "reason"}
+    POST /admin/contexts/<context>/weight  {"weight", "route"?, "actor"?,
+                                            "reason"?}
+    POST /admin/contexts/<context>/rollback  {"actor"?, "reason"?}
     POST /admin/contexts/<context>/rollout   {"action": pause|resume|stop,
-                                              "actor", "reason"}
+                                              "actor"?, "reason"?}
     POST /admin/refresh                    read the state store now
 
 A change's body is a JSON object of the fields listed, and nothing else
@@ -162,6 +163,7 @@ class AdminApi:
             return own_answer(200, await self.overview.gather())
 
         if method == "POST" and parts == ["admin", "refresh"]:
+            bodies.read(request.body, {})
             await router.refresh()
             return own_answer(200, {"revision": router.current().revision})
 
@@ -170,6 +172,9 @@ class AdminApi:
             and parts[:2] == ["admin", "contexts"]
             and parts[3] in ("weight", "rollback", "rollout")
         ):
+            # The context first: a body's fields are judged for a context
+            # that exists.
+            await self._known(parts[2])
             body = bodies.read(request.body, _BODIES[parts[3]])
             revision = await self._change(parts[2], parts[3], body)
             await router.refresh()

@@ -235,6 +235,8 @@ LONG = "x" * 100_000
     ("weight", f'{{"weight": 0, "reason": "{LONG}"}}'.encode(),
      f"field 'reason' {repr(LONG)[:60]}… (100,000 characters): reason is text "
      "of at most 500 characters"),
+    ("weight", b'{"weight": 0, "weight": 5}',
+     "field 'weight' is given twice; a field is given once"),
     ("rollback", b"[]", "body []: a body is a JSON object"),
     ("rollback", b'{"actor": ["ana"]}',
      "field 'actor' ['ana']: actor is text of at most 500 characters"),
@@ -285,6 +287,27 @@ def test_an_unknown_context_is_refused_naming_the_known_ones(
         "message": "context 'nosuch' is not registered with the router; "
                    "known contexts: billing",
     }
+
+
+def test_a_change_to_an_unknown_context_is_refused_before_its_body_is_judged(
+    running: tuple[str, AdminClient],
+) -> None:
+    _, client = running
+
+    answer = _call(client, "POST", "/admin/contexts/nosuch/weight",
+                   b'{"weight": "x"}')
+
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "unknown_context"
+
+
+def test_a_refresh_takes_no_body(running: tuple[str, AdminClient]) -> None:
+    _, client = running
+
+    answer = _call(client, "POST", "/admin/refresh", b'{"x": 1}')
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "bad_request"
 
 
 def test_a_context_registered_after_the_router_started_is_known_at_once(

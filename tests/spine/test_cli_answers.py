@@ -249,6 +249,33 @@ def test_a_negative_weight_says_weights_run_0_to_100(
     assert answer.stderr.strip() == "error: weight -5 for billing: weights run 0-100"
 
 
+def test_a_weight_is_plain_ascii_digits(workspace: dict[str, str]) -> None:
+    migrate(workspace, "seed", "--orders", "5")
+    migrate(workspace, "extract", "billing")
+
+    spaced = migrate(workspace, "shift", "billing", " 10")
+    wide = migrate(workspace, "shift", "billing", "\uff10")
+    status = json.loads(migrate(workspace, "status", "--json").stdout)
+
+    assert (spaced.returncode, wide.returncode) == (1, 1)
+    assert spaced.stderr.strip() == (
+        "error: weight ' 10' for billing: weights run 0-100"
+    )
+    assert "weights run 0-100" in wide.stderr
+    assert status["contexts"]["billing"]["read_weight"] == 0
+
+
+def test_rolling_back_an_unknown_context_names_the_known_ones(
+    workspace: dict[str, str],
+) -> None:
+    answer = migrate(workspace, "rollback", "nope", "--json")
+
+    assert answer.returncode == 1
+    payload = json.loads(answer.stdout)
+    assert payload["error"] == "unknown_context"
+    assert "billing" in payload["message"]
+
+
 def test_a_refused_weight_has_the_admin_api_s_code_under_json(
     workspace: dict[str, str],
 ) -> None:
