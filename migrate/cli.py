@@ -801,7 +801,9 @@ def _guards(status: Any) -> list[str]:
              f"SLO {status.slo.text() if status.slo else 'none'}"]
     rollout = status.rollout
     if rollout is not None:
-        at = rollout.steps[rollout.step] if rollout.step >= 0 else 0
+        # The reads' weight itself: steps passed over because the reads
+        # were already past them are not where the reads are.
+        at = status.read_weight
         lines.append(f"rollout {rollout.state} at {at} % (step {rollout.step + 1} "
                      f"of {len(rollout.steps)}): {rollout.reason}")
     return lines

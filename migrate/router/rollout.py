@@ -291,16 +291,23 @@ class _Walk:
     def run(self) -> RolloutReport:
         store, context = self.store, self.context
         self.weight = store.status()[context].read_weight
-        store.start_rollout(context, self.steps, self.every, self.actor,
-                            self.reason or "rollout", pid=os.getpid(),
-                            host=socket.gethostname())
-        self._say(f"rollout of {context} over {_steps(self.steps)}, every "
-                  f"{self.every:g} s, from {self.weight} %")
+        started = False
+        # The rollout is started inside the try: a signal that lands just
+        # after it is recorded must still record it stopped.
         try:
+            store.start_rollout(context, self.steps, self.every, self.actor,
+                                self.reason or "rollout", pid=os.getpid(),
+                                host=socket.gethostname())
+            started = True
+            self._say(f"rollout of {context} over {_steps(self.steps)}, every "
+                      f"{self.every:g} s, from {self.weight} %")
             for index, weight in enumerate(self.steps):
                 if weight <= self.weight:
-                    self._say(f"step {index + 1} ({weight} %): passed, the reads "
+                    passed = (f"step {index + 1} ({weight} %): passed, the reads "
                               f"are at {self.weight} %")
+                    store.update_rollout(context, state=RUNNING, reason=passed,
+                                         step=index)
+                    self._say(passed)
                     continue
 
                 self._before_step(index, weight)
@@ -310,6 +317,8 @@ class _Walk:
         except _Ended as ended:
             return self._report(False, ended.reason)
         except MigrateError as error:
+            if not started:
+                raise  # refused before it began: another walk's, say
             # A judge or gate that cannot answer (the router gone, a
             # database unreachable) proves nothing: stop where it is.
             reason = f"stopped: {error}"
@@ -318,13 +327,23 @@ class _Walk:
             return self._report(False, reason)
         except BaseException as interrupted:
             why = _interruption(interrupted)
-            store.update_rollout(context, state=STOPPED, reason=why,
-                                 actor=self.actor)
+            if started or self._recorded_as_ours():
+                store.update_rollout(context, state=STOPPED, reason=why,
+                                     actor=self.actor)
             self._say(f"stopped: {why}")
             raise
 
         store.update_rollout(context, state=DONE, reason="every step done")
         return self._report(True, "every step done")
+
+    def _recorded_as_ours(self) -> bool:
+        """Whether the context's active rollout is this process's walk (the
+        signal came after it was recorded, before the walk knew)."""
+        rollout = self.store.rollout(self.context)
+        return (
+            rollout is not None and rollout.active and rollout.pid == os.getpid()
+            and rollout.host == socket.gethostname()
+        )
 
     def _before_step(self, index: int, weight: int) -> None:
         if self.judge is not None and self.weight > 0:

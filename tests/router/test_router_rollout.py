@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from router_servers import EchoBackend, RunningRouter, eventually
@@ -255,6 +256,16 @@ class TestSteps:
             "step 2 (5 %): passed, the reads are at 5 %",
         )
 
+    def test_steps_passed_over_are_counted_as_steps_walked(
+        self, guarded: StateStore
+    ) -> None:
+        guarded.set_weight("billing", 30, "ana", "canary")
+
+        report = _walk(guarded, FakeTime(), steps=(5, 30))
+
+        assert report.finished
+        assert guarded.rollout("billing").step == 1  # type: ignore[union-attr]
+
     def test_a_judged_rollout_needs_an_slo(self, store: StateStore) -> None:
         with pytest.raises(InvalidSetting, match="migrate slo billing"):
             _walk(store, FakeTime())
@@ -285,6 +296,22 @@ class TestSignals:
                 for e in guarded.history("billing") if e.what == "rollout"]
         assert rows == [("migrate shift", "running", "stopped",
                          "interrupted by SIGTERM")]
+        assert guarded.rollout("billing").state == "stopped"  # type: ignore[union-attr]
+
+    def test_a_signal_just_after_the_rollout_is_recorded_still_stops_it(
+        self, guarded: StateStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        start = guarded.start_rollout
+
+        def recorded_then_terminated(*args: Any, **kwargs: Any) -> Any:
+            start(*args, **kwargs)
+            raise Interrupted(signal.SIGTERM)
+
+        monkeypatch.setattr(guarded, "start_rollout", recorded_then_terminated)
+
+        with pytest.raises(Interrupted):
+            _walk(guarded, FakeTime())
+
         assert guarded.rollout("billing").state == "stopped"  # type: ignore[union-attr]
 
     def test_a_signal_the_process_ignores_stays_ignored(self) -> None:
