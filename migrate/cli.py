@@ -587,14 +587,16 @@ def _shift_in_steps(
         "reason": report.reason,
         "events": list(report.events),
     }
+    stopped = (f"rollout of {context} stopped with its reads at "
+               f"{report.weight} %: {report.reason}")
+    if not report.finished:
+        # A failure's object, as every command's, with the walk's report.
+        payload = {"error": "rollout_stopped", "message": stopped, "exit_code": 1,
+                   **payload}
     if as_json or report.finished:
         _emit(as_json, payload, lambda: out.print(report.text()))
     if not report.finished:
-        click.echo(
-            f"error: rollout of {context} stopped with its reads at "
-            f"{report.weight} %: {report.reason}",
-            err=True,
-        )
+        click.echo(f"error: {stopped}", err=True)
         sys.exit(1)
 
 

@@ -175,6 +175,8 @@ def test_before_its_contracts_are_verified_no_step_is_taken(
     payload: dict[str, Any] = json.loads(done.stdout)
     assert done.returncode == 1
     assert payload["finished"] is False
+    assert (payload["error"], payload["exit_code"]) == ("rollout_stopped", 1)
+    assert payload["message"] == done.stderr.strip().removeprefix("error: ")
     assert payload["read_weight"] == 0
     assert payload["reason"].startswith(
         "contracts refused 20 %: billing's contracts do not allow it")
