@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,17 @@ def text(what: str, required: bool = False) -> Field:
     """A free-text field that reaches the ledger, capped at MAX_TEXT."""
     return Field(f"{what} is text of at most {MAX_TEXT} characters",
                  required=required, max_length=MAX_TEXT)
+
+
+def control_character(value: str) -> str | None:
+    """The first control character in ledger text, shown, or None. A
+    ledger row is one line wherever it is shown: a newline or an escape
+    sequence in a reason would forge rows in `migrate history` or
+    repaint a terminal."""
+    for character in value:
+        if unicodedata.category(character) == "Cc":
+            return repr(character)
+    return None
 
 
 def read(raw: bytes | None, fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -112,6 +124,12 @@ def _check(name: str, value: Any, field: Field) -> None:
         raise InvalidBody(
             name, f"field {name!r} {shown(value)} ({len(value):,} characters): "
             f"{field.rule}"
+        )
+
+    if field.max_length is not None and (found := control_character(value)):
+        raise InvalidBody(
+            name, f"field {name!r} {shown(value)} holds the control character "
+            f"{found}: {name} is one line of text"
         )
 
 

@@ -34,12 +34,17 @@ def _echo_json(payload: Any) -> None:
 
 def ledger_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A --reason as the ledger keeps it: capped as the admin API caps it."""
-    from migrate.router.bodies import MAX_TEXT, shown
+    from migrate.router.bodies import MAX_TEXT, control_character, shown
 
     if len(value) > MAX_TEXT:
         raise click.BadParameter(
             f"{shown(value)} ({len(value):,} characters): a reason is text of "
             f"at most {MAX_TEXT} characters", ctx, param,
+        )
+    if found := control_character(value):
+        raise click.BadParameter(
+            f"{shown(value)} holds the control character {found}: a reason is "
+            "one line of text", ctx, param,
         )
     return value
 

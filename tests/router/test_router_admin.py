@@ -235,6 +235,9 @@ LONG = "x" * 100_000
     ("weight", f'{{"weight": 0, "reason": "{LONG}"}}'.encode(),
      f"field 'reason' {repr(LONG)[:60]}… (100,000 characters): reason is text "
      "of at most 500 characters"),
+    ("weight", b'{"weight": 0, "reason": "ok\\n2026-12-04 admin set 100"}',
+     "field 'reason' 'ok\\n2026-12-04 admin set 100' holds the control character "
+     "'\\n': reason is one line of text"),
     ("weight", b'{"weight": 0, "weight": 5}',
      "field 'weight' is given twice; a field is given once"),
     ("rollback", b"[]", "body []: a body is a JSON object"),

@@ -133,6 +133,19 @@ def test_a_reason_longer_than_the_ledger_keeps_is_refused_naming_the_rule(
     assert StateStore(home / "router.db").history("billing") == before
 
 
+def test_a_reason_of_more_than_one_line_is_refused_naming_the_character(
+    home: Path,
+) -> None:
+    before = StateStore(home / "router.db").history("billing")
+
+    done = _migrate(home, "shadow", "billing", "10", "--reason", "a\x1b[2Jb")
+
+    assert done.returncode == 2
+    assert ("holds the control character '\\x1b': a reason is one line of text"
+            in done.stderr)
+    assert StateStore(home / "router.db").history("billing") == before
+
+
 def test_slo_sets_the_objective_from_human_units(home: Path) -> None:
     done = _migrate(home, "slo", "billing", "--max-error-rate", "1%",
                     "--max-p99", "250ms", "--window", "1m", "--json")
