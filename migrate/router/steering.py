@@ -149,6 +149,8 @@ def shift_reads(
 
 def pause(store: StateStore, context: str, actor: str, reason: str) -> int:
     """Stop the clock of the context's running rollout."""
+    # A rollout whose walker is gone is over, not something to pause.
+    store.end_stale_rollouts(actor)
     if not pause_rollout(store, context, reason, actor=actor):
         _no_rollout(store, context, "pause")
     return store.revision()
@@ -156,6 +158,8 @@ def pause(store: StateStore, context: str, actor: str, reason: str) -> int:
 
 def resume(store: StateStore, context: str, actor: str, reason: str) -> int:
     """Start the clock of the context's paused rollout again."""
+    # Nobody is left to walk it on: resuming would leave it paused forever.
+    store.end_stale_rollouts(actor)
     if not resume_rollout(store, context, reason, actor=actor):
         _no_rollout(store, context, "resume")
     return store.revision()

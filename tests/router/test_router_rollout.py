@@ -378,6 +378,18 @@ class TestStaleRollouts:
             ("migrate status", "running", "stopped", why)]
         assert guarded.end_stale_rollouts("migrate status") == ()
 
+    @pytest.mark.parametrize("move", [steering.pause, steering.resume])
+    def test_a_stale_rollout_is_ended_rather_than_paused_or_resumed(
+        self, guarded: StateStore, move: Callable[..., int]
+    ) -> None:
+        guarded.start_rollout("billing", (1, 5), 60, "ana", "canary",
+                              pid=_ended_pid(), host=socket.gethostname())
+
+        with pytest.raises(InvalidSetting, match="there is no rollout to"):
+            move(guarded, "billing", "bob", "lunch")
+
+        assert guarded.rollout("billing").state == STOPPED  # type: ignore[union-attr]
+
     def test_a_new_rollout_ends_a_stale_one_instead_of_being_refused(
         self, guarded: StateStore
     ) -> None:
