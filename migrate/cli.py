@@ -541,11 +541,26 @@ def shift(
     # parity; lowering never waits.
     shift_reads(system.state, context, percent, "migrate shift", reason or "operator",
                 gate=raise_gate(system.settings))
+    _router_reads_the_store(system.state.path)
     _emit(
         as_json,
         {"context": context, "read_weight": percent},
         lambda: out.print(f"{context}: {percent} % of reads now go to its service."),
     )
+
+
+def _router_reads_the_store(state_path: str) -> None:
+    """Have a running router route by the change just written, before the
+    command says it is done: left alone, it finds it at its next poll of
+    the store, a fifth of a second later. Without a router running there
+    is nobody to tell; one that starts reads the store."""
+    from migrate.router.admin import AdminClient
+    from migrate.router.errors import AdminUnavailable
+
+    try:
+        AdminClient.for_state(state_path).post("/admin/refresh")
+    except AdminUnavailable:
+        pass  # no router running: the store holds the change for one to read
 
 
 def _shift_in_steps(
@@ -614,6 +629,7 @@ def rollback(context: str, reason: str, as_json: bool) -> None:
     system.manifest.context(context)
     with _Steps(as_json) as steps:
         report = roll_back(system, context, reason=reason, progress=steps.say)
+    _router_reads_the_store(system.state.path)
     moved = report.writes_moved
     payload = {
         "context": context,

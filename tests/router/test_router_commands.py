@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from router_servers import LoopThread
 
+from migrate.router.admin import AdminClient, write_admin_file
 from migrate.router.bench import RouterBench, Row
+from migrate.router.proxy import Settings, serve
 from migrate.router.state import StateStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -34,6 +38,38 @@ def home(tmp_path: Path) -> Path:
         ("POST", "/invoices/<int:invoice_id>/payments", "invoice_id"),
     ])
     return tmp_path
+
+
+def test_a_running_router_routes_by_a_shift_before_the_command_returns(
+    home: Path,
+) -> None:
+    store = StateStore(home / "router.db")
+    store.set_weight("billing", 30, "ana", "canary")
+    loop = LoopThread()
+    admin: asyncio.Future[tuple[str, int]] = loop.loop.create_future()
+    # A poll of the store once an hour: only being told makes it look.
+    settings = Settings(poll_interval=3600)
+    serving = asyncio.run_coroutine_threadsafe(
+        serve(store, "127.0.0.1", 0, settings, admin=("127.0.0.1", 0, "t0ken"),
+              admin_started=admin), loop.loop)
+    try:
+        host, port = loop.call(_address_of(admin))
+        write_admin_file(store.path, f"http://{host}:{port}", "t0ken")
+
+        done = _migrate(home, "shift", "billing", "0")
+        routed = AdminClient.for_state(store.path).get("/admin/status")
+    finally:
+        serving.cancel()
+        loop.stop()
+
+    assert done.returncode == 0, done.stderr
+    assert routed["contexts"]["billing"]["read_weight"] == 0
+
+
+async def _address_of(
+    started: asyncio.Future[tuple[str, int]],
+) -> tuple[str, int]:
+    return await started
 
 
 def test_shadow_sets_the_share_and_rules_in_the_ledger(home: Path) -> None:
