@@ -59,7 +59,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -515,11 +515,13 @@ class StateStore:
                 percent=percent,
                 ignore_paths=(
                     before.ignore_paths if ignore_paths is None
-                    else _checked_paths(context, ignore_paths)
+                    else _checked(context, "shadow ignore path", ignore_paths,
+                                  check_path)
                 ),
                 ignore_headers=(
                     before.ignore_headers if ignore_headers is None
-                    else _checked_headers(context, ignore_headers)
+                    else _checked(context, "shadow ignore header", ignore_headers,
+                                  check_header)
                 ),
                 noise=before.noise if noise is None else noise,
                 safe_writes=(
@@ -1223,23 +1225,18 @@ def _check_slo(context: str, slo: Slo) -> None:
                              "a window needs at least 1 request to judge")
 
 
-def _checked_paths(context: str, paths: Iterable[str]) -> tuple[str, ...]:
+def _checked(
+    context: str, setting: str, values: Iterable[str],
+    check: Callable[[str], str | None],
+) -> tuple[str, ...]:
+    """The values, if `check` finds no problem with any; else the first
+    problem, naming the setting and the value."""
     checked = []
-    for path in paths:
-        problem = check_path(path)
+    for value in values:
+        problem = check(value)
         if problem is not None:
-            raise InvalidSetting(context, "shadow ignore path", path, problem)
-        checked.append(path)
-    return tuple(checked)
-
-
-def _checked_headers(context: str, names: Iterable[str]) -> tuple[str, ...]:
-    checked = []
-    for name in names:
-        problem = check_header(name)
-        if problem is not None:
-            raise InvalidSetting(context, "shadow ignore header", name, problem)
-        checked.append(name)
+            raise InvalidSetting(context, setting, value, problem)
+        checked.append(value)
     return tuple(checked)
 
 

@@ -334,19 +334,24 @@ def test_a_shift_ended_by_a_signal_records_its_rollout_as_stopped_and_why(
     assert verified.weight() == 10
 
 
-def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
-    verified: Running,
-) -> None:
+def _killed_at_its_first_step(verified: Running) -> subprocess.Popen[str]:
+    """A `--steps 10,20,30` walk, killed with SIGKILL once reads are at 10 %."""
     shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
     try:
         assert eventually(lambda: verified.weight() == 10, 30)
-
         shift.send_signal(signal.SIGKILL)
         shift.wait(30)
-        status = verified.migrate("status", "--json")
-        again = verified.migrate("shift", "billing", "--steps", "20", "--every", "1s")
     finally:
         shift.kill()
+    return shift
+
+
+def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
+    verified: Running,
+) -> None:
+    shift = _killed_at_its_first_step(verified)
+    status = verified.migrate("status", "--json")
+    again = verified.migrate("shift", "billing", "--steps", "20", "--every", "1s")
 
     why = f"the process walking it (pid {shift.pid} on {socket.gethostname()}) is gone"
     shown = json.loads(status.stdout)["contexts"]["billing"]["rollout"]
@@ -362,16 +367,8 @@ def test_a_shift_killed_outright_leaves_no_rollout_in_the_way(
 def test_shifting_to_zero_ends_the_rollout_of_a_killed_shift(
     verified: Running,
 ) -> None:
-    shift = verified.start("shift", "billing", "--steps", "10,20,30", "--every", "8s")
-    try:
-        assert eventually(lambda: verified.weight() == 10, 30)
-
-        shift.send_signal(signal.SIGKILL)
-        shift.wait(30)
-        back = verified.migrate("shift", "billing", "0",
-                                "--reason", "customers complain")
-    finally:
-        shift.kill()
+    _killed_at_its_first_step(verified)
+    back = verified.migrate("shift", "billing", "0", "--reason", "customers complain")
 
     rollout = verified.state.rollout("billing")
     ended = [(e.actor, e.before, e.after, e.reason)
