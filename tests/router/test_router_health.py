@@ -113,9 +113,11 @@ class TestStalledService:
         for reader in readers:
             reader.join(10)
 
+        # Whether the second read reached the stalled backend once the first
+        # gave its connection up depends on when each began; that neither
+        # waited longer than one timeout does not.
         assert backends == ["monolith", "monolith"]
         assert max(took) < 1.5
-        assert stalling.requests == 1
 
     def test_a_kept_alive_connection_the_service_dropped_is_tried_again_at_once(
         self, store: StateStore, start_router: StartRouter
